@@ -1,0 +1,89 @@
+//! The command line, as clap parses it. Validation into a plan happens in `plan.rs`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::idmap::MapMode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo-for-arm",
+    bin_name = "cargo for-arm",
+    version,
+    about = "Build and run Rust projects for ARM on x86_64 Linux, without root and without Docker",
+    after_help = "Exit codes: the command's own code, 128+N if it died of signal N, \
+                  125 if cargo-for-arm could not set the sandbox up, 126 if the command could \
+                  not be executed, 127 if it was not found."
+)]
+pub struct Cli {
+    /// Print less (no notes).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command inside an ARM root filesystem, in an unprivileged sandbox.
+    Run(RunArgs),
+    /// Check, by trying each, what the sandbox needs from this machine.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Network {
+    /// Share the host's network.
+    Host,
+    /// A new, empty network namespace (loopback only, down).
+    None,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SandboxArgs {
+    /// Root filesystem directory to run in.
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: PathBuf,
+    /// Guest architecture (default: detected from the rootfs's /bin/sh).
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
+    /// Static qemu to use (default: $CARGO_FOR_ARM_QEMU_<ARCH>, then qemu-<arch>-static and
+    /// qemu-<arch> on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub qemu: Option<PathBuf>,
+    /// Bind a host path into the sandbox: HOST[:GUEST[:ro|rw]] (GUEST defaults to HOST).
+    #[arg(long = "bind", value_name = "HOST[:GUEST[:ro]]")]
+    pub binds: Vec<String>,
+    /// Do not bind the current directory into the sandbox.
+    #[arg(long)]
+    pub no_bind_cwd: bool,
+    /// Working directory inside (default: the current directory, which is bound).
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+    /// Set an environment variable inside (the host environment is not passed through).
+    #[arg(long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Network: share the host's, or none at all.
+    #[arg(long, value_enum, default_value_t = Network::Host)]
+    pub network: Network,
+    /// Id map: full (newuidmap + /etc/subuid), single (only you, as root inside), or auto.
+    #[arg(long, value_enum, default_value_t = MapMode::Auto)]
+    pub map: MapMode,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Architectures to look for a static qemu for (default: arm and aarch64).
+    #[arg(long = "arch", value_name = "ARCH")]
+    pub arches: Vec<String>,
+}

@@ -1,0 +1,238 @@
+//! `cargo for-arm doctor`: every prerequisite checked by trying it in a throwaway child.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+use anyhow::Result;
+use nix::errno::Errno;
+
+use crate::arch::Arch;
+use crate::idmap::{self, IdMap, MapMode};
+use crate::qemu;
+use crate::sandbox::sys;
+
+struct Check {
+    name: &'static str,
+    ok: bool,
+    detail: String,
+    /// A failed optional check is a warning, not a reason for exit 1.
+    required: bool,
+}
+
+fn read_sysctl(name: &str) -> Option<String> {
+    std::fs::read_to_string(Path::new("/proc/sys").join(name.replace('.', "/")))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// Clone with `flags`, write `map`, run `action` in the child and return what it reported.
+fn probe(flags: libc::c_int, map: &IdMap, action: fn() -> Result<(), String>) -> Result<(), String> {
+    let mut go = [0; 2];
+    let mut rep = [0; 2];
+    // SAFETY: pipes we own.
+    unsafe {
+        if libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) != 0 || libc::pipe2(rep.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return Err(format!("pipe2 => {}", Errno::last()));
+        }
+    }
+    let (go_rd, go_wr, rep_rd, rep_wr) = unsafe {
+        (OwnedFd::from_raw_fd(go[0]), OwnedFd::from_raw_fd(go[1]), OwnedFd::from_raw_fd(rep[0]), OwnedFd::from_raw_fd(rep[1]))
+    };
+    // SAFETY: fork-like clone from the single-threaded doctor.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+    if pid < 0 {
+        let e = Errno::last();
+        return Err(format!("clone => {e:?} ({})", e.desc()));
+    }
+    if pid == 0 {
+        drop(go_wr);
+        let mut b = [0u8; 1];
+        // SAFETY: one byte into a stack buffer.
+        if unsafe { libc::read(go_rd.as_raw_fd(), b.as_mut_ptr().cast(), 1) } != 1 {
+            unsafe { libc::_exit(1) };
+        }
+        let msg = match action() {
+            Ok(()) => "ok".to_string(),
+            Err(e) => e,
+        };
+        let _ = sys::write_all(rep_wr.as_raw_fd(), msg.as_bytes());
+        unsafe { libc::_exit(0) };
+    }
+    drop(go_rd);
+    drop(rep_wr);
+    let res = idmap::write_maps(map, pid as i32).map_err(|e| format!("{e:#}"));
+    if res.is_ok() {
+        let _ = sys::write_all(go_wr.as_raw_fd(), &[1]);
+    }
+    drop(go_wr);
+    let mut out = String::new();
+    use std::io::Read;
+    std::fs::File::from(rep_rd).read_to_string(&mut out).ok();
+    // SAFETY: reaping our child.
+    unsafe { libc::waitpid(pid as i32, std::ptr::null_mut(), libc::__WALL) };
+    res?;
+    if out == "ok" {
+        Ok(())
+    } else if out.is_empty() {
+        Err("the probe died without a word".into())
+    } else {
+        Err(out)
+    }
+}
+
+fn private_tmp() -> Result<(), String> {
+    sys::mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None, "/").map_err(|e| e.to_string())?;
+    sys::mount(Some(c"tmpfs"), c"/tmp", Some(c"tmpfs"), 0, None, "/tmp").map_err(|e| e.to_string())
+}
+
+fn try_mounts() -> Result<(), String> {
+    private_tmp()?;
+    let p = CString::new("/tmp/proc").expect("no NUL");
+    // SAFETY: mkdir in our private tmpfs.
+    unsafe { libc::mkdir(p.as_ptr(), 0o755) };
+    sys::mount(Some(c"proc"), &p, Some(c"proc"), 0, None, "/tmp/proc").map_err(|e| e.to_string())
+}
+
+fn try_binfmt() -> Result<(), String> {
+    private_tmp()?;
+    let p = CString::new("/tmp/binfmt").expect("no NUL");
+    // SAFETY: mkdir in our private tmpfs.
+    unsafe { libc::mkdir(p.as_ptr(), 0o755) };
+    sys::mount(Some(c"binfmt_misc"), &p, Some(c"binfmt_misc"), 0, None, "binfmt_misc").map_err(|e| e.to_string())?;
+    if Path::new("/tmp/binfmt/register").exists() {
+        Ok(())
+    } else {
+        Err("binfmt_misc mounted but has no register file".into())
+    }
+}
+
+fn userns_fix() -> String {
+    let mut fixes = Vec::new();
+    if read_sysctl("user.max_user_namespaces").as_deref() == Some("0") {
+        fixes.push("user.max_user_namespaces is 0: 'sysctl -w user.max_user_namespaces=15000'".to_string());
+    }
+    if read_sysctl("kernel.unprivileged_userns_clone").as_deref() == Some("0") {
+        fixes.push("Debian's kernel.unprivileged_userns_clone is 0: 'sysctl -w kernel.unprivileged_userns_clone=1'".to_string());
+    }
+    if fixes.is_empty() {
+        fixes.push("a container's seccomp profile may forbid user namespaces; run on the host or allow unshare/clone(CLONE_NEWUSER)".into());
+    }
+    fixes.join("; ")
+}
+
+fn apparmor_fix() -> String {
+    if read_sysctl("kernel.apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
+        "AppArmor restricts unprivileged user namespaces (Ubuntu 23.10+): 'sysctl -w kernel.apparmor_restrict_unprivileged_userns=0', or load a profile for cargo-for-arm: \
+         'abi <abi/4.0>, include <tunables/global> profile cargo-for-arm /path/to/cargo-for-arm flags=(unconfined) { userns, }' into /etc/apparmor.d/".into()
+    } else {
+        "the kernel refused it; check for an LSM (AppArmor, SELinux) policy on user namespaces".into()
+    }
+}
+
+/// Host binfmt_misc registrations, with whether they carry F (and the worrying C).
+fn host_binfmt() -> (bool, String) {
+    let dir = Path::new("/proc/sys/fs/binfmt_misc");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (true, "the host's binfmt_misc is not mounted: no global registrations".into());
+    };
+    let mut found = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == "register" || name == "status" {
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        let flags = text.lines().find_map(|l| l.strip_prefix("flags: ")).unwrap_or("").to_string();
+        found.push(format!("{name} (flags '{flags}')"));
+    }
+    if found.is_empty() {
+        (true, "no global registrations".into())
+    } else {
+        (true, format!("global registrations: {}; a sandbox with its own binfmt_misc ignores them", found.join(", ")))
+    }
+}
+
+pub fn run(arches: &[String]) -> Result<i32> {
+    let uid = nix::unistd::getuid().as_raw();
+    let gid = nix::unistd::getgid().as_raw();
+    let single = IdMap::Single { uid, gid };
+    let mut checks = Vec::new();
+    let userns = probe(libc::CLONE_NEWUSER, &single, || Ok(()));
+    checks.push(Check {
+        name: "user namespaces + id map",
+        ok: userns.is_ok(),
+        detail: match &userns {
+            Ok(()) => "unprivileged user namespace created and single-id map written".into(),
+            Err(e) if e.starts_with("clone") => format!("{e}; {}", userns_fix()),
+            Err(e) => format!("{e}; {}", apparmor_fix()),
+        },
+        required: true,
+    });
+    let flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID;
+    let mounts = probe(flags, &single, try_mounts);
+    checks.push(Check {
+        name: "mount + pid namespaces, procfs",
+        ok: mounts.is_ok(),
+        detail: match &mounts {
+            Ok(()) => "tmpfs and a fresh procfs mounted in a new mount namespace".into(),
+            Err(e) => format!("{e}; {} (inside a container with a masked /proc a new procfs is refused)", apparmor_fix()),
+        },
+        required: true,
+    });
+    let (full, full_ok) = match idmap::choose(MapMode::Full, &idmap::Sources::default()) {
+        Ok((m, _)) => match probe(libc::CLONE_NEWUSER, &m, || Ok(())) {
+            Ok(()) => (format!("{m} written by newuidmap/newgidmap"), true),
+            Err(e) => (format!("{e}; runs fall back to a single-id map"), false),
+        },
+        Err(e) => (format!("{e:#}; runs use a single-id map"), false),
+    };
+    checks.push(Check { name: "full id map (subuid)", ok: full_ok, detail: full, required: false });
+    let binfmt = probe(libc::CLONE_NEWUSER | libc::CLONE_NEWNS, &single, try_binfmt);
+    let (host_ok, host_detail) = host_binfmt();
+    let has_host_f = Arch::ALL.iter().any(|a| {
+        std::fs::read_to_string(Path::new("/proc/sys/fs/binfmt_misc").join(a.binfmt_name()))
+            .map(|t| t.lines().any(|l| l.starts_with("flags: ") && l.contains('F')))
+            .unwrap_or(false)
+    });
+    checks.push(Check {
+        name: "private binfmt_misc",
+        ok: binfmt.is_ok() || has_host_f,
+        detail: match &binfmt {
+            Ok(()) => "binfmt_misc mounted inside a user namespace (Linux 6.7+)".into(),
+            Err(e) if has_host_f => format!("{e}; falling back to the host's F registrations"),
+            Err(e) => format!("{e}; needs Linux 6.7 or later, or a host registration of a static qemu with flag F"),
+        },
+        required: true,
+    });
+    checks.push(Check { name: "host binfmt_misc", ok: host_ok, detail: host_detail, required: false });
+    let arches: Vec<Arch> = if arches.is_empty() {
+        vec![Arch::Arm, Arch::Aarch64]
+    } else {
+        arches.iter().map(|a| Arch::parse(a)).collect::<Result<_>>()?
+    };
+    let path = std::env::var("PATH").ok();
+    for (i, a) in arches.iter().enumerate() {
+        let q = qemu::find(*a, None, path.as_deref());
+        checks.push(Check {
+            name: if i == 0 { "static qemu" } else { "" },
+            ok: q.is_ok(),
+            detail: match q {
+                Ok(q) => format!("{a}: {}", q.path.display()),
+                Err(e) => format!("{e:#}"),
+            },
+            required: i == 0,
+        });
+    }
+    let mut ok = true;
+    for c in &checks {
+        let mark = if c.ok { "ok  " } else if c.required { "FAIL" } else { "warn" };
+        println!("{mark} {:<32} {}", c.name, c.detail);
+        ok &= c.ok || !c.required;
+    }
+    println!(
+        "{}",
+        if ok { "cargo-for-arm can run sandboxes on this machine" } else { "cargo-for-arm cannot run sandboxes here until the FAIL lines are fixed" }
+    );
+    Ok(if ok { 0 } else { 1 })
+}

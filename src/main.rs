@@ -1,0 +1,53 @@
+//! cargo-for-arm: build and run Rust projects for ARM on x86_64 Linux, rootless.
+
+mod arch;
+mod cli;
+mod doctor;
+mod idmap;
+mod plan;
+mod qemu;
+mod sandbox;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    // Descriptors inherited from whoever started us (item 27) must not reach the sandbox.
+    sandbox::sys::cloexec_from(3);
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `cargo for-arm ...` runs `cargo-for-arm for-arm ...`.
+    if args.get(1).is_some_and(|a| a == "for-arm") {
+        args.remove(1);
+    }
+    let cli = Cli::parse_from(args);
+    match run(cli) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(sandbox::EXIT_SETUP as u8)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Run(args) => {
+            let plan = plan::RunPlan::new(&args.sandbox, args.command)?;
+            if !cli.quiet {
+                for n in &plan.notes {
+                    eprintln!("cargo-for-arm: note: {n}");
+                }
+            }
+            let running = sandbox::spawn(&plan)?;
+            let outcome = running.wait(&mut |_| {})?;
+            if let Some(e) = &outcome.error {
+                eprintln!("error: {e}");
+            }
+            Ok(outcome.code)
+        }
+        Command::Doctor(args) => doctor::run(&args.arches),
+    }
+}

@@ -1,0 +1,296 @@
+//! The sandbox: prepare everything on the host, clone into new namespaces, write the id maps,
+//! let the child set up and exec, and wait for it while forwarding signals.
+//!
+//! Stages (see docs/ARCHITECTURE.md): host (plan → `ChildSpec`, clone, id maps, wait) →
+//! child set-up (`init::setup`: mounts, binfmt, pivot_root) → PID 1 (`init::run_init`) →
+//! command (`init::exec_command`: drop privileges, execve).
+
+pub mod init;
+pub mod mounts;
+pub mod sys;
+
+use std::ffi::CString;
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
+
+use crate::cli::Network;
+use crate::idmap::{self, IdMap};
+use crate::plan::{cpath, RunPlan};
+
+/// cargo-for-arm could not set the sandbox up (documented in the README and `--help`).
+pub const EXIT_SETUP: i32 = 125;
+/// The command exists but could not be executed.
+pub const EXIT_NOT_EXECUTABLE: i32 = 126;
+/// The command was not found in the rootfs.
+pub const EXIT_NOT_FOUND: i32 = 127;
+
+/// Signals the tool passes on to the command (through PID 1, which forwards them too).
+pub const FORWARDED: [i32; 6] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+/// Everything the child needs, computed before clone.
+pub struct ChildSpec {
+    pub rootfs: CString,
+    pub mounts: Vec<mounts::MountOp>,
+    pub workdir: CString,
+    pub argv: Vec<CString>,
+    pub envp: Vec<CString>,
+    pub exec_candidates: Vec<CString>,
+    pub path_shown: String,
+    pub full_map: bool,
+    pub new_net: bool,
+    pub interactive: bool,
+    pub go_fd: RawFd,
+    pub report_fd: RawFd,
+}
+
+/// How the sandboxed command ended, as the tool should exit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub code: i32,
+    /// A failure of cargo-for-arm itself (set-up or exec), already worded for the user.
+    pub error: Option<String>,
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two fds we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        bail!("pipe2 => {}", Errno::last());
+    }
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Forking from a multi-threaded process can leave the child stuck on a lock another thread
+/// held; the sandbox is always entered from a single thread.
+fn assert_single_threaded() -> Result<()> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .map(|t| t.trim().to_string())
+        .unwrap_or_default();
+    if threads != "1" {
+        bail!("internal error: cargo-for-arm has {threads} threads when entering the sandbox");
+    }
+    Ok(())
+}
+
+pub fn sigset(signals: &[i32]) -> libc::sigset_t {
+    // SAFETY: building a sigset on the stack.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &s in signals {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}
+
+fn is_foreground_tty() -> bool {
+    // SAFETY: terminal queries on fd 0.
+    unsafe { libc::isatty(0) == 1 && libc::tcgetpgrp(0) == libc::getpgrp() }
+}
+
+fn clone_error(e: Errno) -> anyhow::Error {
+    let fix = match e {
+        Errno::ENOSPC => "the user namespace limit is reached: check 'sysctl user.max_user_namespaces' (0 disables them; set it to e.g. 15000)",
+        Errno::EPERM => "unprivileged user namespaces are disabled: on Debian 'sysctl kernel.unprivileged_userns_clone=1'; inside a container its seccomp profile may forbid them",
+        Errno::EINVAL => "this kernel lacks one of the namespaces needed (user, mount, pid, uts, ipc)",
+        _ => "run 'cargo for-arm doctor'",
+    };
+    anyhow::anyhow!("user namespaces unavailable: clone(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID...) => {e:?} ({}); {fix}", e.desc())
+}
+
+/// Prepare the child's specification from a plan.
+fn child_spec(plan: &RunPlan, go_fd: RawFd, report_fd: RawFd) -> Result<ChildSpec> {
+    let envp = plan
+        .env
+        .iter()
+        .map(|(k, v)| CString::new(format!("{k}={v}")).context("environment has NUL"))
+        .collect::<Result<Vec<_>>>()?;
+    let path = plan
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    Ok(ChildSpec {
+        rootfs: cpath(&plan.rootfs)?,
+        mounts: mounts::mount_plan(plan)?,
+        workdir: cpath(&plan.workdir)?,
+        argv: plan
+            .argv
+            .iter()
+            .map(|a| CString::new(a.as_str()).context("argument contains NUL"))
+            .collect::<Result<_>>()?,
+        envp,
+        exec_candidates: init::exec_candidates(&plan.argv[0], &path),
+        path_shown: path,
+        full_map: matches!(plan.idmap, IdMap::Full { .. }),
+        new_net: plan.network == Network::None,
+        interactive: is_foreground_tty(),
+        go_fd,
+        report_fd,
+    })
+}
+
+/// A sandbox that has been started: PID 1's host pid and the report pipe.
+pub struct Running {
+    pub pid: i32,
+    report: OwnedFd,
+    interactive: bool,
+}
+
+/// Enter the sandbox and start the command. Signals in `FORWARDED` and SIGCHLD are blocked
+/// on return; the caller waits with [`Running::wait`].
+pub fn spawn(plan: &RunPlan) -> Result<Running> {
+    let (go_rd, go_wr) = pipe()?;
+    let (rep_rd, rep_wr) = pipe()?;
+    let spec = child_spec(plan, go_rd.as_raw_fd(), rep_wr.as_raw_fd())?;
+    let mut blocked: Vec<i32> = FORWARDED.to_vec();
+    blocked.extend([libc::SIGCHLD, libc::SIGTTOU]);
+    // SAFETY: changing our own signal mask; the child inherits it and PID 1 waits on it.
+    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &sigset(&blocked), std::ptr::null_mut()) };
+    assert_single_threaded()?;
+    let mut flags = libc::CLONE_NEWUSER
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWIPC;
+    if plan.network == Network::None {
+        flags |= libc::CLONE_NEWNET;
+    }
+    // SAFETY: clone without a new stack behaves like fork; the process is single-threaded.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if pid < 0 {
+        return Err(clone_error(Errno::last()));
+    }
+    if pid == 0 {
+        drop(go_wr);
+        drop(rep_rd);
+        init::child_main(&spec);
+    }
+    let pid = pid as i32;
+    drop(go_rd);
+    drop(rep_wr);
+    if let Err(e) = idmap::write_maps(&plan.idmap, pid) {
+        // SAFETY: killing and reaping our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        return Err(e);
+    }
+    sys::write_all(go_wr.as_raw_fd(), &[1]).context("starting the sandbox")?;
+    Ok(Running {
+        pid,
+        report: rep_rd,
+        interactive: spec.interactive,
+    })
+}
+
+impl Running {
+    /// Wait for PID 1, forwarding signals; `tick` runs about once a second while it lives.
+    pub fn wait(self, tick: &mut dyn FnMut(i32)) -> Result<Outcome> {
+        let mut watched: Vec<i32> = FORWARDED.to_vec();
+        watched.push(libc::SIGCHLD);
+        let set = sigset(&watched);
+        let timeout = libc::timespec {
+            tv_sec: Duration::from_secs(1).as_secs() as libc::time_t,
+            tv_nsec: 0,
+        };
+        let status = loop {
+            // SAFETY: waiting for one of our blocked signals.
+            let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &timeout) };
+            if sig == libc::SIGCHLD || sig < 0 {
+                let mut status = 0;
+                // SAFETY: non-blocking reap of our child.
+                let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
+                if r == self.pid {
+                    break status;
+                }
+                if sig < 0 {
+                    tick(self.pid);
+                }
+            } else {
+                // SAFETY: forwarding to our own child.
+                unsafe { libc::kill(self.pid, sig) };
+            }
+        };
+        if self.interactive {
+            // SAFETY: take the terminal back (SIGTTOU is blocked).
+            unsafe { libc::tcsetpgrp(0, libc::getpgrp()) };
+        }
+        let mut text = String::new();
+        std::fs::File::from(self.report).read_to_string(&mut text).ok();
+        Ok(interpret(status, &text))
+    }
+}
+
+/// Turn PID 1's wait status and the report lines into the tool's outcome.
+pub fn interpret(status: i32, report: &str) -> Outcome {
+    for line in report.lines() {
+        let mut parts = line.splitn(3, '\t');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some("setup"), Some(msg), None) => {
+                return Outcome {
+                    code: EXIT_SETUP,
+                    error: Some(format!("setting up the sandbox: {msg}")),
+                }
+            }
+            (Some("exec"), Some(code), Some(msg)) => {
+                return Outcome {
+                    code: code.parse().unwrap_or(EXIT_SETUP),
+                    error: Some(msg.to_string()),
+                }
+            }
+            _ => {}
+        }
+    }
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        EXIT_SETUP
+    };
+    Outcome { code, error: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes() {
+        // Exit 42 passes through; signal 15 becomes 143.
+        assert_eq!(interpret(42 << 8, ""), Outcome { code: 42, error: None });
+        assert_eq!(interpret(15, "").code, 143);
+        let o = interpret(125 << 8, "setup\tmount(proc, /proc) => EPERM\n");
+        assert_eq!(o.code, EXIT_SETUP);
+        assert!(o.error.unwrap().contains("mount(proc"));
+        let o = interpret(127 << 8, "exec\t127\tfoo: command not found\n");
+        assert_eq!(o.code, 127);
+    }
+}
