@@ -100,7 +100,9 @@ impl Arch {
             0xff, 0xff, 0xfe, 0xff, 0xff, 0xff,
         ];
         let ident = |class: u8, data: u8| -> [u8; 16] {
-            [0x7f, b'E', b'L', b'F', class, data, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+            [
+                0x7f, b'E', b'L', b'F', class, data, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            ]
         };
         let le = |class: u8, machine: u16| -> [u8; 20] {
             let mut m = [0u8; 20];

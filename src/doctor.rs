@@ -27,20 +27,40 @@ fn read_sysctl(name: &str) -> Option<String> {
 }
 
 /// Clone with `flags`, write `map`, run `action` in the child and return what it reported.
-fn probe(flags: libc::c_int, map: &IdMap, action: fn() -> Result<(), String>) -> Result<(), String> {
+fn probe(
+    flags: libc::c_int,
+    map: &IdMap,
+    action: fn() -> Result<(), String>,
+) -> Result<(), String> {
     let mut go = [0; 2];
     let mut rep = [0; 2];
     // SAFETY: pipes we own.
     unsafe {
-        if libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) != 0 || libc::pipe2(rep.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+        if libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) != 0
+            || libc::pipe2(rep.as_mut_ptr(), libc::O_CLOEXEC) != 0
+        {
             return Err(format!("pipe2 => {}", Errno::last()));
         }
     }
     let (go_rd, go_wr, rep_rd, rep_wr) = unsafe {
-        (OwnedFd::from_raw_fd(go[0]), OwnedFd::from_raw_fd(go[1]), OwnedFd::from_raw_fd(rep[0]), OwnedFd::from_raw_fd(rep[1]))
+        (
+            OwnedFd::from_raw_fd(go[0]),
+            OwnedFd::from_raw_fd(go[1]),
+            OwnedFd::from_raw_fd(rep[0]),
+            OwnedFd::from_raw_fd(rep[1]),
+        )
     };
     // SAFETY: fork-like clone from the single-threaded doctor.
-    let pid = unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
     if pid < 0 {
         let e = Errno::last();
         return Err(format!("clone => {e:?} ({})", e.desc()));
@@ -82,7 +102,8 @@ fn probe(flags: libc::c_int, map: &IdMap, action: fn() -> Result<(), String>) ->
 }
 
 fn private_tmp() -> Result<(), String> {
-    sys::mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None, "/").map_err(|e| e.to_string())?;
+    sys::mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None, "/")
+        .map_err(|e| e.to_string())?;
     sys::mount(Some(c"tmpfs"), c"/tmp", Some(c"tmpfs"), 0, None, "/tmp").map_err(|e| e.to_string())
 }
 
@@ -99,7 +120,15 @@ fn try_binfmt() -> Result<(), String> {
     let p = CString::new("/tmp/binfmt").expect("no NUL");
     // SAFETY: mkdir in our private tmpfs.
     unsafe { libc::mkdir(p.as_ptr(), 0o755) };
-    sys::mount(Some(c"binfmt_misc"), &p, Some(c"binfmt_misc"), 0, None, "binfmt_misc").map_err(|e| e.to_string())?;
+    sys::mount(
+        Some(c"binfmt_misc"),
+        &p,
+        Some(c"binfmt_misc"),
+        0,
+        None,
+        "binfmt_misc",
+    )
+    .map_err(|e| e.to_string())?;
     if Path::new("/tmp/binfmt/register").exists() {
         Ok(())
     } else {
@@ -110,7 +139,9 @@ fn try_binfmt() -> Result<(), String> {
 fn userns_fix() -> String {
     let mut fixes = Vec::new();
     if read_sysctl("user.max_user_namespaces").as_deref() == Some("0") {
-        fixes.push("user.max_user_namespaces is 0: 'sysctl -w user.max_user_namespaces=15000'".to_string());
+        fixes.push(
+            "user.max_user_namespaces is 0: 'sysctl -w user.max_user_namespaces=15000'".to_string(),
+        );
     }
     if read_sysctl("kernel.unprivileged_userns_clone").as_deref() == Some("0") {
         fixes.push("Debian's kernel.unprivileged_userns_clone is 0: 'sysctl -w kernel.unprivileged_userns_clone=1'".to_string());
@@ -126,7 +157,8 @@ fn apparmor_fix() -> String {
         "AppArmor restricts unprivileged user namespaces (Ubuntu 23.10+): 'sysctl -w kernel.apparmor_restrict_unprivileged_userns=0', or load a profile for cargo-for-arm: \
          'abi <abi/4.0>, include <tunables/global> profile cargo-for-arm /path/to/cargo-for-arm flags=(unconfined) { userns, }' into /etc/apparmor.d/".into()
     } else {
-        "the kernel refused it; check for an LSM (AppArmor, SELinux) policy on user namespaces".into()
+        "the kernel refused it; check for an LSM (AppArmor, SELinux) policy on user namespaces"
+            .into()
     }
 }
 
@@ -134,7 +166,10 @@ fn apparmor_fix() -> String {
 fn host_binfmt() -> (bool, String) {
     let dir = Path::new("/proc/sys/fs/binfmt_misc");
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return (true, "the host's binfmt_misc is not mounted: no global registrations".into());
+        return (
+            true,
+            "the host's binfmt_misc is not mounted: no global registrations".into(),
+        );
     };
     let mut found = Vec::new();
     for e in entries.flatten() {
@@ -143,13 +178,23 @@ fn host_binfmt() -> (bool, String) {
             continue;
         }
         let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-        let flags = text.lines().find_map(|l| l.strip_prefix("flags: ")).unwrap_or("").to_string();
+        let flags = text
+            .lines()
+            .find_map(|l| l.strip_prefix("flags: "))
+            .unwrap_or("")
+            .to_string();
         found.push(format!("{name} (flags '{flags}')"));
     }
     if found.is_empty() {
         (true, "no global registrations".into())
     } else {
-        (true, format!("global registrations: {}; a sandbox with its own binfmt_misc ignores them", found.join(", ")))
+        (
+            true,
+            format!(
+                "global registrations: {}; a sandbox with its own binfmt_misc ignores them",
+                found.join(", ")
+            ),
+        )
     }
 }
 
@@ -176,7 +221,10 @@ pub fn run(arches: &[String]) -> Result<i32> {
         ok: mounts.is_ok(),
         detail: match &mounts {
             Ok(()) => "tmpfs and a fresh procfs mounted in a new mount namespace".into(),
-            Err(e) => format!("{e}; {} (inside a container with a masked /proc a new procfs is refused)", apparmor_fix()),
+            Err(e) => format!(
+                "{e}; {} (inside a container with a masked /proc a new procfs is refused)",
+                apparmor_fix()
+            ),
         },
         required: true,
     });
@@ -187,12 +235,20 @@ pub fn run(arches: &[String]) -> Result<i32> {
         },
         Err(e) => (format!("{e:#}; runs use a single-id map"), false),
     };
-    checks.push(Check { name: "full id map (subuid)", ok: full_ok, detail: full, required: false });
+    checks.push(Check {
+        name: "full id map (subuid)",
+        ok: full_ok,
+        detail: full,
+        required: false,
+    });
     let binfmt = probe(libc::CLONE_NEWUSER | libc::CLONE_NEWNS, &single, try_binfmt);
     let (host_ok, host_detail) = host_binfmt();
     let has_host_f = Arch::ALL.iter().any(|a| {
         std::fs::read_to_string(Path::new("/proc/sys/fs/binfmt_misc").join(a.binfmt_name()))
-            .map(|t| t.lines().any(|l| l.starts_with("flags: ") && l.contains('F')))
+            .map(|t| {
+                t.lines()
+                    .any(|l| l.starts_with("flags: ") && l.contains('F'))
+            })
             .unwrap_or(false)
     });
     checks.push(Check {
@@ -205,11 +261,19 @@ pub fn run(arches: &[String]) -> Result<i32> {
         },
         required: true,
     });
-    checks.push(Check { name: "host binfmt_misc", ok: host_ok, detail: host_detail, required: false });
+    checks.push(Check {
+        name: "host binfmt_misc",
+        ok: host_ok,
+        detail: host_detail,
+        required: false,
+    });
     let arches: Vec<Arch> = if arches.is_empty() {
         vec![Arch::Arm, Arch::Aarch64]
     } else {
-        arches.iter().map(|a| Arch::parse(a)).collect::<Result<_>>()?
+        arches
+            .iter()
+            .map(|a| Arch::parse(a))
+            .collect::<Result<_>>()?
     };
     let path = std::env::var("PATH").ok();
     for (i, a) in arches.iter().enumerate() {
@@ -226,13 +290,23 @@ pub fn run(arches: &[String]) -> Result<i32> {
     }
     let mut ok = true;
     for c in &checks {
-        let mark = if c.ok { "ok  " } else if c.required { "FAIL" } else { "warn" };
+        let mark = if c.ok {
+            "ok  "
+        } else if c.required {
+            "FAIL"
+        } else {
+            "warn"
+        };
         println!("{mark} {:<32} {}", c.name, c.detail);
         ok &= c.ok || !c.required;
     }
     println!(
         "{}",
-        if ok { "cargo-for-arm can run sandboxes on this machine" } else { "cargo-for-arm cannot run sandboxes here until the FAIL lines are fixed" }
+        if ok {
+            "cargo-for-arm can run sandboxes on this machine"
+        } else {
+            "cargo-for-arm cannot run sandboxes here until the FAIL lines are fixed"
+        }
     );
     Ok(if ok { 0 } else { 1 })
 }

@@ -109,7 +109,8 @@ impl Default for Sources {
 }
 
 fn find_setuid_helper(name: &str, path: Option<&str>) -> Result<PathBuf, String> {
-    let dirs = std::env::split_paths(path.unwrap_or("")).chain(["/usr/bin".into(), "/usr/sbin".into()]);
+    let dirs =
+        std::env::split_paths(path.unwrap_or("")).chain(["/usr/bin".into(), "/usr/sbin".into()]);
     for dir in dirs {
         let p = dir.join(name);
         if let Ok(md) = std::fs::metadata(&p) {
@@ -124,7 +125,9 @@ fn find_setuid_helper(name: &str, path: Option<&str>) -> Result<PathBuf, String>
             ));
         }
     }
-    Err(format!("{name} is not installed (Debian/Ubuntu package 'uidmap')"))
+    Err(format!(
+        "{name} is not installed (Debian/Ubuntu package 'uidmap')"
+    ))
 }
 
 fn xattr_present(p: &Path, name: &str) -> bool {
@@ -140,7 +143,13 @@ fn xattr_present(p: &Path, name: &str) -> bool {
 }
 
 /// Why a full map is not possible, or the full map.
-pub fn full_map(uid: u32, gid: u32, user: &str, group: &str, src: &Sources) -> Result<IdMap, String> {
+pub fn full_map(
+    uid: u32,
+    gid: u32,
+    user: &str,
+    group: &str,
+    src: &Sources,
+) -> Result<IdMap, String> {
     let newuidmap = find_setuid_helper("newuidmap", src.path.as_deref())?;
     let newgidmap = find_setuid_helper("newgidmap", src.path.as_deref())?;
     let read = |p: &Path| {
@@ -228,13 +237,22 @@ pub fn write_maps(map: &IdMap, pid: i32) -> Result<()> {
             let proc = PathBuf::from(format!("/proc/{pid}"));
             // Order matters: an unprivileged writer may set gid_map only after setgroups is
             // denied (CVE-2014-8989: dropping groups could otherwise grant access).
-            for (file, content) in [("setgroups", "deny"), ("uid_map", u.as_str()), ("gid_map", g.as_str())] {
+            for (file, content) in [
+                ("setgroups", "deny"),
+                ("uid_map", u.as_str()),
+                ("gid_map", g.as_str()),
+            ] {
                 std::fs::write(proc.join(file), content)
                     .map_err(|e| map_error(&proc.join(file), e))?;
             }
         }
         IdMap::Full {
-            uid, gid, subuid, subgid, newuidmap, newgidmap,
+            uid,
+            gid,
+            subuid,
+            subgid,
+            newuidmap,
+            newgidmap,
         } => {
             for (tool, id, sub) in [(newuidmap, *uid, *subuid), (newgidmap, *gid, *subgid)] {
                 let out = Command::new(tool)
@@ -273,11 +291,16 @@ mod tests {
         let f = "# comment\nalice:100000:65536\n1001:200000:70000\nbob:300000:1000\n";
         assert_eq!(
             find_range(f, "alice", 1000).unwrap(),
-            SubRange { start: 100000, count: 65536 }
+            SubRange {
+                start: 100000,
+                count: 65536
+            }
         );
         assert_eq!(find_range(f, "carol", 1001).unwrap().start, 200000);
         assert!(find_range(f, "bob", 1002).unwrap_err().contains("1000 ids"));
-        assert!(find_range(f, "dave", 1003).unwrap_err().contains("no entry"));
+        assert!(find_range(f, "dave", 1003)
+            .unwrap_err()
+            .contains("no entry"));
     }
 
     #[test]

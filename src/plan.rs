@@ -91,13 +91,19 @@ pub fn parse_bind(spec: &str) -> Result<Bind> {
         .canonicalize()
         .with_context(|| format!("--bind {spec}: host path {host} does not exist"))?;
     let guest = match guest {
-        Some(g) if !g.is_empty() => guest_path(Path::new(g)).with_context(|| format!("--bind {spec}"))?,
+        Some(g) if !g.is_empty() => {
+            guest_path(Path::new(g)).with_context(|| format!("--bind {spec}"))?
+        }
         _ => host.clone(),
     };
     if guest == Path::new("/") {
         bail!("--bind {spec}: cannot bind over the root of the sandbox");
     }
-    Ok(Bind { host, guest, readonly })
+    Ok(Bind {
+        host,
+        guest,
+        readonly,
+    })
 }
 
 pub fn parse_env(kv: &str) -> Result<(String, String)> {
@@ -117,7 +123,9 @@ fn read_in_root(rootfs: &Path, guest: &str) -> Result<Vec<u8>> {
     use std::os::fd::AsRawFd;
     let fd = sys::openat_in_root(root.as_raw_fd(), &c, libc::O_RDONLY as u64)?;
     let mut data = Vec::new();
-    std::fs::File::from(fd).take(64 << 20).read_to_end(&mut data)?;
+    std::fs::File::from(fd)
+        .take(64 << 20)
+        .read_to_end(&mut data)?;
     Ok(data)
 }
 
@@ -131,7 +139,10 @@ pub fn detect_arch(rootfs: &Path) -> Result<(Arch, String)> {
         )
     })?;
     let info = elf_info(&data).with_context(|| {
-        format!("{}/bin/sh is not an ELF program; pass --arch", rootfs.display())
+        format!(
+            "{}/bin/sh is not an ELF program; pass --arch",
+            rootfs.display()
+        )
     })?;
     match info.arch {
         Some(a) => Ok((a, info.describe())),
@@ -157,9 +168,10 @@ fn host_registration(arch: Arch) -> Option<String> {
 
 impl RunPlan {
     pub fn new(args: &SandboxArgs, argv: Vec<String>) -> Result<RunPlan> {
-        let rootfs = args.rootfs.canonicalize().with_context(|| {
-            format!("rootfs {} does not exist", args.rootfs.display())
-        })?;
+        let rootfs = args
+            .rootfs
+            .canonicalize()
+            .with_context(|| format!("rootfs {} does not exist", args.rootfs.display()))?;
         if !rootfs.is_dir() {
             bail!("rootfs {} is not a directory", rootfs.display());
         }
@@ -262,7 +274,8 @@ impl RunPlan {
 
 /// Bytes of a path, for CStrings.
 pub fn cpath(p: &Path) -> Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).with_context(|| format!("path {} contains NUL", p.display()))
+    CString::new(p.as_os_str().as_bytes())
+        .with_context(|| format!("path {} contains NUL", p.display()))
 }
 
 #[cfg(test)]
@@ -284,7 +297,10 @@ mod tests {
         let b = parse_bind("/tmp").unwrap();
         assert_eq!(b.guest, Path::new("/tmp").canonicalize().unwrap());
         assert!(!b.readonly);
-        assert!(parse_bind("/tmp:/x:rx").unwrap_err().to_string().contains("unknown mode"));
+        assert!(parse_bind("/tmp:/x:rx")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown mode"));
         assert!(parse_bind("/does/not/exist").is_err());
         assert!(parse_bind("/tmp:/").is_err());
         assert!(parse_bind("/tmp:rel").is_err());

@@ -23,7 +23,10 @@ pub struct Qemu {
 
 /// `CARGO_FOR_ARM_QEMU_<ARCH>`, e.g. `CARGO_FOR_ARM_QEMU_AARCH64`.
 pub fn env_var_name(arch: Arch) -> String {
-    format!("CARGO_FOR_ARM_QEMU_{}", arch.qemu_name().to_ascii_uppercase())
+    format!(
+        "CARGO_FOR_ARM_QEMU_{}",
+        arch.qemu_name().to_ascii_uppercase()
+    )
 }
 
 fn install_hint(arch: Arch) -> String {
@@ -100,9 +103,15 @@ fn absolute(p: &Path) -> Result<PathBuf> {
 /// A qemu usable with binfmt F: exists, is an ELF for this host, has no PT_INTERP (a dynamic
 /// qemu cannot find its libraries once the root is the ARM rootfs), and is not on a noexec mount.
 pub fn validate(path: &Path, arch: Arch) -> Result<()> {
-    let data = std::fs::read(path)
-        .with_context(|| format!("qemu {} cannot be read; {}", path.display(), install_hint(arch)))?;
-    let info = elf_info(&data).with_context(|| format!("qemu {} is not an ELF program", path.display()))?;
+    let data = std::fs::read(path).with_context(|| {
+        format!(
+            "qemu {} cannot be read; {}",
+            path.display(),
+            install_hint(arch)
+        )
+    })?;
+    let info = elf_info(&data)
+        .with_context(|| format!("qemu {} is not an ELF program", path.display()))?;
     let host = Arch::host();
     if info.arch != Some(host) {
         bail!(
@@ -120,8 +129,8 @@ pub fn validate(path: &Path, arch: Arch) -> Result<()> {
             install_hint(arch)
         );
     }
-    let st = nix::sys::statvfs::statvfs(path)
-        .with_context(|| format!("statvfs {}", path.display()))?;
+    let st =
+        nix::sys::statvfs::statvfs(path).with_context(|| format!("statvfs {}", path.display()))?;
     if st.flags().contains(nix::sys::statvfs::FsFlags::ST_NOEXEC) {
         bail!(
             "qemu {} lies on a noexec mount and cannot be executed; copy it to a filesystem that allows exec",

@@ -57,7 +57,14 @@ fn setup(spec: &ChildSpec) -> SysResult<()> {
     // Nothing we mount may propagate back to the host's mount namespace.
     sys::mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None, "/")?;
     let shown = spec.rootfs.to_string_lossy();
-    sys::mount(Some(&spec.rootfs), &spec.rootfs, None, libc::MS_BIND | libc::MS_REC, None, &shown)?;
+    sys::mount(
+        Some(&spec.rootfs),
+        &spec.rootfs,
+        None,
+        libc::MS_BIND | libc::MS_REC,
+        None,
+        &shown,
+    )?;
     let root = sys::open(&spec.rootfs, libc::O_PATH | libc::O_DIRECTORY)?;
     let locked = sys::locked_flags(root.as_raw_fd())?;
     // The rootfs may hold setuid files or device nodes from an archive: neither works here.
@@ -131,7 +138,11 @@ fn run_init(spec: &ChildSpec) -> ! {
     // SAFETY: fork in a single-threaded process.
     let cmd = unsafe { libc::fork() };
     if cmd < 0 {
-        report(spec.report_fd, "setup", &format!("fork => {}", Errno::last()));
+        report(
+            spec.report_fd,
+            "setup",
+            &format!("fork => {}", Errno::last()),
+        );
         unsafe { libc::_exit(EXIT_SETUP) };
     }
     if cmd == 0 {
@@ -180,18 +191,33 @@ fn drop_privileges() -> Result<(), String> {
         .unwrap_or(40);
     for cap in 0..=last {
         // SAFETY: dropping one capability from the bounding set (we hold CAP_SETPCAP).
-        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0 && Errno::last() != Errno::EINVAL {
-            return Err(format!("prctl(PR_CAPBSET_DROP, {cap}) => {}", Errno::last()));
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0
+            && Errno::last() != Errno::EINVAL
+        {
+            return Err(format!(
+                "prctl(PR_CAPBSET_DROP, {cap}) => {}",
+                Errno::last()
+            ));
         }
     }
     // SAFETY: plain prctls.
     unsafe {
-        libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        );
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             return Err(format!("prctl(PR_SET_NO_NEW_PRIVS) => {}", Errno::last()));
         }
     }
-    for set in [caps::CapSet::Inheritable, caps::CapSet::Effective, caps::CapSet::Permitted] {
+    for set in [
+        caps::CapSet::Inheritable,
+        caps::CapSet::Effective,
+        caps::CapSet::Permitted,
+    ] {
         caps::clear(None, set).map_err(|e| format!("capset: {e}"))?;
     }
     Ok(())
@@ -214,14 +240,31 @@ fn exec_command(spec: &ChildSpec) -> ! {
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
     }
     if let Err(e) = sys::chdir(&spec.workdir) {
-        fail("exec", format!("working directory {} inside the sandbox: {e}", spec.workdir.to_string_lossy()), EXIT_SETUP);
+        fail(
+            "exec",
+            format!(
+                "working directory {} inside the sandbox: {e}",
+                spec.workdir.to_string_lossy()
+            ),
+            EXIT_SETUP,
+        );
     }
     if let Err(e) = drop_privileges() {
         fail("exec", format!("dropping privileges: {e}"), EXIT_SETUP);
     }
     sys::cloexec_from(3);
-    let argv: Vec<*const libc::c_char> = spec.argv.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
-    let envp: Vec<*const libc::c_char> = spec.envp.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
+    let argv: Vec<*const libc::c_char> = spec
+        .argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    let envp: Vec<*const libc::c_char> = spec
+        .envp
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
     let mut denied: Option<(&CStr, Errno)> = None;
     for cand in &spec.exec_candidates {
         // SAFETY: NULL-terminated arrays of valid C strings that outlive the call.
@@ -236,16 +279,27 @@ fn exec_command(spec: &ChildSpec) -> ! {
                 } else {
                     ""
                 };
-                fail("exec", format!("cannot execute {}: {err}{hint}", cand.to_string_lossy()), EXIT_NOT_EXECUTABLE);
+                fail(
+                    "exec",
+                    format!("cannot execute {}: {err}{hint}", cand.to_string_lossy()),
+                    EXIT_NOT_EXECUTABLE,
+                );
             }
         }
     }
     let name = spec.argv[0].to_string_lossy();
     match denied {
-        Some((p, e)) => fail("exec", format!("cannot execute {}: {e}", p.to_string_lossy()), EXIT_NOT_EXECUTABLE),
+        Some((p, e)) => fail(
+            "exec",
+            format!("cannot execute {}: {e}", p.to_string_lossy()),
+            EXIT_NOT_EXECUTABLE,
+        ),
         None => fail(
             "exec",
-            format!("{name}: command not found in the rootfs (PATH {})", spec.path_shown),
+            format!(
+                "{name}: command not found in the rootfs (PATH {})",
+                spec.path_shown
+            ),
             EXIT_NOT_FOUND,
         ),
     }
@@ -270,7 +324,16 @@ mod tests {
     #[test]
     fn candidates_follow_path_or_slash() {
         let c = exec_candidates("sh", "/usr/bin:/bin/");
-        assert_eq!(c, vec![CString::new("/usr/bin/sh").unwrap(), CString::new("/bin/sh").unwrap()]);
-        assert_eq!(exec_candidates("./x", "/bin"), vec![CString::new("./x").unwrap()]);
+        assert_eq!(
+            c,
+            vec![
+                CString::new("/usr/bin/sh").unwrap(),
+                CString::new("/bin/sh").unwrap()
+            ]
+        );
+        assert_eq!(
+            exec_candidates("./x", "/bin"),
+            vec![CString::new("./x").unwrap()]
+        );
     }
 }

@@ -243,7 +243,9 @@ impl Running {
             unsafe { libc::tcsetpgrp(0, libc::getpgrp()) };
         }
         let mut text = String::new();
-        std::fs::File::from(self.report).read_to_string(&mut text).ok();
+        std::fs::File::from(self.report)
+            .read_to_string(&mut text)
+            .ok();
         Ok(interpret(status, &text))
     }
 }
@@ -285,7 +287,13 @@ mod tests {
     #[test]
     fn outcomes() {
         // Exit 42 passes through; signal 15 becomes 143.
-        assert_eq!(interpret(42 << 8, ""), Outcome { code: 42, error: None });
+        assert_eq!(
+            interpret(42 << 8, ""),
+            Outcome {
+                code: 42,
+                error: None
+            }
+        );
         assert_eq!(interpret(15, "").code, 143);
         let o = interpret(125 << 8, "setup\tmount(proc, /proc) => EPERM\n");
         assert_eq!(o.code, EXIT_SETUP);

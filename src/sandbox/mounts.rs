@@ -26,15 +26,36 @@ pub enum Kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountOp {
     /// A fresh procfs for the new pid namespace (never the host's: item 19).
-    Proc { guest: CString },
-    Tmpfs { guest: CString, data: CString, flags: libc::c_ulong },
+    Proc {
+        guest: CString,
+    },
+    Tmpfs {
+        guest: CString,
+        data: CString,
+        flags: libc::c_ulong,
+    },
     /// A host path bound in; device nodes (`/dev/null` …) are binds of the host's nodes.
-    Bind { host: CString, guest: CString, kind: Kind, readonly: bool, optional: bool },
+    Bind {
+        host: CString,
+        guest: CString,
+        kind: Kind,
+        readonly: bool,
+        optional: bool,
+    },
     /// A new devpts instance, so the sandbox's ptys are its own.
-    Devpts { guest: CString },
-    Symlink { guest: CString, target: CString },
+    Devpts {
+        guest: CString,
+    },
+    Symlink {
+        guest: CString,
+        target: CString,
+    },
     /// A private binfmt_misc with one registration, remounted read-only afterwards.
-    Binfmt { guest: CString, register_line: Vec<u8>, fallback_note: Option<String> },
+    Binfmt {
+        guest: CString,
+        register_line: Vec<u8>,
+        fallback_note: Option<String>,
+    },
 }
 
 fn c(s: &str) -> CString {
@@ -61,7 +82,9 @@ pub fn mount_plan(plan: &RunPlan) -> Result<Vec<MountOp>> {
             optional: node == "tty",
         });
     }
-    ops.push(MountOp::Devpts { guest: c("/dev/pts") });
+    ops.push(MountOp::Devpts {
+        guest: c("/dev/pts"),
+    });
     for (guest, target) in [
         ("/dev/ptmx", "pts/ptmx"),
         ("/dev/fd", "/proc/self/fd"),
@@ -69,7 +92,10 @@ pub fn mount_plan(plan: &RunPlan) -> Result<Vec<MountOp>> {
         ("/dev/stdout", "/proc/self/fd/1"),
         ("/dev/stderr", "/proc/self/fd/2"),
     ] {
-        ops.push(MountOp::Symlink { guest: c(guest), target: c(target) });
+        ops.push(MountOp::Symlink {
+            guest: c(guest),
+            target: c(target),
+        });
     }
     let tmp = |guest: &str, mode: &str| MountOp::Tmpfs {
         guest: c(guest),
@@ -92,12 +118,21 @@ pub fn mount_plan(plan: &RunPlan) -> Result<Vec<MountOp>> {
         ops.push(MountOp::Bind {
             host: cpath(&b.host)?,
             guest: cpath(&b.guest)?,
-            kind: if b.host.is_dir() { Kind::Dir } else { Kind::File },
+            kind: if b.host.is_dir() {
+                Kind::Dir
+            } else {
+                Kind::File
+            },
             readonly: b.readonly,
             optional: false,
         });
     }
-    if let Exec::Qemu { register_line, host_fallback, .. } = &plan.exec {
+    if let Exec::Qemu {
+        register_line,
+        host_fallback,
+        ..
+    } = &plan.exec
+    {
         ops.push(MountOp::Binfmt {
             guest: c("/proc/sys/fs/binfmt_misc"),
             register_line: register_line.clone(),
@@ -166,7 +201,11 @@ fn not_root(root: RawFd, fd: &OwnedFd, guest: &CStr) -> SysResult<()> {
 
 fn target(root: RawFd, guest: &CStr, kind: &Kind) -> SysResult<OwnedFd> {
     let fd = ensure(root, guest.to_bytes(), kind, 0).map_err(|e| SysError {
-        call: format!("creating mount point {} in the rootfs: {}", guest.to_string_lossy(), e.call),
+        call: format!(
+            "creating mount point {} in the rootfs: {}",
+            guest.to_string_lossy(),
+            e.call
+        ),
         errno: e.errno,
     })?;
     not_root(root, &fd, guest)?;
@@ -200,9 +239,22 @@ pub fn apply(root: RawFd, op: &MountOp, note: &mut dyn FnMut(&str)) -> SysResult
         }
         MountOp::Tmpfs { guest, data, flags } => {
             let fd = target(root, guest, &Kind::Dir)?;
-            sys::mount(Some(c"tmpfs"), &sys::fd_path(&fd), Some(c"tmpfs"), *flags, Some(data), &guest.to_string_lossy())
+            sys::mount(
+                Some(c"tmpfs"),
+                &sys::fd_path(&fd),
+                Some(c"tmpfs"),
+                *flags,
+                Some(data),
+                &guest.to_string_lossy(),
+            )
         }
-        MountOp::Bind { host, guest, kind, readonly, optional } => {
+        MountOp::Bind {
+            host,
+            guest,
+            kind,
+            readonly,
+            optional,
+        } => {
             if *optional && !Path::new(&*host.to_string_lossy()).exists() {
                 return Ok(());
             }
@@ -210,7 +262,14 @@ pub fn apply(root: RawFd, op: &MountOp, note: &mut dyn FnMut(&str)) -> SysResult
                 Err(_) if *optional => return Ok(()),
                 r => r?,
             };
-            match sys::mount(Some(host), &sys::fd_path(&fd), None, libc::MS_BIND | libc::MS_REC, None, &guest.to_string_lossy()) {
+            match sys::mount(
+                Some(host),
+                &sys::fd_path(&fd),
+                None,
+                libc::MS_BIND | libc::MS_REC,
+                None,
+                &guest.to_string_lossy(),
+            ) {
                 Err(_) if *optional => return Ok(()),
                 r => r?,
             }
@@ -235,11 +294,22 @@ pub fn apply(root: RawFd, op: &MountOp, note: &mut dyn FnMut(&str)) -> SysResult
             let pfd = ensure(root, parent, &Kind::Dir, 0)?;
             sys::symlinkat(to, pfd.as_raw_fd(), &CString::new(name).expect("no NUL"))
         }
-        MountOp::Binfmt { guest, register_line, fallback_note } => {
+        MountOp::Binfmt {
+            guest,
+            register_line,
+            fallback_note,
+        } => {
             let fd = target(root, guest, &Kind::Dir)?;
             let shown = guest.to_string_lossy();
             let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-            if let Err(e) = sys::mount(Some(c"binfmt_misc"), &sys::fd_path(&fd), Some(c"binfmt_misc"), flags, None, &shown) {
+            if let Err(e) = sys::mount(
+                Some(c"binfmt_misc"),
+                &sys::fd_path(&fd),
+                Some(c"binfmt_misc"),
+                flags,
+                None,
+                &shown,
+            ) {
                 return match fallback_note {
                     Some(n) => {
                         note(n);
@@ -258,7 +328,8 @@ pub fn apply(root: RawFd, op: &MountOp, note: &mut dyn FnMut(&str)) -> SysResult
                 };
             }
             let mnt = sys::openat_in_root(root, guest, libc::O_PATH as u64)?;
-            let reg = CString::new(format!("/proc/self/fd/{}/register", mnt.as_raw_fd())).expect("no NUL");
+            let reg = CString::new(format!("/proc/self/fd/{}/register", mnt.as_raw_fd()))
+                .expect("no NUL");
             let regfd = sys::open(&reg, libc::O_WRONLY)?;
             // One write per registration: binfmt_misc parses each write(2) as one line.
             sys::write_all(regfd.as_raw_fd(), register_line).map_err(|e| SysError {
@@ -287,11 +358,18 @@ mod tests {
             arch: Arch::Arm,
             arch_desc: "arm".into(),
             exec,
-            binds: vec![Bind { host: "/tmp".into(), guest: "/work".into(), readonly: true }],
+            binds: vec![Bind {
+                host: "/tmp".into(),
+                guest: "/work".into(),
+                readonly: true,
+            }],
             workdir: PathBuf::from("/work"),
             env: vec![],
             network: Network::Host,
-            idmap: IdMap::Single { uid: 1000, gid: 1000 },
+            idmap: IdMap::Single {
+                uid: 1000,
+                gid: 1000,
+            },
             notes: vec![],
             argv: vec!["true".into()],
         }

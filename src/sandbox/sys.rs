@@ -19,7 +19,13 @@ pub struct SysError {
 
 impl fmt::Display for SysError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} => {:?} ({})", self.call, self.errno, self.errno.desc())
+        write!(
+            f,
+            "{} => {:?} ({})",
+            self.call,
+            self.errno,
+            self.errno.desc()
+        )
     }
 }
 
@@ -73,7 +79,10 @@ pub fn mount(
 pub fn umount_detach(target: &CStr) -> SysResult<()> {
     // SAFETY: valid C string.
     let ret = unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-    check(ret.into(), || format!("umount2({}, MNT_DETACH)", show(Some(target)))).map(drop)
+    check(ret.into(), || {
+        format!("umount2({}, MNT_DETACH)", show(Some(target)))
+    })
+    .map(drop)
 }
 
 pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> SysResult<()> {
@@ -118,8 +127,10 @@ pub fn openat_in_root(root: RawFd, path: &CStr, flags: u64) -> SysResult<OwnedFd
             std::mem::size_of::<libc::open_how>(),
         )
     };
-    check(ret, || format!("openat2(rootfs, {}, RESOLVE_IN_ROOT)", show(Some(path))))
-        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    check(ret, || {
+        format!("openat2(rootfs, {}, RESOLVE_IN_ROOT)", show(Some(path)))
+    })
+    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 pub fn mkdirat(dir: RawFd, name: &CStr, mode: libc::mode_t) -> SysResult<()> {
