@@ -13,7 +13,7 @@ use crate::idmap::MapMode;
     version,
     about = "Build and run Rust projects for ARM on x86_64 Linux, without root and without Docker",
     after_help = "Exit codes: the command's own code, 128+N if it died of signal N, \
-                  125 if cargo-for-arm could not set the sandbox up, 126 if the command could \
+                  124 if it hung and every retry hung, 125 if cargo-for-arm could not set the sandbox up, 126 if the command could \
                   not be executed, 127 if it was not found."
 )]
 pub struct Cli {
@@ -30,6 +30,10 @@ pub enum Command {
     Run(RunArgs),
     /// Check, by trying each, what the sandbox needs from this machine.
     Doctor(DoctorArgs),
+    /// Any other cargo subcommand (build, check, test, bench, doc, …) runs the rootfs's cargo
+    /// under emulation; `cargo for-arm cargo ARGS…` passes ARGS as they are (e.g. `cargo run`).
+    #[command(external_subcommand)]
+    Cargo(Vec<String>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -76,6 +80,13 @@ pub struct SandboxArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub sandbox: SandboxArgs,
+    /// Kill the run (and everything in its sandbox) when no process in it uses CPU, does
+    /// I/O, starts or ends for this many seconds; then retry. Off by default for `run`.
+    #[arg(long, value_name = "SECS")]
+    pub hang_timeout: Option<u64>,
+    /// How many times a hung run is retried.
+    #[arg(long, default_value_t = 1)]
+    pub retries: u32,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -1,12 +1,15 @@
 //! cargo-for-arm: build and run Rust projects for ARM on x86_64 Linux, rootless.
 
 mod arch;
+mod cargo;
 mod cli;
 mod doctor;
 mod idmap;
 mod plan;
 mod qemu;
+mod report;
 mod sandbox;
+mod supervise;
 
 use std::process::ExitCode;
 
@@ -41,13 +44,14 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     eprintln!("cargo-for-arm: note: {n}");
                 }
             }
-            let running = sandbox::spawn(&plan)?;
-            let outcome = running.wait(&mut |_| {})?;
+            let timeout = args.hang_timeout.map(std::time::Duration::from_secs);
+            let outcome = supervise::run_supervised(&plan, timeout, args.retries)?;
             if let Some(e) = &outcome.error {
                 eprintln!("error: {e}");
             }
             Ok(outcome.code)
         }
         Command::Doctor(args) => doctor::run(&args.arches),
+        Command::Cargo(args) => cargo::run(&args, cli.quiet),
     }
 }

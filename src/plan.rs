@@ -21,7 +21,6 @@ pub enum Exec {
     Native,
     /// Through binfmt_misc and a static qemu.
     Qemu {
-        path: PathBuf,
         register_line: Vec<u8>,
         /// The host's own registration for this architecture, when it has the F flag: used
         /// only if the kernel refuses a private binfmt_misc (older than 6.7).
@@ -129,6 +128,15 @@ fn read_in_root(rootfs: &Path, guest: &str) -> Result<Vec<u8>> {
     Ok(data)
 }
 
+/// Whether `guest` exists inside the rootfs (symlinks resolved inside it).
+pub fn exists_in_root(rootfs: &Path, guest: &str) -> bool {
+    let (Ok(root), Ok(c)) = (std::fs::File::open(rootfs), CString::new(guest)) else {
+        return false;
+    };
+    use std::os::fd::AsRawFd;
+    sys::openat_in_root(root.as_raw_fd(), &c, libc::O_PATH as u64).is_ok()
+}
+
 /// The architecture of a rootfs, from the ELF header of its `/bin/sh`.
 pub fn detect_arch(rootfs: &Path) -> Result<(Arch, String)> {
     let data = read_in_root(rootfs, "/bin/sh").with_context(|| {
@@ -201,7 +209,6 @@ impl RunPlan {
             let q = qemu::find(arch, args.qemu.as_deref(), path_var.as_deref())?;
             Exec::Qemu {
                 register_line: arch.binfmt_register_line(&q.path)?,
-                path: q.path,
                 host_fallback: host_registration(arch),
             }
         };

@@ -7,18 +7,9 @@ use anyhow::{bail, Context, Result};
 
 use crate::arch::{elf_info, Arch};
 
-/// Where a qemu was found, for messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum QemuSource {
-    Flag,
-    Env(String),
-    Path,
-}
-
 #[derive(Debug, Clone)]
 pub struct Qemu {
     pub path: PathBuf,
-    pub source: QemuSource,
 }
 
 /// `CARGO_FOR_ARM_QEMU_<ARCH>`, e.g. `CARGO_FOR_ARM_QEMU_AARCH64`.
@@ -46,10 +37,7 @@ fn install_hint(arch: Arch) -> String {
 pub fn find(arch: Arch, flag: Option<&Path>, path_var: Option<&str>) -> Result<Qemu> {
     if let Some(p) = flag {
         validate(p, arch)?;
-        return Ok(Qemu {
-            path: absolute(p)?,
-            source: QemuSource::Flag,
-        });
+        return Ok(Qemu { path: absolute(p)? });
     }
     let var = env_var_name(arch);
     if let Some(p) = std::env::var_os(&var).filter(|v| !v.is_empty()) {
@@ -57,7 +45,6 @@ pub fn find(arch: Arch, flag: Option<&Path>, path_var: Option<&str>) -> Result<Q
         validate(&p, arch).with_context(|| format!("{var}={}", p.display()))?;
         return Ok(Qemu {
             path: absolute(&p)?,
-            source: QemuSource::Env(var),
         });
     }
     let names = [
@@ -73,7 +60,6 @@ pub fn find(arch: Arch, flag: Option<&Path>, path_var: Option<&str>) -> Result<Q
                     Ok(()) => {
                         return Ok(Qemu {
                             path: absolute(&cand)?,
-                            source: QemuSource::Path,
                         })
                     }
                     Err(e) => rejected.push(format!("{e:#}")),

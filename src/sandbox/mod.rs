@@ -12,7 +12,7 @@ pub mod sys;
 use std::ffi::CString;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
@@ -55,11 +55,15 @@ pub struct ChildSpec {
 }
 
 /// How the sandboxed command ended, as the tool should exit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
     pub code: i32,
     /// A failure of cargo-for-arm itself (set-up or exec), already worded for the user.
     pub error: Option<String>,
+    /// A signal (Ctrl-C, SIGTERM …) was forwarded during the run: never retry it.
+    pub interrupted: bool,
+    /// The supervisor killed the sandbox (a hang).
+    pub killed: bool,
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
@@ -211,31 +215,38 @@ pub fn spawn(plan: &RunPlan) -> Result<Running> {
 }
 
 impl Running {
-    /// Wait for PID 1, forwarding signals; `tick` runs about once a second while it lives.
-    pub fn wait(self, tick: &mut dyn FnMut(i32)) -> Result<Outcome> {
+    /// Wait for PID 1, forwarding signals. `tick` runs about once a second while it lives;
+    /// when it returns true the whole sandbox is killed (PID 1 dies, so does its namespace).
+    pub fn wait(self, tick: &mut dyn FnMut(i32) -> bool) -> Result<Outcome> {
         let mut watched: Vec<i32> = FORWARDED.to_vec();
         watched.push(libc::SIGCHLD);
         let set = sigset(&watched);
         let timeout = libc::timespec {
-            tv_sec: Duration::from_secs(1).as_secs() as libc::time_t,
-            tv_nsec: 0,
+            tv_sec: 0,
+            tv_nsec: 250_000_000,
         };
+        let (mut interrupted, mut killed) = (false, false);
+        let mut next_tick = Instant::now() + Duration::from_secs(1);
         let status = loop {
             // SAFETY: waiting for one of our blocked signals.
             let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &timeout) };
-            if sig == libc::SIGCHLD || sig < 0 {
-                let mut status = 0;
-                // SAFETY: non-blocking reap of our child.
-                let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
-                if r == self.pid {
-                    break status;
-                }
-                if sig < 0 {
-                    tick(self.pid);
-                }
-            } else {
+            if sig > 0 && sig != libc::SIGCHLD {
+                interrupted = true;
                 // SAFETY: forwarding to our own child.
                 unsafe { libc::kill(self.pid, sig) };
+            }
+            let mut status = 0;
+            // SAFETY: non-blocking reap of our child.
+            if unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) } == self.pid {
+                break status;
+            }
+            if Instant::now() >= next_tick {
+                next_tick = Instant::now() + Duration::from_secs(1);
+                if !killed && tick(self.pid) {
+                    killed = true;
+                    // SAFETY: killing our own child, PID 1 of the sandbox.
+                    unsafe { libc::kill(self.pid, libc::SIGKILL) };
+                }
             }
         };
         if self.interactive {
@@ -246,7 +257,10 @@ impl Running {
         std::fs::File::from(self.report)
             .read_to_string(&mut text)
             .ok();
-        Ok(interpret(status, &text))
+        let mut outcome = interpret(status, &text);
+        outcome.interrupted = interrupted;
+        outcome.killed = killed;
+        Ok(outcome)
     }
 }
 
@@ -259,12 +273,14 @@ pub fn interpret(status: i32, report: &str) -> Outcome {
                 return Outcome {
                     code: EXIT_SETUP,
                     error: Some(format!("setting up the sandbox: {msg}")),
+                    ..Outcome::default()
                 }
             }
             (Some("exec"), Some(code), Some(msg)) => {
                 return Outcome {
                     code: code.parse().unwrap_or(EXIT_SETUP),
                     error: Some(msg.to_string()),
+                    ..Outcome::default()
                 }
             }
             _ => {}
@@ -277,7 +293,10 @@ pub fn interpret(status: i32, report: &str) -> Outcome {
     } else {
         EXIT_SETUP
     };
-    Outcome { code, error: None }
+    Outcome {
+        code,
+        ..Outcome::default()
+    }
 }
 
 #[cfg(test)]

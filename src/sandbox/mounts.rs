@@ -389,7 +389,6 @@ mod tests {
     #[test]
     fn order_puts_tmpfs_before_binds_and_binfmt_last() {
         let ops = mount_plan(&plan(Exec::Qemu {
-            path: "/q".into(),
             register_line: b":x:M::a:b:/q:F".to_vec(),
             host_fallback: None,
         }))

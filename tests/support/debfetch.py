@@ -51,11 +51,17 @@ def sha256(path):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--suite", required=True)
-    ap.add_argument("--arch", required=True)
-    ap.add_argument("--cache", required=True)
-    ap.add_argument("packages", nargs="+")
+    ap.add_argument("--print-mirror", action="store_true", help="print the mirror and exit")
+    ap.add_argument("--suite")
+    ap.add_argument("--arch")
+    ap.add_argument("--cache")
+    ap.add_argument("packages", nargs="*")
     a = ap.parse_args()
+    if a.print_mirror:
+        print(mirror())
+        return
+    if not (a.suite and a.arch and a.cache and a.packages):
+        ap.error("--suite, --arch, --cache and at least one package are required")
     os.makedirs(a.cache, exist_ok=True)
     base = mirror()
     want = set(a.packages)

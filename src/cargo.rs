@@ -1,0 +1,573 @@
+//! The cargo front end: `cargo for-arm build|check|test|… [cargo args]`.
+//!
+//! Dependencies are fetched natively on the host (`cargo vendor`, cached by the lockfile's
+//! hash), so the emulated cargo runs offline, in an empty network namespace, with its own
+//! CARGO_HOME. Everything cargo-for-arm does not own goes to cargo untouched.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+use crate::arch::Arch;
+use crate::cli::{Network, SandboxArgs};
+use crate::idmap::MapMode;
+use crate::plan::{self, RunPlan};
+use crate::{report, supervise};
+
+/// Default hang timeout of builds. Busy CPU is progress, so a long emulated LLVM codegen is
+/// never a hang; only a sandbox where no process computes, reads or writes for this long is.
+pub const DEFAULT_HANG_TIMEOUT: u64 = 300;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportMode {
+    Human,
+    Json,
+    Off,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub subcommand: String,
+    pub rootfs: Option<PathBuf>,
+    pub arch: Option<String>,
+    pub qemu: Option<PathBuf>,
+    pub map: MapMode,
+    pub network: Network,
+    pub hang_timeout: u64,
+    pub retries: u32,
+    pub report: ReportMode,
+    pub target_dir: Option<PathBuf>,
+    /// Passed to cargo after the subcommand, untouched.
+    pub cargo_args: Vec<String>,
+}
+
+/// Split our options from cargo's. `args[0]` is the subcommand (`cargo` passes the rest on).
+pub fn parse(args: &[String]) -> Result<Options> {
+    let mut it = args.iter().cloned();
+    let mut sub = it.next().context("no cargo subcommand given")?;
+    if sub == "cargo" {
+        sub = it
+            .next()
+            .context("`cargo for-arm cargo` needs a cargo subcommand")?;
+    }
+    let mut o = Options {
+        subcommand: sub,
+        rootfs: None,
+        arch: None,
+        qemu: None,
+        map: MapMode::Auto,
+        network: Network::None,
+        hang_timeout: DEFAULT_HANG_TIMEOUT,
+        retries: 1,
+        report: ReportMode::Human,
+        target_dir: None,
+        cargo_args: Vec::new(),
+    };
+    let rest: Vec<String> = it.collect();
+    let mut i = 0;
+    while i < rest.len() {
+        let a = &rest[i];
+        if a == "--" {
+            o.cargo_args.extend(rest[i..].iter().cloned());
+            break;
+        }
+        let (name, inline) = match a.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
+            _ => (a.clone(), None),
+        };
+        let ours = [
+            "--rootfs",
+            "--arch",
+            "--qemu",
+            "--map",
+            "--network",
+            "--hang-timeout",
+            "--retries",
+            "--report",
+            "--target-dir",
+        ];
+        if name == "--no-report" {
+            o.report = ReportMode::Off;
+            i += 1;
+            continue;
+        }
+        if !ours.contains(&name.as_str()) {
+            o.cargo_args.push(a.clone());
+            i += 1;
+            continue;
+        }
+        let value = match inline {
+            Some(v) => v,
+            None => {
+                i += 1;
+                rest.get(i)
+                    .cloned()
+                    .with_context(|| format!("{name} needs a value"))?
+            }
+        };
+        match name.as_str() {
+            "--rootfs" => o.rootfs = Some(value.into()),
+            "--arch" => o.arch = Some(value),
+            "--qemu" => o.qemu = Some(value.into()),
+            "--map" => {
+                o.map = match value.as_str() {
+                    "auto" => MapMode::Auto,
+                    "single" => MapMode::Single,
+                    "full" => MapMode::Full,
+                    v => bail!("--map {v}: use auto, single or full"),
+                }
+            }
+            "--network" => {
+                o.network = match value.as_str() {
+                    "none" => Network::None,
+                    "host" => Network::Host,
+                    v => bail!("--network {v}: use none or host"),
+                }
+            }
+            "--hang-timeout" => {
+                o.hang_timeout = value
+                    .parse()
+                    .with_context(|| format!("--hang-timeout {value}: seconds"))?
+            }
+            "--retries" => {
+                o.retries = value
+                    .parse()
+                    .with_context(|| format!("--retries {value}: a count"))?
+            }
+            "--report" => {
+                o.report = match value.as_str() {
+                    "json" => ReportMode::Json,
+                    "human" => ReportMode::Human,
+                    "none" => ReportMode::Off,
+                    v => bail!("--report {v}: use human, json or none"),
+                }
+            }
+            "--target-dir" => o.target_dir = Some(value.into()),
+            _ => unreachable!("listed above"),
+        }
+        i += 1;
+    }
+    Ok(o)
+}
+
+/// Debian's name of an architecture, used in the default target directory.
+fn deb_arch(arch: Arch, desc: &str) -> &'static str {
+    match arch {
+        Arch::Arm if desc.contains("armel") => "armel",
+        Arch::Arm => "armhf",
+        Arch::Aarch64 => "arm64",
+        Arch::Riscv64 => "riscv64",
+        Arch::Ppc64le => "ppc64el",
+        Arch::S390x => "s390x",
+        Arch::X86_64 => "amd64",
+        Arch::I386 => "i386",
+    }
+}
+
+/// `$CARGO_FOR_ARM_HOME`, else `$XDG_CACHE_HOME/cargo-for-arm`, else `~/.cache/cargo-for-arm`.
+pub fn cache_dir() -> Result<PathBuf> {
+    if let Some(h) = std::env::var_os("CARGO_FOR_ARM_HOME").filter(|v| !v.is_empty()) {
+        return Ok(h.into());
+    }
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(x).join("cargo-for-arm"));
+    }
+    let home = std::env::var_os("HOME").context("HOME is not set; set CARGO_FOR_ARM_HOME")?;
+    Ok(PathBuf::from(home).join(".cache/cargo-for-arm"))
+}
+
+fn host_cargo() -> Option<String> {
+    let out = Command::new("cargo").arg("--version").output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The workspace root of the project around `cwd`.
+fn project_root(cwd: &Path, have_cargo: bool) -> Result<PathBuf> {
+    if have_cargo {
+        let out = Command::new("cargo")
+            .args(["locate-project", "--workspace", "--message-format", "plain"])
+            .current_dir(cwd)
+            .output()
+            .context("running cargo locate-project")?;
+        if out.status.success() {
+            let manifest = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+            if let Some(dir) = manifest.parent() {
+                return Ok(dir.to_path_buf());
+            }
+        }
+    }
+    cwd.ancestors()
+        .find(|d| d.join("Cargo.toml").is_file())
+        .map(Path::to_path_buf)
+        .with_context(|| {
+            format!(
+                "no Cargo.toml in {} or any parent: run cargo for-arm in a Rust project",
+                cwd.display()
+            )
+        })
+}
+
+/// The rootfs: `--rootfs`, `CARGO_FOR_ARM_ROOTFS`, `[package.metadata.for-arm] rootfs` of
+/// the project (or `[workspace.metadata.for-arm]`), the user's config file.
+fn choose_rootfs(o: &Options, cwd: &Path, root: &Path) -> Result<PathBuf> {
+    if let Some(r) = &o.rootfs {
+        return Ok(r.clone());
+    }
+    if let Some(r) = std::env::var_os("CARGO_FOR_ARM_ROOTFS").filter(|v| !v.is_empty()) {
+        return Ok(r.into());
+    }
+    let manifests = cwd
+        .ancestors()
+        .take_while(|d| d.starts_with(root))
+        .map(|d| d.join("Cargo.toml"))
+        .filter(|m| m.is_file());
+    for m in manifests {
+        let text = std::fs::read_to_string(&m)?;
+        let doc: toml::Table =
+            toml::from_str(&text).with_context(|| format!("parsing {}", m.display()))?;
+        for section in ["package", "workspace"] {
+            let value = doc
+                .get(section)
+                .and_then(|p| p.get("metadata"))
+                .and_then(|md| md.get("for-arm"))
+                .and_then(|f| f.get("rootfs"))
+                .and_then(|r| r.as_str());
+            if let Some(r) = value {
+                return Ok(m.parent().unwrap_or(root).join(r));
+            }
+        }
+    }
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .map(|c| c.join("cargo-for-arm/config.toml"));
+    if let Some(c) = config.filter(|c| c.is_file()) {
+        let doc: toml::Table = toml::from_str(&std::fs::read_to_string(&c)?)
+            .with_context(|| format!("parsing {}", c.display()))?;
+        if let Some(r) = doc.get("rootfs").and_then(|r| r.as_str()) {
+            return Ok(r.into());
+        }
+    }
+    bail!(
+        "no rootfs chosen: pass --rootfs DIR, set CARGO_FOR_ARM_ROOTFS, add\n  [package.metadata.for-arm]\n  rootfs = \"DIR\"\nto Cargo.toml, or rootfs = \"DIR\" to ~/.config/cargo-for-arm/config.toml"
+    )
+}
+
+/// Fetch the dependencies natively: `cargo vendor` into a directory keyed by the lockfile.
+/// Returns the directory and the cargo config that points the emulated cargo at it.
+fn vendor(root: &Path, cache: &Path, guest_vendor: &str) -> Result<(PathBuf, String)> {
+    let lock = root.join("Cargo.lock");
+    if !lock.is_file() {
+        // rust-version aware: old rootfs cargos (Debian 12's 1.63) need a lockfile and
+        // dependency versions they understand.
+        let st = Command::new("cargo")
+            .args(["generate-lockfile", "--manifest-path"])
+            .arg(root.join("Cargo.toml"))
+            .env("CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS", "fallback")
+            .status()
+            .context("running cargo generate-lockfile")?;
+        if !st.success() {
+            bail!("cargo generate-lockfile failed in {}", root.display());
+        }
+    }
+    let digest = Sha256::digest(std::fs::read(&lock)?);
+    let key: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    let base = cache.join("vendor");
+    let dir = base.join(&key);
+    if !dir.join("config.toml").is_file() {
+        std::fs::create_dir_all(&base)?;
+        let tmp = base.join(format!(".tmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp)?;
+        eprintln!("    Fetching dependencies natively (cargo vendor)");
+        let out = Command::new("cargo")
+            .args(["vendor", "--locked", "--versioned-dirs", "--manifest-path"])
+            .arg(root.join("Cargo.toml"))
+            .arg(tmp.join("crates"))
+            .output()
+            .context("running cargo vendor")?;
+        if !out.status.success() {
+            let _ = std::fs::remove_dir_all(&tmp);
+            bail!(
+                "cargo vendor failed, the dependencies could not be fetched on the host:\n{}",
+                String::from_utf8_lossy(&out.stderr).trim_end()
+            );
+        }
+        let config = String::from_utf8_lossy(&out.stdout).replace(
+            &tmp.join("crates").to_string_lossy().into_owned(),
+            &format!("{guest_vendor}/crates"),
+        );
+        std::fs::write(tmp.join("config.toml"), config)?;
+        match std::fs::rename(&tmp, &dir) {
+            Ok(()) => {}
+            // Another run finished the same lockfile first: use theirs.
+            Err(_) if dir.join("config.toml").is_file() => {
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+            Err(e) => return Err(e).with_context(|| format!("renaming into {}", dir.display())),
+        }
+    }
+    let config = std::fs::read_to_string(dir.join("config.toml"))?;
+    Ok((dir, config))
+}
+
+/// The profile directory cargo writes to for these arguments.
+pub fn profile_dir(target_dir: &Path, sub: &str, args: &[String]) -> PathBuf {
+    let mut profile = if sub == "bench" {
+        "release".to_string()
+    } else {
+        "debug".to_string()
+    };
+    let mut triple = None;
+    let mut i = 0;
+    while i < args.len() && args[i] != "--" {
+        let a = &args[i];
+        match a.as_str() {
+            "--release" | "-r" => profile = "release".into(),
+            "--profile" | "--target" => {
+                if let Some(v) = args.get(i + 1) {
+                    if a == "--profile" {
+                        profile = v.clone();
+                    } else {
+                        triple = Some(v.clone());
+                    }
+                }
+                i += 1;
+            }
+            _ => {
+                if let Some(v) = a.strip_prefix("--profile=") {
+                    profile = v.into();
+                } else if let Some(v) = a.strip_prefix("--target=") {
+                    triple = Some(v.into());
+                }
+            }
+        }
+        i += 1;
+    }
+    let profile = match profile.as_str() {
+        "dev" | "test" => "debug".to_string(),
+        "bench" => "release".to_string(),
+        p => p.to_string(),
+    };
+    match triple {
+        Some(t) => target_dir.join(t).join(profile),
+        None => target_dir.join(profile),
+    }
+}
+
+pub fn run(args: &[String], quiet: bool) -> Result<i32> {
+    let o = parse(args)?;
+    let cwd = std::env::current_dir().context("the current directory is gone")?;
+    let host = host_cargo();
+    let root = project_root(&cwd, host.is_some())?;
+    let rootfs = choose_rootfs(&o, &cwd, &root)?;
+    let rootfs_abs = rootfs
+        .canonicalize()
+        .with_context(|| format!("rootfs {} does not exist", rootfs.display()))?;
+    if !plan::exists_in_root(&rootfs_abs, "/usr/bin/cargo") {
+        bail!(
+            "the rootfs {} has no cargo (/usr/bin/cargo): use a rootfs with cargo installed, or install it \
+             inside: cargo for-arm run --rootfs {} --network host --map full -- apt-get install -y cargo",
+            rootfs_abs.display(),
+            rootfs_abs.display()
+        );
+    }
+    // The plan repeats this check with --arch; here it names the cargo home and target dir.
+    let (arch, desc) = match &o.arch {
+        Some(a) => (Arch::parse(a)?, a.clone()),
+        None => plan::detect_arch(&rootfs_abs)?,
+    };
+    let cache = cache_dir()?;
+    let cargo_home = cache.join("cargo-home").join(deb_arch(arch, &desc));
+    std::fs::create_dir_all(&cargo_home)
+        .with_context(|| format!("creating {}", cargo_home.display()))?;
+    let guest_home = "/run/cargo-for-arm/cargo-home";
+    let guest_vendor = "/run/cargo-for-arm/vendor";
+    let mut binds = vec![
+        format!("{}:{}", root.display(), root.display()),
+        format!("{}:{guest_home}", cargo_home.display()),
+    ];
+    let mut network = o.network;
+    let mut config = String::new();
+    match &host {
+        Some(_) => {
+            let (dir, cfg) = vendor(&root, &cache, guest_vendor)?;
+            binds.push(format!("{}:{guest_vendor}:ro", dir.display()));
+            config = cfg;
+            config.push_str("\n[net]\noffline = true\n");
+        }
+        None => {
+            if !quiet {
+                eprintln!("cargo-for-arm: note: the host has no cargo: dependencies are fetched inside the sandbox, emulated (slower; network on)");
+            }
+            network = Network::Host;
+        }
+    }
+    // Our own CARGO_HOME: never the user's ~/.cargo (its credentials stay out of reach).
+    std::fs::write(cargo_home.join("config.toml"), &config)?;
+    let target_dir = match &o.target_dir {
+        Some(t) => {
+            let t = if t.is_absolute() {
+                t.clone()
+            } else {
+                cwd.join(t)
+            };
+            if !t.starts_with(&root) {
+                std::fs::create_dir_all(&t)?;
+                binds.push(format!("{}", t.display()));
+            }
+            t
+        }
+        None => root.join("target/for-arm").join(deb_arch(arch, &desc)),
+    };
+    let mut env = vec![
+        format!("CARGO_HOME={guest_home}"),
+        format!("CARGO_TARGET_DIR={}", target_dir.display()),
+    ];
+    if network == Network::None {
+        env.push("CARGO_NET_OFFLINE=true".into());
+    }
+    if unsafe { libc::isatty(2) } == 1 {
+        env.push("CARGO_TERM_COLOR=always".into());
+    }
+    let sandbox = SandboxArgs {
+        rootfs: rootfs_abs,
+        arch: o.arch.clone(),
+        qemu: o.qemu.clone(),
+        binds,
+        no_bind_cwd: true,
+        workdir: Some(cwd.clone()),
+        env,
+        network,
+        map: o.map,
+    };
+    let mut argv = vec!["cargo".to_string(), o.subcommand.clone()];
+    argv.extend(o.cargo_args.iter().cloned());
+    let plan = RunPlan::new(&sandbox, argv)?;
+    if !quiet {
+        for n in &plan.notes {
+            eprintln!("cargo-for-arm: note: {n}");
+        }
+        eprintln!(
+            "    Emulating cargo {} for {} [{}] in {} (target dir {})",
+            o.subcommand,
+            plan.arch_desc,
+            deb_arch(plan.arch, &plan.arch_desc),
+            plan.rootfs.display(),
+            target_dir.display()
+        );
+    }
+    let started = SystemTime::now();
+    let timeout = (o.hang_timeout > 0).then(|| Duration::from_secs(o.hang_timeout));
+    let outcome = supervise::run_supervised(&plan, timeout, o.retries)?;
+    if let Some(e) = &outcome.error {
+        eprintln!("error: {e}");
+    }
+    let reports = ["build", "b", "test", "t", "bench", "rustc"];
+    if outcome.code == 0 && o.report != ReportMode::Off && reports.contains(&o.subcommand.as_str())
+    {
+        let tests = matches!(o.subcommand.as_str(), "test" | "t" | "bench")
+            || o.cargo_args
+                .iter()
+                .any(|a| a == "--tests" || a == "--benches" || a == "--all-targets");
+        let dir = profile_dir(&target_dir, &o.subcommand, &o.cargo_args);
+        // A second's slack: filesystem timestamps may be coarser than the clock.
+        let since = started - Duration::from_secs(1);
+        let artifacts = report::collect(&dir, since, tests);
+        match o.report {
+            ReportMode::Json => report::print_json(&artifacts)?,
+            _ => report::print_human(&artifacts),
+        }
+    }
+    Ok(outcome.code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn our_options_are_taken_and_the_rest_passes_untouched() {
+        let o = parse(&s(&[
+            "build",
+            "--release",
+            "--rootfs",
+            "/r",
+            "-p",
+            "foo",
+            "--hang-timeout=60",
+            "--features",
+            "a b",
+            "--message-format",
+            "json",
+            "--no-report",
+            "--",
+            "--nocapture",
+            "--rootfs",
+        ]))
+        .unwrap();
+        assert_eq!(o.subcommand, "build");
+        assert_eq!(o.rootfs, Some(PathBuf::from("/r")));
+        assert_eq!(o.hang_timeout, 60);
+        assert_eq!(o.report, ReportMode::Off);
+        assert_eq!(
+            o.cargo_args,
+            s(&[
+                "--release",
+                "-p",
+                "foo",
+                "--features",
+                "a b",
+                "--message-format",
+                "json",
+                "--",
+                "--nocapture",
+                "--rootfs"
+            ])
+        );
+    }
+
+    #[test]
+    fn cargo_passthrough_and_bad_values() {
+        let o = parse(&s(&["cargo", "run", "--bin", "x"])).unwrap();
+        assert_eq!(o.subcommand, "run");
+        assert_eq!(o.cargo_args, s(&["--bin", "x"]));
+        assert!(parse(&s(&["build", "--retries", "many"])).is_err());
+        assert!(parse(&s(&["build", "--rootfs"]))
+            .unwrap_err()
+            .to_string()
+            .contains("needs a value"));
+    }
+
+    #[test]
+    fn profile_dirs() {
+        let t = Path::new("/t");
+        assert_eq!(
+            profile_dir(t, "build", &s(&["--release"])),
+            Path::new("/t/release")
+        );
+        assert_eq!(profile_dir(t, "build", &[]), Path::new("/t/debug"));
+        assert_eq!(profile_dir(t, "bench", &[]), Path::new("/t/release"));
+        assert_eq!(
+            profile_dir(
+                t,
+                "build",
+                &s(&["--profile=dev", "--target", "armv7-unknown-linux-gnueabihf"])
+            ),
+            Path::new("/t/armv7-unknown-linux-gnueabihf/debug")
+        );
+        assert_eq!(
+            profile_dir(t, "test", &s(&["--", "--release"])),
+            Path::new("/t/debug")
+        );
+    }
+}

@@ -1,0 +1,276 @@
+//! End-to-end: real emulated cargo builds of the sample crate, as an unprivileged user, in
+//! Debian rootfs fixtures with cargo (bookworm armhf: cargo 1.63; trixie arm64: cargo 1.85),
+//! plus the heartbeat supervisor on hanging and merely busy commands.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A copy of examples/hello-arm that the test owns, and its own cargo-for-arm cache.
+struct Project {
+    dir: TempDir,
+    cache: TempDir,
+}
+
+impl Project {
+    fn new(tag: &str) -> Project {
+        let dir = TempDir::new(tag);
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-arm");
+        let st = Command::new("cp")
+            .arg("-r")
+            .arg(format!("{}/.", src.display()))
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let _ = std::fs::remove_dir_all(dir.path().join("target"));
+        Project {
+            dir,
+            cache: TempDir::new(&format!("{tag}-cache")),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = tool(self.path());
+        c.env("CARGO_FOR_ARM_HOME", self.cache.path());
+        c
+    }
+
+    fn cargo(&self, rootfs: &Path, args: &[&str]) -> Output {
+        self.cmd()
+            .args(args)
+            .arg("--rootfs")
+            .arg(rootfs)
+            .output()
+            .unwrap()
+    }
+}
+
+fn elf_machine(p: &Path) -> u16 {
+    let data = std::fs::read(p).unwrap();
+    assert_eq!(&data[..4], b"\x7fELF", "{} is not an ELF file", p.display());
+    u16::from_le_bytes([data[18], data[19]])
+}
+
+fn build_and_run(
+    fixture_name: &str,
+    deb_arch: &str,
+    machine: u16,
+    machine_text: &str,
+    expected: &str,
+) {
+    let rootfs = fixture(fixture_name);
+    let p = Project::new(&format!("build-{deb_arch}"));
+    let o = p.cargo(&rootfs, &["build", "--release", "--network", "none"]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "build failed:\n{err}");
+    let bin: PathBuf = p
+        .path()
+        .join(format!("target/for-arm/{deb_arch}/release/hello-arm"));
+    assert_eq!(elf_machine(&bin), machine);
+    assert_eq!(std::fs::metadata(&bin).unwrap().uid(), unsafe {
+        libc::getuid()
+    });
+    // The report names the machine and a glibc floor.
+    assert!(
+        err.contains(&format!("Artifact {}", bin.display())),
+        "{err}"
+    );
+    assert!(err.contains(machine_text), "{err}");
+    assert!(err.contains("glibc >= 2."), "{err}");
+    // Dependencies came from the host's `cargo vendor`, keyed by the lockfile.
+    assert!(p.cache.path().join("vendor").read_dir().unwrap().any(|e| e
+        .unwrap()
+        .path()
+        .join("crates")
+        .is_dir()));
+    // The binary runs in the sandbox and prints what it was built for.
+    let run = p
+        .cmd()
+        .args(["run", "--rootfs"])
+        .arg(&rootfs)
+        .args([
+            "--",
+            &format!("target/for-arm/{deb_arch}/release/hello-arm"),
+        ])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(stdout(&run).trim(), expected);
+    // A second build with no change is incremental: nothing is compiled again.
+    let again = p.cargo(&rootfs, &["build", "--release", "--report", "json"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(!stderr(&again).contains("Compiling"), "{}", stderr(&again));
+    let json = stdout(&again);
+    let line: serde_json::Value =
+        serde_json::from_str(json.lines().next().expect("a JSON report line")).unwrap();
+    assert_eq!(line["path"], bin.to_str().unwrap());
+    assert_eq!(line["static"], false);
+    assert!(line["glibc_floor"].as_str().unwrap().starts_with("2."));
+}
+
+#[test]
+fn builds_the_sample_for_armhf_and_runs_it() {
+    build_and_run(
+        "cargo-bookworm-armhf",
+        "armhf",
+        40,
+        "arm (armhf, EABI5 hard-float)",
+        "hello from arm (armv7-unknown-linux-gnueabihf), 42 times",
+    );
+}
+
+#[test]
+fn builds_the_sample_for_arm64_and_runs_it() {
+    build_and_run(
+        "cargo-trixie-arm64",
+        "arm64",
+        183,
+        "aarch64 (arm64)",
+        "hello from aarch64 (aarch64-unknown-linux-gnu), 42 times",
+    );
+}
+
+#[test]
+fn cargo_test_runs_under_emulation_and_reports_failures() {
+    let rootfs = fixture("cargo-bookworm-armhf");
+    let p = Project::new("test");
+    let o = p.cargo(&rootfs, &["test"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("test tests::greets_with_the_count ... ok"),
+        "{}",
+        stdout(&o)
+    );
+    let main = p.path().join("src/main.rs");
+    let mut src = std::fs::read_to_string(&main).unwrap();
+    src.push_str("\n#[test]\nfn fails_on_purpose() {\n    assert_eq!(1 + 1, 3);\n}\n");
+    std::fs::write(&main, src).unwrap();
+    let o = p.cargo(&rootfs, &["test"]);
+    assert_eq!(o.status.code(), Some(101), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("fails_on_purpose ... FAILED"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn a_rootfs_without_cargo_is_a_clear_error() {
+    let p = Project::new("nocargo");
+    let o = p.cargo(&fixture("busybox-armhf"), &["build"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("has no cargo"), "{}", stderr(&o));
+}
+
+#[test]
+fn ctrl_c_during_a_build_exits_130_without_retry_or_leftovers() {
+    let rootfs = fixture("cargo-bookworm-armhf");
+    let p = Project::new("sigint");
+    let mut child = p
+        .cmd()
+        .args(["build", "--rootfs"])
+        .arg(&rootfs)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "build ended before compiling:\n{seen}"
+        );
+        seen.push_str(&line);
+        if line.contains("Compiling") {
+            break;
+        }
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    err.read_to_string(&mut seen).unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(!seen.contains("retrying"), "{seen}");
+    let needle = p.path().to_string_lossy().into_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_with(&needle).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "processes left: {:?}",
+            processes_with(&needle)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn run_timed(args: &[&str], script: &str) -> (Output, Duration) {
+    let proj = TempDir::new("hang");
+    let t = Instant::now();
+    let o = tool(proj.path())
+        .args(["run", "--rootfs"])
+        .arg(fixture("busybox-armhf"))
+        .args(args)
+        .args(["--", "sh", "-c", script])
+        .output()
+        .unwrap();
+    (o, t.elapsed())
+}
+
+#[test]
+fn a_blocked_command_is_killed_retried_and_reported() {
+    let marker = format!("{}", 800000 + std::process::id() % 100000);
+    let (o, took) = run_timed(
+        &["--hang-timeout", "3", "--retries", "1"],
+        &format!("echo start; exec sleep {marker}"),
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(124), "{err}");
+    assert_eq!(
+        stdout(&o).matches("start").count(),
+        2,
+        "retried once:\n{}",
+        stdout(&o)
+    );
+    assert!(
+        err.contains("the run is hung") && err.contains(&format!("sleep {marker}")),
+        "{err}"
+    );
+    assert!(
+        err.contains("retrying (1/1)") && err.contains("giving up"),
+        "{err}"
+    );
+    // Two attempts of timeout + sampling slack, not more.
+    assert!(took < Duration::from_secs(2 * (3 + 4)), "took {took:?}");
+    assert!(processes_with(&format!("sleep {marker}")).is_empty());
+}
+
+#[test]
+fn a_stopped_command_is_a_hang() {
+    let (o, _) = run_timed(&["--hang-timeout", "2", "--retries", "0"], "kill -STOP $$");
+    assert_eq!(o.status.code(), Some(124), "{}", stderr(&o));
+    assert!(stderr(&o).contains("stopped"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_busy_silent_command_is_not_a_hang() {
+    let (o, took) = run_timed(
+        &["--hang-timeout", "2"],
+        "timeout -s KILL 6 sh -c 'while :; do :; done'; echo survived",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "survived");
+    assert!(!stderr(&o).contains("hung"), "{}", stderr(&o));
+    assert!(took >= Duration::from_secs(6));
+}
