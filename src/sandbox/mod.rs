@@ -310,7 +310,7 @@ mod tests {
             interpret(42 << 8, ""),
             Outcome {
                 code: 42,
-                error: None
+                ..Outcome::default()
             }
         );
         assert_eq!(interpret(15, "").code, 143);

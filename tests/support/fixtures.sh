@@ -4,6 +4,7 @@
 #   fixtures.sh busybox-armhf | busybox-arm64 | busybox-amd64   small rootfs: busybox-static
 #   fixtures.sh qemu                                           dir with static qemu-arm, qemu-aarch64
 #   fixtures.sh cargo-bookworm-armhf | cargo-trixie-arm64      Debian rootfs with cargo (mmdebstrap)
+#   fixtures.sh cargo-bookworm-amd64                           the same rustc, native (benchmarks)
 #
 # Packages come from the Debian mirror of the host's apt sources, verified (debfetch.py).
 # Cache: $CARGO_FOR_ARM_TEST_CACHE, default ~/.cache/cargo-for-arm-tests. A fixture appears by
@@ -84,6 +85,7 @@ cargo-*-*)
     case $arch in
     armhf) q=arm machine='\x28' ;;
     arm64) q=aarch64 machine='\xb7' ;;
+    amd64) q=none machine= ;;
     *) echo "fixtures.sh: no qemu recipe for $arch" >&2; exit 2 ;;
     esac
     class='\x01'
@@ -93,8 +95,10 @@ cargo-*-*)
     mirror=$(python3 "$here/debfetch.py" --print-mirror)
     rmdir "$tmp"
     in_userns sh -euc '
-        mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-        printf "%s" ":qemu-$1:M::$2:$3:$4:FP" > /proc/sys/fs/binfmt_misc/register
+        if [ "$1" != none ]; then
+            mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+            printf "%s" ":qemu-$1:M::$2:$3:$4:FP" > /proc/sys/fs/binfmt_misc/register
+        fi
         mmdebstrap --quiet --mode=root --variant=minbase --include=cargo --architectures="$5" \
             --skip=check/qemu,chroot/mount/sys "$6" "$7" "$8" >&2
         ' sh "$q" "$magic" "$mask" "$qdir/qemu-$q" "$arch" "$suite" "$tmp" "$mirror"

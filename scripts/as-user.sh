@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# As root: prepare an unprivileged user and run SCRIPT [ARGS] as that user, from a copy of
+# this tree in the user's home. Used by scripts/test.sh and scripts/demo.sh, which call it
+# when started as root (CI, or sudo), because cargo-for-arm is for non-root users and must be
+# tested as one.
+#
+# It installs what is missing (uidmap, mmdebstrap, gpgv, xz-utils, python3, bubblewrap, the
+# Debian archive keyring), creates the user (default cfa-test, or $CARGO_FOR_ARM_TEST_USER)
+# with /etc/subuid and /etc/subgid ranges, and makes root's Rust toolchain reachable through
+# hard links under /opt/cargo-for-arm-ci/toolchain.
+set -euo pipefail
+[ "$(id -u)" = 0 ] || { echo "as-user.sh: run as root" >&2; exit 2; }
+repo=$(cd "$(dirname "$0")/.." && pwd)
+script=$1
+shift
+user=${CARGO_FOR_ARM_TEST_USER:-cfa-test}
+
+missing=()
+for pair in newuidmap:uidmap gpgv:gpgv xz:xz-utils python3:python3 flock:util-linux \
+    dpkg-deb:dpkg bwrap:bubblewrap mmdebstrap:mmdebstrap; do
+    command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+done
+[ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "as-user.sh: installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null ||
+        { apt-get update -q >/dev/null || true; DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null; }
+fi
+id "$user" >/dev/null 2>&1 || useradd -m -s /bin/bash "$user"
+grep -q "^$user:" /etc/subuid 2>/dev/null || usermod --add-subuids 200000-265535 "$user"
+grep -q "^$user:" /etc/subgid 2>/dev/null || usermod --add-subgids 200000-265535 "$user"
+home=$(getent passwd "$user" | cut -d: -f6)
+
+# The toolchain lives under /root (mode 700): give the user hard links to it.
+sysroot=$(rustc --print sysroot)
+tc=/opt/cargo-for-arm-ci/toolchain
+if ! cmp -s "$sysroot/bin/rustc" "$tc/bin/rustc" 2>/dev/null; then
+    rm -rf "$tc.new"
+    mkdir -p /opt/cargo-for-arm-ci
+    cp -al "$sysroot" "$tc.new" 2>/dev/null || cp -a "$sysroot" "$tc.new"
+    rm -rf "$tc"
+    mv "$tc.new" "$tc"
+fi
+chmod 755 /opt/cargo-for-arm-ci
+
+# The tree, owned by the user (target/ is kept between runs for incremental builds).
+work=$home/cargo-for-arm
+mkdir -p "$work"
+find "$work" -mindepth 1 -maxdepth 1 ! -name target -exec rm -rf {} +
+if git -C "$repo" rev-parse >/dev/null 2>&1; then
+    (cd "$repo" && git ls-files -z --cached --others --exclude-standard |
+        tar --null -T - -cf -) | tar -C "$work" -xf -
+else
+    tar -C "$repo" --exclude=./target -cf - . | tar -C "$work" -xf -
+fi
+chown -R "$user:" "$work"
+exec runuser -u "$user" -- env -i HOME="$home" USER="$user" LOGNAME="$user" \
+    PATH="$tc/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+    CI="${CI:-}" TERM="${TERM:-dumb}" LANG=C.UTF-8 bash "$work/$script" "$@"
