@@ -432,7 +432,9 @@ pub fn run(args: &[String], quiet: bool) -> Result<i32> {
     if network == Network::None {
         env.push("CARGO_NET_OFFLINE=true".into());
     }
-    if unsafe { libc::isatty(2) } == 1 {
+    // On a terminal cargo's stderr is piped through us (for the status line): keep colours.
+    let terminal = unsafe { libc::isatty(2) } == 1;
+    if terminal {
         env.push("CARGO_TERM_COLOR=always".into());
     }
     let sandbox = SandboxArgs {
@@ -464,7 +466,7 @@ pub fn run(args: &[String], quiet: bool) -> Result<i32> {
     }
     let started = SystemTime::now();
     let timeout = (o.hang_timeout > 0).then(|| Duration::from_secs(o.hang_timeout));
-    let outcome = supervise::run_supervised(&plan, timeout, o.retries)?;
+    let outcome = supervise::run_supervised(&plan, timeout, o.retries, terminal && !quiet)?;
     if let Some(e) = &outcome.error {
         eprintln!("error: {e}");
     }

@@ -45,7 +45,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
             let timeout = args.hang_timeout.map(std::time::Duration::from_secs);
-            let outcome = supervise::run_supervised(&plan, timeout, args.retries)?;
+            let outcome = supervise::run_supervised(&plan, timeout, args.retries, false)?;
             if let Some(e) = &outcome.error {
                 eprintln!("error: {e}");
             }

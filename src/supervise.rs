@@ -163,6 +163,22 @@ mod tests {
     }
 
     #[test]
+    fn status_line_counts_crates_from_coloured_output() {
+        let mut st = StatusLine::new();
+        st.observe_line("\x1b[1m\x1b[32m   Compiling\x1b[0m itoa v1.0.15");
+        st.observe_line("warning: unused variable");
+        st.observe_line("   Compiling hello-arm v0.1.0 (/p)");
+        assert_eq!(st.compiled, 2);
+        let t = st.text(200);
+        assert!(
+            t.contains("2 crates compiled") && t.ends_with("last started: hello-arm"),
+            "{t}"
+        );
+        assert!(st.text(30).chars().count() <= 29);
+        assert_eq!(strip_ansi("\x1b[1;32mok\x1b[0m!"), "ok!");
+    }
+
+    #[test]
     fn stat_fields() {
         let line =
             "1234 (qemu (arm)) S 1 1234 1234 0 -1 4194560 100 0 0 0 7 3 2 1 20 0 1 0 100 0 0";
@@ -191,34 +207,191 @@ mod tests {
 /// The tool's exit code when a run hung and every retry hung too.
 pub const EXIT_HUNG: i32 = 124;
 
+/// A live status line under cargo's output on a terminal: elapsed time, crates compiled,
+/// the crate in progress. cargo's lines pass through whole; the status line is erased before
+/// each one and drawn again after, so it never splits or overwrites them.
+pub struct StatusLine {
+    start: Instant,
+    pending: Vec<u8>,
+    compiled: u32,
+    current: Option<String>,
+    shown: bool,
+}
+
+/// Remove ANSI escape sequences (cargo colours its verbs).
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for d in chars.by_ref() {
+                    if d.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl StatusLine {
+    pub fn new() -> StatusLine {
+        StatusLine {
+            start: Instant::now(),
+            pending: Vec::new(),
+            compiled: 0,
+            current: None,
+            shown: false,
+        }
+    }
+
+    /// Account for one line of cargo's output.
+    pub fn observe_line(&mut self, line: &str) {
+        let plain = strip_ansi(line);
+        let mut words = plain.split_whitespace();
+        if words.next() == Some("Compiling") {
+            self.compiled += 1;
+            self.current = words.next().map(str::to_string);
+        }
+    }
+
+    pub fn text(&self, width: usize) -> String {
+        let t = self.start.elapsed().as_secs();
+        let mut s = format!(
+            "    Building {}:{:02} | {} crates compiled",
+            t / 60,
+            t % 60,
+            self.compiled
+        );
+        if let Some(c) = &self.current {
+            s.push_str(&format!(" | last started: {c}"));
+        }
+        s.chars().take(width.saturating_sub(1).max(20)).collect()
+    }
+
+    fn write(bytes: &[u8]) {
+        use std::io::Write;
+        let mut e = std::io::stderr().lock();
+        let _ = e.write_all(bytes);
+        let _ = e.flush();
+    }
+
+    fn clear(&mut self) {
+        if self.shown {
+            Self::write(b"\r\x1b[2K");
+            self.shown = false;
+        }
+    }
+
+    fn draw(&mut self) {
+        let width = terminal_width();
+        self.clear();
+        Self::write(format!("\x1b[36m{}\x1b[0m", self.text(width)).as_bytes());
+        self.shown = true;
+    }
+
+    pub fn output(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+        let Some(last_nl) = self.pending.iter().rposition(|&b| b == b'\n') else {
+            return;
+        };
+        let lines: Vec<u8> = self.pending.drain(..=last_nl).collect();
+        self.clear();
+        Self::write(&lines);
+        for line in String::from_utf8_lossy(&lines).lines() {
+            self.observe_line(line);
+        }
+        self.draw();
+    }
+
+    pub fn finish(&mut self) {
+        self.clear();
+        let rest = std::mem::take(&mut self.pending);
+        Self::write(&rest);
+    }
+}
+
+fn terminal_width() -> usize {
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ fills a winsize.
+    if unsafe { libc::ioctl(2, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0 {
+        ws.ws_col as usize
+    } else {
+        80
+    }
+}
+
+/// The watcher of a supervised run: heartbeat, and the status line when asked.
+struct RunWatcher {
+    heartbeat: Option<Heartbeat>,
+    timeout: Duration,
+    status: Option<StatusLine>,
+}
+
+impl crate::sandbox::Watcher for RunWatcher {
+    fn tick(&mut self, pid: i32) -> bool {
+        let Some(hb) = self.heartbeat.as_mut() else {
+            if let Some(s) = self.status.as_mut() {
+                s.draw();
+            }
+            return false;
+        };
+        let hung = hb.observe(Instant::now(), sample(pid));
+        if let Some(s) = self.status.as_mut() {
+            if hung {
+                s.clear();
+            } else {
+                s.draw();
+            }
+        }
+        if hung {
+            eprintln!(
+                "cargo-for-arm: no progress (CPU, I/O, processes) for {}s: the run is hung. Alive:\n{}",
+                self.timeout.as_secs(),
+                hb.describe().trim_end()
+            );
+        }
+        hung
+    }
+
+    fn stderr(&mut self, bytes: &[u8]) {
+        match self.status.as_mut() {
+            Some(s) => s.output(bytes),
+            None => StatusLine::write(bytes),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(s) = self.status.as_mut() {
+            s.finish();
+        }
+    }
+}
+
 /// Run a plan under the heartbeat: a hung run is killed (with everything in its namespace)
 /// and started again, at most `retries` more times. A run that was interrupted (Ctrl-C,
-/// SIGTERM) is never retried. `hang_timeout: None` waits without supervision.
+/// SIGTERM) is never retried. `hang_timeout: None` waits without supervision. With
+/// `status_line`, the command's stderr is piped and a live status line is drawn under it.
 pub fn run_supervised(
     plan: &crate::plan::RunPlan,
     hang_timeout: Option<Duration>,
     retries: u32,
+    status_line: bool,
 ) -> anyhow::Result<crate::sandbox::Outcome> {
     let mut attempt = 0;
     loop {
-        let running = crate::sandbox::spawn(plan)?;
-        let mut outcome = match hang_timeout {
-            None => running.wait(&mut |_| false)?,
-            Some(timeout) => {
-                let mut hb = Heartbeat::new(timeout);
-                running.wait(&mut |pid| {
-                    let hung = hb.observe(Instant::now(), sample(pid));
-                    if hung {
-                        eprintln!(
-                            "cargo-for-arm: no progress (CPU, I/O, processes) for {}s: the run is hung. Alive:\n{}",
-                            timeout.as_secs(),
-                            hb.describe().trim_end()
-                        );
-                    }
-                    hung
-                })?
-            }
+        let running = crate::sandbox::spawn(plan, status_line)?;
+        let mut watcher = RunWatcher {
+            heartbeat: hang_timeout.map(Heartbeat::new),
+            timeout: hang_timeout.unwrap_or_default(),
+            status: status_line.then(StatusLine::new),
         };
+        let mut outcome = running.wait(&mut watcher)?;
         if !outcome.killed || outcome.interrupted {
             return Ok(outcome);
         }

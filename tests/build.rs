@@ -274,3 +274,42 @@ fn a_busy_silent_command_is_not_a_hang() {
     assert!(!stderr(&o).contains("hung"), "{}", stderr(&o));
     assert!(took >= Duration::from_secs(6));
 }
+
+#[test]
+fn the_rootfs_comes_from_package_metadata_or_a_clear_error() {
+    let p = Project::new("meta");
+    let o = p
+        .cmd()
+        .env_remove("CARGO_FOR_ARM_ROOTFS")
+        .args(["build"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("no rootfs chosen")
+            && stderr(&o).contains("[package.metadata.for-arm]"),
+        "{}",
+        stderr(&o)
+    );
+    // Named in Cargo.toml (relative to it): a busybox rootfs, which then lacks cargo.
+    let bb = fixture("busybox-armhf");
+    std::os::unix::fs::symlink(&bb, p.path().join("my-rootfs")).unwrap();
+    let manifest = p.path().join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap().replace(
+        "[dependencies]",
+        "[package.metadata.for-arm]\nrootfs = \"my-rootfs\"\n\n[dependencies]",
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let o = p
+        .cmd()
+        .env_remove("CARGO_FOR_ARM_ROOTFS")
+        .args(["build"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("the rootfs {} has no cargo", bb.display())),
+        "{err}"
+    );
+}

@@ -239,6 +239,10 @@ fn exec_command(spec: &ChildSpec) -> ! {
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
     }
+    if let Some(fd) = spec.stderr_fd {
+        // SAFETY: replacing our stderr with the pipe the tool reads.
+        unsafe { libc::dup2(fd, 2) };
+    }
     if let Err(e) = sys::chdir(&spec.workdir) {
         fail(
             "exec",

@@ -52,6 +52,9 @@ pub struct ChildSpec {
     pub interactive: bool,
     pub go_fd: RawFd,
     pub report_fd: RawFd,
+    /// When set, the command's stderr goes to this pipe (the tool reads it to draw a status
+    /// line under cargo's output).
+    pub stderr_fd: Option<RawFd>,
 }
 
 /// How the sandboxed command ended, as the tool should exit.
@@ -118,7 +121,12 @@ fn clone_error(e: Errno) -> anyhow::Error {
 }
 
 /// Prepare the child's specification from a plan.
-fn child_spec(plan: &RunPlan, go_fd: RawFd, report_fd: RawFd) -> Result<ChildSpec> {
+fn child_spec(
+    plan: &RunPlan,
+    go_fd: RawFd,
+    report_fd: RawFd,
+    stderr_fd: Option<RawFd>,
+) -> Result<ChildSpec> {
     let envp = plan
         .env
         .iter()
@@ -147,6 +155,7 @@ fn child_spec(plan: &RunPlan, go_fd: RawFd, report_fd: RawFd) -> Result<ChildSpe
         interactive: is_foreground_tty(),
         go_fd,
         report_fd,
+        stderr_fd,
     })
 }
 
@@ -155,14 +164,34 @@ pub struct Running {
     pub pid: i32,
     report: OwnedFd,
     interactive: bool,
+    stderr: Option<OwnedFd>,
+}
+
+/// What the host does while a sandbox runs.
+pub trait Watcher {
+    /// About once a second; true kills the whole sandbox.
+    fn tick(&mut self, _pid: i32) -> bool {
+        false
+    }
+    /// Bytes the command wrote to its stderr, when it was piped (`spawn(.., true)`).
+    fn stderr(&mut self, _bytes: &[u8]) {}
+    /// The run ended; the last bytes were passed to `stderr`.
+    fn finish(&mut self) {}
 }
 
 /// Enter the sandbox and start the command. Signals in `FORWARDED` and SIGCHLD are blocked
-/// on return; the caller waits with [`Running::wait`].
-pub fn spawn(plan: &RunPlan) -> Result<Running> {
+/// on return; the caller waits with [`Running::wait`]. With `pipe_stderr` the command's
+/// stderr is a pipe the watcher reads.
+pub fn spawn(plan: &RunPlan, pipe_stderr: bool) -> Result<Running> {
     let (go_rd, go_wr) = pipe()?;
     let (rep_rd, rep_wr) = pipe()?;
-    let spec = child_spec(plan, go_rd.as_raw_fd(), rep_wr.as_raw_fd())?;
+    let err_pipe = if pipe_stderr { Some(pipe()?) } else { None };
+    let spec = child_spec(
+        plan,
+        go_rd.as_raw_fd(),
+        rep_wr.as_raw_fd(),
+        err_pipe.as_ref().map(|(_, w)| w.as_raw_fd()),
+    )?;
     let mut blocked: Vec<i32> = FORWARDED.to_vec();
     blocked.extend([libc::SIGCHLD, libc::SIGTTOU]);
     // SAFETY: changing our own signal mask; the child inherits it and PID 1 waits on it.
@@ -198,6 +227,12 @@ pub fn spawn(plan: &RunPlan) -> Result<Running> {
     let pid = pid as i32;
     drop(go_rd);
     drop(rep_wr);
+    let stderr = err_pipe.map(|(r, w)| {
+        drop(w);
+        // SAFETY: making our read end non-blocking.
+        unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+        r
+    });
     if let Err(e) = idmap::write_maps(&plan.idmap, pid) {
         // SAFETY: killing and reaping our own child.
         unsafe {
@@ -211,29 +246,58 @@ pub fn spawn(plan: &RunPlan) -> Result<Running> {
         pid,
         report: rep_rd,
         interactive: spec.interactive,
+        stderr,
     })
 }
 
 impl Running {
-    /// Wait for PID 1, forwarding signals. `tick` runs about once a second while it lives;
-    /// when it returns true the whole sandbox is killed (PID 1 dies, so does its namespace).
-    pub fn wait(self, tick: &mut dyn FnMut(i32) -> bool) -> Result<Outcome> {
+    /// Read what the command wrote to the piped stderr, if any, without blocking.
+    fn drain(&mut self, w: &mut dyn Watcher) {
+        let Some(fd) = &self.stderr else { return };
+        let mut buf = [0u8; 8192];
+        loop {
+            // SAFETY: reading into a stack buffer from our non-blocking pipe.
+            let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                break;
+            }
+            w.stderr(&buf[..n as usize]);
+        }
+    }
+
+    /// Wait for PID 1, forwarding signals, feeding the watcher; when its `tick` answers
+    /// true the whole sandbox is killed (PID 1 dies, and with it its namespace).
+    pub fn wait(mut self, w: &mut dyn Watcher) -> Result<Outcome> {
         let mut watched: Vec<i32> = FORWARDED.to_vec();
         watched.push(libc::SIGCHLD);
         let set = sigset(&watched);
-        let timeout = libc::timespec {
+        let zero = libc::timespec {
             tv_sec: 0,
-            tv_nsec: 250_000_000,
+            tv_nsec: 0,
         };
         let (mut interrupted, mut killed) = (false, false);
         let mut next_tick = Instant::now() + Duration::from_secs(1);
         let status = loop {
-            // SAFETY: waiting for one of our blocked signals.
-            let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &timeout) };
-            if sig > 0 && sig != libc::SIGCHLD {
-                interrupted = true;
-                // SAFETY: forwarding to our own child.
-                unsafe { libc::kill(self.pid, sig) };
+            // Sleep until output arrives or 250 ms pass (signals are blocked; they wait for us).
+            let mut pfd = libc::pollfd {
+                fd: self.stderr.as_ref().map_or(-1, |f| f.as_raw_fd()),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one pollfd on the stack (fd -1 is ignored by poll).
+            unsafe { libc::poll(&mut pfd, 1, 250) };
+            self.drain(w);
+            loop {
+                // SAFETY: collecting pending blocked signals without waiting.
+                let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &zero) };
+                if sig <= 0 {
+                    break;
+                }
+                if sig != libc::SIGCHLD {
+                    interrupted = true;
+                    // SAFETY: forwarding to our own child.
+                    unsafe { libc::kill(self.pid, sig) };
+                }
             }
             let mut status = 0;
             // SAFETY: non-blocking reap of our child.
@@ -242,13 +306,16 @@ impl Running {
             }
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + Duration::from_secs(1);
-                if !killed && tick(self.pid) {
+                if !killed && w.tick(self.pid) {
                     killed = true;
                     // SAFETY: killing our own child, PID 1 of the sandbox.
                     unsafe { libc::kill(self.pid, libc::SIGKILL) };
                 }
             }
         };
+        // Everything in the namespace is gone: the pipe holds the last output, then EOF.
+        self.drain(w);
+        w.finish();
         if self.interactive {
             // SAFETY: take the terminal back (SIGTTOU is blocked).
             unsafe { libc::tcsetpgrp(0, libc::getpgrp()) };
