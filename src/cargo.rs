@@ -167,18 +167,6 @@ fn deb_arch(arch: Arch, desc: &str) -> &'static str {
     }
 }
 
-/// `$CARGO_FOR_ARM_HOME`, else `$XDG_CACHE_HOME/cargo-for-arm`, else `~/.cache/cargo-for-arm`.
-pub fn cache_dir() -> Result<PathBuf> {
-    if let Some(h) = std::env::var_os("CARGO_FOR_ARM_HOME").filter(|v| !v.is_empty()) {
-        return Ok(h.into());
-    }
-    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(x).join("cargo-for-arm"));
-    }
-    let home = std::env::var_os("HOME").context("HOME is not set; set CARGO_FOR_ARM_HOME")?;
-    Ok(PathBuf::from(home).join(".cache/cargo-for-arm"))
-}
-
 fn host_cargo() -> Option<String> {
     let out = Command::new("cargo").arg("--version").output().ok()?;
     out.status
@@ -366,9 +354,7 @@ pub fn run(args: &[String], quiet: bool) -> Result<i32> {
     let host = host_cargo();
     let root = project_root(&cwd, host.is_some())?;
     let rootfs = choose_rootfs(&o, &cwd, &root)?;
-    let rootfs_abs = rootfs
-        .canonicalize()
-        .with_context(|| format!("rootfs {} does not exist", rootfs.display()))?;
+    let rootfs_abs = plan::resolve_rootfs(&rootfs)?;
     if !plan::exists_in_root(&rootfs_abs, "/usr/bin/cargo") {
         bail!(
             "the rootfs {} has no cargo (/usr/bin/cargo): use a rootfs with cargo installed, or install it \
@@ -382,7 +368,7 @@ pub fn run(args: &[String], quiet: bool) -> Result<i32> {
         Some(a) => (Arch::parse(a)?, a.clone()),
         None => plan::detect_arch(&rootfs_abs)?,
     };
-    let cache = cache_dir()?;
+    let cache = crate::store::home()?;
     let cargo_home = cache.join("cargo-home").join(deb_arch(arch, &desc));
     std::fs::create_dir_all(&cargo_home)
         .with_context(|| format!("creating {}", cargo_home.display()))?;

@@ -30,6 +30,21 @@ pub enum Command {
     Run(RunArgs),
     /// Check, by trying each, what the sandbox needs from this machine.
     Doctor(DoctorArgs),
+    /// Manage root filesystems in the per-user store.
+    #[command(subcommand)]
+    Rootfs(RootfsCommand),
+    /// (internal) Unpack an archive; run inside a user namespace by `rootfs pull`.
+    #[command(name = "__unpack", hide = true)]
+    InternalUnpack {
+        archive: PathBuf,
+        dest: PathBuf,
+        max_bytes: u64,
+        max_entries: u64,
+        xz_memlimit: u64,
+    },
+    /// (internal) Remove a tree; run inside a user namespace by `rootfs rm`.
+    #[command(name = "__remove-tree", hide = true)]
+    InternalRemoveTree { path: PathBuf },
     /// Any other cargo subcommand (build, check, test, bench, doc, …) runs the rootfs's cargo
     /// under emulation; `cargo for-arm cargo ARGS…` passes ARGS as they are (e.g. `cargo run`).
     #[command(external_subcommand)]
@@ -46,8 +61,8 @@ pub enum Network {
 
 #[derive(Debug, Args, Clone)]
 pub struct SandboxArgs {
-    /// Root filesystem directory to run in.
-    #[arg(long, value_name = "DIR")]
+    /// Root filesystem to run in: a directory, or the name of a rootfs in the store.
+    #[arg(long, value_name = "DIR|NAME")]
     pub rootfs: PathBuf,
     /// Guest architecture (default: detected from the rootfs's /bin/sh).
     #[arg(long, value_name = "ARCH")]
@@ -90,6 +105,54 @@ pub struct RunArgs {
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RootfsCommand {
+    /// Download (or take a local archive), verify and unpack a rootfs into the store.
+    Pull {
+        /// URL, archive file (.tar, .tar.xz, .tar.gz, .tar.zst), or preset name.
+        #[arg(required_unless_present = "list_presets")]
+        source: Option<String>,
+        /// The expected sha256 of the archive.
+        #[arg(long, value_name = "HEX", conflicts_with = "checksums")]
+        sha256: Option<String>,
+        /// A SHA256SUMS-style list (URL or file) that names the archive.
+        #[arg(long, value_name = "URL|FILE")]
+        checksums: Option<String>,
+        /// The name in the store (default: from the file name or preset).
+        #[arg(long)]
+        name: Option<String>,
+        /// Show the well-known rootfs images that can be pulled by name.
+        #[arg(long)]
+        list_presets: bool,
+        /// Refuse archives that unpack to more bytes than this.
+        #[arg(long, default_value_t = 32 << 30, value_name = "BYTES")]
+        max_bytes: u64,
+        /// Refuse archives with more entries than this.
+        #[arg(long, default_value_t = 2_000_000, value_name = "N")]
+        max_entries: u64,
+    },
+    /// Add a directory or archive of your own to the store.
+    Import {
+        source: PathBuf,
+        #[arg(long)]
+        name: String,
+    },
+    /// Show the rootfs in the store: name, arch, distro, size, source, date.
+    List,
+    /// Remove a rootfs from the store.
+    Rm { name: String },
+    /// An interactive shell inside a stored rootfs, to set it up by hand (changes are kept).
+    Shell {
+        name: String,
+        #[arg(long, value_enum, default_value_t = Network::Host)]
+        network: Network,
+        #[arg(long, value_enum, default_value_t = MapMode::Auto)]
+        map: MapMode,
+        #[arg(long, value_name = "PATH")]
+        qemu: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,7 @@ use nix::errno::Errno;
 use crate::arch::Arch;
 use crate::idmap::{self, IdMap, MapMode};
 use crate::qemu;
-use crate::sandbox::sys;
+use crate::sandbox::{self, sys};
 
 struct Check {
     name: &'static str,
@@ -32,72 +32,30 @@ fn probe(
     map: &IdMap,
     action: fn() -> Result<(), String>,
 ) -> Result<(), String> {
-    let mut go = [0; 2];
     let mut rep = [0; 2];
-    // SAFETY: pipes we own.
-    unsafe {
-        if libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) != 0
-            || libc::pipe2(rep.as_mut_ptr(), libc::O_CLOEXEC) != 0
-        {
-            return Err(format!("pipe2 => {}", Errno::last()));
-        }
+    // SAFETY: a pipe we own.
+    if unsafe { libc::pipe2(rep.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe2 => {}", Errno::last()));
     }
-    let (go_rd, go_wr, rep_rd, rep_wr) = unsafe {
-        (
-            OwnedFd::from_raw_fd(go[0]),
-            OwnedFd::from_raw_fd(go[1]),
-            OwnedFd::from_raw_fd(rep[0]),
-            OwnedFd::from_raw_fd(rep[1]),
-        )
-    };
-    // SAFETY: fork-like clone from the single-threaded doctor.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (flags | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    if pid < 0 {
-        let e = Errno::last();
-        return Err(format!("clone => {e:?} ({})", e.desc()));
-    }
-    if pid == 0 {
-        drop(go_wr);
-        let mut b = [0u8; 1];
-        // SAFETY: one byte into a stack buffer.
-        if unsafe { libc::read(go_rd.as_raw_fd(), b.as_mut_ptr().cast(), 1) } != 1 {
-            unsafe { libc::_exit(1) };
-        }
+    let (rep_rd, rep_wr) = unsafe { (OwnedFd::from_raw_fd(rep[0]), OwnedFd::from_raw_fd(rep[1])) };
+    let wfd = rep_wr.as_raw_fd();
+    let res = sandbox::in_userns(flags & !libc::CLONE_NEWUSER, map, &|| {
         let msg = match action() {
             Ok(()) => "ok".to_string(),
             Err(e) => e,
         };
-        let _ = sys::write_all(rep_wr.as_raw_fd(), msg.as_bytes());
-        unsafe { libc::_exit(0) };
-    }
-    drop(go_rd);
+        let _ = sys::write_all(wfd, msg.as_bytes());
+        0
+    });
     drop(rep_wr);
-    let res = idmap::write_maps(map, pid as i32).map_err(|e| format!("{e:#}"));
-    if res.is_ok() {
-        let _ = sys::write_all(go_wr.as_raw_fd(), &[1]);
-    }
-    drop(go_wr);
     let mut out = String::new();
     use std::io::Read;
     std::fs::File::from(rep_rd).read_to_string(&mut out).ok();
-    // SAFETY: reaping our child.
-    unsafe { libc::waitpid(pid as i32, std::ptr::null_mut(), libc::__WALL) };
-    res?;
-    if out == "ok" {
-        Ok(())
-    } else if out.is_empty() {
-        Err("the probe died without a word".into())
-    } else {
-        Err(out)
+    match res {
+        Err(e) => Err(format!("{e:#}")),
+        Ok(_) if out == "ok" => Ok(()),
+        Ok(_) if out.is_empty() => Err("the probe died without a word".into()),
+        Ok(_) => Err(out),
     }
 }
 
@@ -209,7 +167,7 @@ pub fn run(arches: &[String]) -> Result<i32> {
         ok: userns.is_ok(),
         detail: match &userns {
             Ok(()) => "unprivileged user namespace created and single-id map written".into(),
-            Err(e) if e.starts_with("clone") => format!("{e}; {}", userns_fix()),
+            Err(e) if e.contains("clone(") => format!("{e}; {}", userns_fix()),
             Err(e) => format!("{e}; {}", apparmor_fix()),
         },
         required: true,

@@ -9,6 +9,7 @@ mod plan;
 mod qemu;
 mod report;
 mod sandbox;
+mod store;
 mod supervise;
 
 use std::process::ExitCode;
@@ -53,5 +54,29 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Doctor(args) => doctor::run(&args.arches),
         Command::Cargo(args) => cargo::run(&args, cli.quiet),
+        Command::Rootfs(cmd) => store::commands::run(cmd, cli.quiet),
+        Command::InternalUnpack {
+            archive,
+            dest,
+            max_bytes,
+            max_entries,
+            xz_memlimit,
+        } => {
+            let limits = store::unpack::Limits {
+                max_bytes,
+                max_entries,
+                xz_memlimit,
+            };
+            let reader = store::unpack::decompressed(&archive, &limits)?;
+            let sum = store::unpack::unpack(reader, &dest, &limits, true)
+                .map_err(|e| anyhow::anyhow!("unpacking {}: {e:#}", archive.display()))?;
+            store::report_summary(&sum, cli.quiet);
+            Ok(0)
+        }
+        Command::InternalRemoveTree { path } => {
+            store::unpack::remove_tree(&path)
+                .map_err(|e| anyhow::anyhow!("removing {}: {e}", path.display()))?;
+            Ok(0)
+        }
     }
 }

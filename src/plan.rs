@@ -48,6 +48,29 @@ pub struct RunPlan {
     pub idmap: IdMap,
     pub notes: Vec<String>,
     pub argv: Vec<String>,
+    /// Keep root's capabilities inside the user namespace (`rootfs shell`: apt, dpkg, chown).
+    pub keep_caps: bool,
+}
+
+/// `--rootfs`: a directory, or the name of a complete entry of the store.
+pub fn resolve_rootfs(arg: &Path) -> Result<PathBuf> {
+    if arg.is_dir() {
+        return arg
+            .canonicalize()
+            .with_context(|| format!("resolving {}", arg.display()));
+    }
+    let name = arg.to_string_lossy();
+    if !name.contains('/') {
+        let store = crate::store::Store::open()?;
+        if store.get(&name).is_some() {
+            return Ok(store.root_of(&name));
+        }
+        bail!(
+            "rootfs {name}: no such directory, and no rootfs of that name in the store \
+             (cargo for-arm rootfs list; cargo for-arm rootfs pull --list-presets)"
+        );
+    }
+    bail!("rootfs {} does not exist", arg.display())
 }
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -116,7 +139,7 @@ pub fn parse_env(kv: &str) -> Result<(String, String)> {
 
 /// Read up to 64 KiB of a file inside the rootfs, resolving symlinks within the rootfs
 /// (`/bin/sh -> dash`, `/bin -> usr/bin`) and never outside it.
-fn read_in_root(rootfs: &Path, guest: &str) -> Result<Vec<u8>> {
+pub fn read_in_root(rootfs: &Path, guest: &str) -> Result<Vec<u8>> {
     let root = std::fs::File::open(rootfs)?;
     let c = CString::new(guest)?;
     use std::os::fd::AsRawFd;
@@ -176,13 +199,7 @@ fn host_registration(arch: Arch) -> Option<String> {
 
 impl RunPlan {
     pub fn new(args: &SandboxArgs, argv: Vec<String>) -> Result<RunPlan> {
-        let rootfs = args
-            .rootfs
-            .canonicalize()
-            .with_context(|| format!("rootfs {} does not exist", args.rootfs.display()))?;
-        if !rootfs.is_dir() {
-            bail!("rootfs {} is not a directory", rootfs.display());
-        }
+        let rootfs = resolve_rootfs(&args.rootfs)?;
         if rootfs == Path::new("/") {
             bail!("the host's / cannot be a rootfs");
         }
@@ -275,6 +292,7 @@ impl RunPlan {
             idmap,
             notes,
             argv,
+            keep_caps: false,
         })
     }
 }

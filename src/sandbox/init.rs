@@ -253,7 +253,10 @@ fn exec_command(spec: &ChildSpec) -> ! {
             EXIT_SETUP,
         );
     }
-    if let Err(e) = drop_privileges() {
+    if spec.keep_caps {
+        // SAFETY: plain prctl; capabilities stay (they are the namespace's, not the host's).
+        unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    } else if let Err(e) = drop_privileges() {
         fail("exec", format!("dropping privileges: {e}"), EXIT_SETUP);
     }
     sys::cloexec_from(3);

@@ -49,6 +49,7 @@ pub struct ChildSpec {
     pub path_shown: String,
     pub full_map: bool,
     pub new_net: bool,
+    pub keep_caps: bool,
     pub interactive: bool,
     pub go_fd: RawFd,
     pub report_fd: RawFd,
@@ -152,6 +153,7 @@ fn child_spec(
         path_shown: path,
         full_map: matches!(plan.idmap, IdMap::Full { .. }),
         new_net: plan.network == Network::None,
+        keep_caps: plan.keep_caps,
         interactive: is_foreground_tty(),
         go_fd,
         report_fd,
@@ -387,4 +389,70 @@ mod tests {
         let o = interpret(127 << 8, "exec\t127\tfoo: command not found\n");
         assert_eq!(o.code, 127);
     }
+}
+
+/// Run `child` in a new user namespace (plus `extra` namespace flags) whose id map `map` the
+/// host writes first; return its exit code. `child` runs in a fork-like clone: it should
+/// only make system calls or exec (the caller may have had threads).
+pub fn in_userns(extra: libc::c_int, map: &IdMap, child: &dyn Fn() -> i32) -> Result<i32> {
+    let (go_rd, go_wr) = pipe()?;
+    // SAFETY: fork-like clone; the child only reads a byte and runs `child`.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (libc::CLONE_NEWUSER | extra | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if pid < 0 {
+        return Err(clone_error(Errno::last()));
+    }
+    if pid == 0 {
+        drop(go_wr);
+        // Dies with the tool, even when the tool is SIGKILLed mid-unpack.
+        // SAFETY: plain prctl.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+        let mut b = [0u8; 1];
+        // SAFETY: one byte into a stack buffer; EOF means the host gave up.
+        if unsafe { libc::read(go_rd.as_raw_fd(), b.as_mut_ptr().cast(), 1) } != 1 {
+            unsafe { libc::_exit(EXIT_SETUP) };
+        }
+        let code = child();
+        unsafe { libc::_exit(code) };
+    }
+    let pid = pid as i32;
+    drop(go_rd);
+    let mapped = idmap::write_maps(map, pid);
+    if mapped.is_ok() {
+        sys::write_all(go_wr.as_raw_fd(), &[1]).ok();
+    }
+    drop(go_wr);
+    let mut status = 0;
+    // SAFETY: reaping our child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    mapped?;
+    Ok(interpret(status, "").code)
+}
+
+/// Run this program again with `args`, as root of a user namespace with the `map` (used to
+/// unpack and remove trees whose files belong to subordinate ids).
+pub fn reexec_in_userns(map: &IdMap, args: &[String]) -> Result<i32> {
+    let exe = CString::new("/proc/self/exe").expect("no NUL");
+    let argv: Vec<CString> = std::iter::once("cargo-for-arm".to_string())
+        .chain(args.iter().cloned())
+        .map(|a| CString::new(a).context("argument contains NUL"))
+        .collect::<Result<_>>()?;
+    let ptrs: Vec<*const libc::c_char> = argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    in_userns(0, map, &|| {
+        // SAFETY: valid, NULL-terminated argv prepared before the clone.
+        unsafe { libc::execv(exe.as_ptr(), ptrs.as_ptr()) };
+        EXIT_NOT_EXECUTABLE
+    })
 }

@@ -372,6 +372,7 @@ mod tests {
             },
             notes: vec![],
             argv: vec!["true".into()],
+            keep_caps: false,
         }
     }
 

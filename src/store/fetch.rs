@@ -1,0 +1,276 @@
+//! Downloads: resumable (`Range` + `If-Range`), verified by sha256 over the whole file, never
+//! splicing two versions of a file, with a progress bar on a terminal.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+/// Read timeout of a transfer (a stalled server): `CARGO_FOR_ARM_NET_TIMEOUT` seconds, default 60.
+fn net_timeout() -> Duration {
+    let secs = std::env::var("CARGO_FOR_ARM_NET_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    Duration::from_secs(secs)
+}
+
+pub fn client() -> Result<reqwest::blocking::Client> {
+    let policy = reqwest::redirect::Policy::custom(|attempt| {
+        let from_https = attempt
+            .previous()
+            .last()
+            .is_some_and(|u| u.scheme() == "https");
+        if from_https && attempt.url().scheme() != "https" {
+            let to = attempt.url().to_string();
+            attempt.error(format!("refusing a redirect from https to {to}"))
+        } else if attempt.previous().len() > 10 {
+            attempt.error("more than 10 redirects")
+        } else {
+            attempt.follow()
+        }
+    });
+    reqwest::blocking::Client::builder()
+        .redirect(policy)
+        .connect_timeout(Duration::from_secs(30))
+        .timeout(net_timeout())
+        .user_agent(concat!("cargo-for-arm/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("building the HTTP client")
+}
+
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Progress: a bar on a terminal, a line every few seconds otherwise, nothing when quiet.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    quiet: bool,
+    last_line: Instant,
+    total: Option<u64>,
+}
+
+impl Progress {
+    fn new(total: Option<u64>, start: u64, quiet: bool, what: &str) -> Progress {
+        let tty = unsafe { libc::isatty(2) } == 1;
+        let bar = (tty && !quiet).then(|| {
+            let b = match total {
+                Some(t) => indicatif::ProgressBar::new(t),
+                None => indicatif::ProgressBar::new_spinner(),
+            };
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "  Downloading {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            b.set_message(what.to_string());
+            b.set_position(start);
+            b
+        });
+        if !tty && !quiet {
+            eprintln!(
+                "  Downloading {what}{}",
+                if start > 0 {
+                    format!(" (resuming at {start} bytes)")
+                } else {
+                    String::new()
+                }
+            );
+        }
+        Progress {
+            bar,
+            quiet,
+            last_line: Instant::now(),
+            total,
+        }
+    }
+
+    fn set(&mut self, pos: u64) {
+        if let Some(b) = &self.bar {
+            b.set_position(pos);
+        } else if !self.quiet && self.last_line.elapsed() > Duration::from_secs(5) {
+            self.last_line = Instant::now();
+            match self.total {
+                Some(t) => eprintln!("  Downloaded {pos} of {t} bytes"),
+                None => eprintln!("  Downloaded {pos} bytes"),
+            }
+        }
+    }
+
+    fn done(self) {
+        if let Some(b) = self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Download `url` into `partial`, resuming what is there when the server still has the same
+/// file (`If-Range` with the ETag saved next to it). Returns when `partial` holds the whole
+/// body. The caller verifies the hash of the whole file.
+pub fn download(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    partial: &Path,
+    quiet: bool,
+) -> Result<()> {
+    let etag_file = partial.with_extension("etag");
+    let have = std::fs::metadata(partial).map(|m| m.len()).unwrap_or(0);
+    let etag = std::fs::read_to_string(&etag_file)
+        .ok()
+        .filter(|e| !e.is_empty());
+    let mut req = client.get(url);
+    if have > 0 {
+        if let Some(tag) = &etag {
+            req = req
+                .header(reqwest::header::RANGE, format!("bytes={have}-"))
+                .header(reqwest::header::IF_RANGE, tag);
+        }
+    }
+    let mut resp = req.send().with_context(|| format!("downloading {url}"))?;
+    let status = resp.status();
+    let is_html = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/html"));
+    if !status.is_success() {
+        bail!("downloading {url}: the server answered {status}");
+    }
+    if is_html {
+        bail!("downloading {url}: the server sent an HTML page, not an archive (a login or error page?)");
+    }
+    let (mut file, start) = if status == reqwest::StatusCode::PARTIAL_CONTENT && have > 0 {
+        let range = resp
+            .headers()
+            .get(reqwest::header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !range.starts_with(&format!("bytes {have}-")) {
+            bail!("downloading {url}: the server resumed at the wrong offset ({range})");
+        }
+        (OpenOptions::new().append(true).open(partial)?, have)
+    } else {
+        // 200: the whole file again (a server that ignores Range, or a changed ETag). Start
+        // over; never splice two versions.
+        (
+            File::create(partial).with_context(|| format!("creating {}", partial.display()))?,
+            0,
+        )
+    };
+    match resp
+        .headers()
+        .get(reqwest::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(tag) => std::fs::write(&etag_file, tag)?,
+        None => {
+            let _ = std::fs::remove_file(&etag_file);
+        }
+    }
+    let expected = resp.content_length();
+    let total = expected.map(|l| l + start);
+    let name = url.rsplit('/').next().unwrap_or(url);
+    let mut progress = Progress::new(total, start, quiet, name);
+    let mut buf = vec![0u8; 256 << 10];
+    let mut got = 0u64;
+    loop {
+        let n = resp.read(&mut buf).with_context(|| {
+            format!("downloading {url} (connection lost or stalled; run again to resume)")
+        })?;
+        if n == 0 {
+            break;
+        }
+        file.write_all(&buf[..n])
+            .with_context(|| format!("writing {}", partial.display()))?;
+        got += n as u64;
+        progress.set(start + got);
+    }
+    file.sync_all()?;
+    progress.done();
+    if let Some(len) = expected {
+        if got != len {
+            bail!("downloading {url}: got {got} bytes but Content-Length said {len}; run again to resume");
+        }
+    }
+    Ok(())
+}
+
+/// Fetch a small text file (a checksum list) from a URL or read it from a path.
+pub fn fetch_text(client: Option<&reqwest::blocking::Client>, src: &str) -> Result<String> {
+    if src.starts_with("http://") || src.starts_with("https://") {
+        let c = client.context("no HTTP client")?;
+        let resp = c
+            .get(src)
+            .send()
+            .with_context(|| format!("fetching {src}"))?;
+        if !resp.status().is_success() {
+            bail!("fetching {src}: the server answered {}", resp.status());
+        }
+        return resp.text().with_context(|| format!("reading {src}"));
+    }
+    std::fs::read_to_string(src).with_context(|| format!("reading {src}"))
+}
+
+/// The sha256 of `file_name` in a `SHA256SUMS`-style list (`HEX  name`, `HEX *name`) or a
+/// BSD-style one (`SHA256 (name) = HEX`).
+pub fn find_checksum(list: &str, file_name: &str) -> Option<String> {
+    for line in list.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("SHA256 (") {
+            if let Some((name, hex)) = rest.split_once(") = ") {
+                if name == file_name {
+                    return Some(hex.trim().to_lowercase());
+                }
+            }
+            continue;
+        }
+        let mut parts = line.split_whitespace();
+        if let (Some(hex), Some(name)) = (parts.next(), parts.next()) {
+            let name = name.trim_start_matches('*').trim_start_matches("./");
+            if name == file_name && hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Some(hex.to_lowercase());
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_lists() {
+        let h = "a".repeat(64);
+        let gnu = format!("{h}  alpine-minirootfs.tar.gz\n{}  other\n", "b".repeat(64));
+        assert_eq!(
+            find_checksum(&gnu, "alpine-minirootfs.tar.gz"),
+            Some(h.clone())
+        );
+        assert_eq!(
+            find_checksum(&format!("{h} *x.tar.xz"), "x.tar.xz"),
+            Some(h.clone())
+        );
+        assert_eq!(
+            find_checksum(&format!("SHA256 (x.tar) = {}", h.to_uppercase()), "x.tar"),
+            Some(h)
+        );
+        assert_eq!(find_checksum(&gnu, "missing"), None);
+    }
+}

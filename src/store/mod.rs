@@ -1,0 +1,358 @@
+//! The per-user rootfs store: `$CARGO_FOR_ARM_HOME/rootfs/<name>/{root/, entry.toml}`.
+//!
+//! An entry exists only once it is complete: it is built in `.tmp-<name>-<pid>/` and renamed
+//! into place. One lock file per name makes concurrent pulls download once; a temporary tree
+//! left by a killed run is removed by the next run that takes the lock.
+
+pub mod commands;
+pub mod fetch;
+pub mod unpack;
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::idmap::{self, IdMap, MapMode};
+use crate::plan;
+use crate::sandbox;
+use unpack::Limits;
+
+/// `$CARGO_FOR_ARM_HOME`, else `$XDG_CACHE_HOME/cargo-for-arm`, else `~/.cache/cargo-for-arm`.
+pub fn home() -> Result<PathBuf> {
+    if let Some(h) = std::env::var_os("CARGO_FOR_ARM_HOME").filter(|v| !v.is_empty()) {
+        return Ok(h.into());
+    }
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(x).join("cargo-for-arm"));
+    }
+    let home = std::env::var_os("HOME").context("HOME is not set; set CARGO_FOR_ARM_HOME")?;
+    Ok(PathBuf::from(home).join(".cache/cargo-for-arm"))
+}
+
+/// What the store knows of an entry (`entry.toml`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Entry {
+    pub name: String,
+    pub arch: String,
+    pub arch_desc: String,
+    pub distro: String,
+    pub size: u64,
+    pub source: String,
+    pub sha256: Option<String>,
+    pub verified: bool,
+    pub created: String,
+    pub owners_kept: bool,
+    pub host_arch: bool,
+}
+
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c));
+    if !ok {
+        bail!(
+            "rootfs name '{name}': use letters, digits, '.', '_', '-', '+', not starting with '.'"
+        );
+    }
+    Ok(())
+}
+
+pub struct Store {
+    pub dir: PathBuf,
+}
+
+/// An exclusive lock on one entry name, held while the file stays open (released on drop).
+pub struct Lock {
+    _file: File,
+}
+
+impl Store {
+    pub fn open() -> Result<Store> {
+        let dir = home()?.join("rootfs");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Store { dir })
+    }
+
+    pub fn entry_dir(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn root_of(&self, name: &str) -> PathBuf {
+        self.dir.join(name).join("root")
+    }
+
+    pub fn lock(&self, name: &str) -> Result<Lock> {
+        let f = File::create(self.dir.join(format!(".lock-{name}")))?;
+        // SAFETY: flock on our file; blocks until another run is done with this name.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            bail!("locking rootfs {name}: {}", std::io::Error::last_os_error());
+        }
+        Ok(Lock { _file: f })
+    }
+
+    pub fn get(&self, name: &str) -> Option<Entry> {
+        let text = std::fs::read_to_string(self.entry_dir(name).join("entry.toml")).ok()?;
+        toml::from_str(&text).ok()
+    }
+
+    pub fn list(&self) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&self.dir)?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            if let Some(entry) = self.get(&name) {
+                out.push(entry);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Remove a tree that may hold files of subordinate ids or mode-000 directories.
+    pub fn remove_tree(&self, path: &Path) -> Result<()> {
+        if unpack::remove_tree(path).is_ok() {
+            return Ok(());
+        }
+        // Files owned by subordinate ids: delete them as root of a user namespace.
+        let (map, _) = idmap::choose(MapMode::Auto, &idmap::Sources::default())?;
+        if matches!(map, IdMap::Full { .. }) {
+            let code = sandbox::reexec_in_userns(
+                &map,
+                &["__remove-tree".into(), path.display().to_string()],
+            )?;
+            if code == 0 && !path.exists() {
+                return Ok(());
+            }
+        }
+        bail!(
+            "could not remove {}: files in it belong to other users",
+            path.display()
+        )
+    }
+
+    /// Remove temporary trees of `name` left by killed runs (the caller holds the lock).
+    fn clean_stale(&self, name: &str) -> Result<()> {
+        let prefix = format!(".tmp-{name}-");
+        for e in std::fs::read_dir(&self.dir)?.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                self.remove_tree(&e.path())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Unpack an archive into a new entry, atomically. `source`/`sha256`/`verified` are
+    /// recorded as given.
+    pub fn add_archive(
+        &self,
+        name: &str,
+        archive: &Path,
+        source: &str,
+        sha256: Option<String>,
+        limits: &Limits,
+        keep_owners_if_possible: bool,
+        quiet: bool,
+    ) -> Result<Entry> {
+        self.clean_stale(name)?;
+        let tmp = self.dir.join(format!(".tmp-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(tmp.join("root"))?;
+        let result = self.fill(
+            name,
+            &tmp,
+            archive,
+            source,
+            sha256,
+            limits,
+            keep_owners_if_possible,
+            quiet,
+        );
+        match result {
+            Ok(entry) => {
+                std::fs::rename(&tmp, self.entry_dir(name)).with_context(|| {
+                    format!(
+                        "moving the new rootfs into {}",
+                        self.entry_dir(name).display()
+                    )
+                })?;
+                Ok(entry)
+            }
+            Err(e) => {
+                let _ = self.remove_tree(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fill(
+        &self,
+        name: &str,
+        tmp: &Path,
+        archive: &Path,
+        source: &str,
+        sha256: Option<String>,
+        limits: &Limits,
+        keep_owners_if_possible: bool,
+        quiet: bool,
+    ) -> Result<Entry> {
+        let root = tmp.join("root");
+        let (map, _) = idmap::choose(MapMode::Auto, &idmap::Sources::default())?;
+        let owners_kept = keep_owners_if_possible && matches!(map, IdMap::Full { .. });
+        if owners_kept {
+            // Inside a user namespace with the full map, the archive's owners (0–65535) are real.
+            let args = vec![
+                "__unpack".to_string(),
+                archive.display().to_string(),
+                root.display().to_string(),
+                limits.max_bytes.to_string(),
+                limits.max_entries.to_string(),
+                limits.xz_memlimit.to_string(),
+            ];
+            let code = sandbox::reexec_in_userns(&map, &args)?;
+            if code != 0 {
+                bail!("unpacking {} failed (see above)", archive.display());
+            }
+        } else {
+            if !quiet && keep_owners_if_possible {
+                eprintln!(
+                    "cargo-for-arm: note: no full id map (see 'cargo for-arm doctor'): every file of the rootfs will belong to you; the archive's owners are dropped"
+                );
+            }
+            let sum = unpack::unpack(unpack::decompressed(archive, limits)?, &root, limits, false)
+                .with_context(|| format!("unpacking {}", archive.display()))?;
+            report_summary(&sum, quiet);
+        }
+        let (arch, arch_desc) = plan::detect_arch(&root)
+            .with_context(|| format!("{} does not look like a root filesystem", source))?;
+        let host_arch = arch.runs_natively();
+        if host_arch && !quiet {
+            eprintln!("cargo-for-arm: note: {name} is a rootfs for this host's own architecture ({arch_desc}): it runs natively, without qemu");
+        }
+        let entry = Entry {
+            name: name.to_string(),
+            arch: arch.to_string(),
+            arch_desc,
+            distro: distro(&root),
+            size: tree_size(&root),
+            source: source.to_string(),
+            verified: sha256.is_some(),
+            sha256,
+            created: now_utc(),
+            owners_kept,
+            host_arch,
+        };
+        std::fs::write(tmp.join("entry.toml"), toml::to_string(&entry)?)?;
+        Ok(entry)
+    }
+}
+
+pub fn report_summary(sum: &unpack::Summary, quiet: bool) {
+    if quiet {
+        return;
+    }
+    eprintln!("    Unpacked {} entries, {} bytes", sum.entries, sum.bytes);
+    if sum.skipped_nodes > 0 {
+        eprintln!(
+            "cargo-for-arm: note: skipped {} device nodes and FIFOs (the sandbox provides /dev)",
+            sum.skipped_nodes
+        );
+    }
+    if sum.stripped_setid > 0 {
+        eprintln!(
+            "cargo-for-arm: note: stripped setuid/setgid bits from {} files",
+            sum.stripped_setid
+        );
+    }
+}
+
+/// PRETTY_NAME of the rootfs's os-release, read without leaving the rootfs.
+fn distro(root: &Path) -> String {
+    for p in ["/etc/os-release", "/usr/lib/os-release"] {
+        if plan::exists_in_root(root, p) {
+            if let Ok(text) = plan::read_in_root(root, p) {
+                let text = String::from_utf8_lossy(&text);
+                if let Some(v) = text.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=")) {
+                    return v.trim_matches('"').to_string();
+                }
+            }
+        }
+    }
+    "unknown".into()
+}
+
+fn tree_size(root: &Path) -> u64 {
+    fn walk(p: &Path) -> u64 {
+        let Ok(md) = p.symlink_metadata() else {
+            return 0;
+        };
+        if md.is_dir() {
+            std::fs::read_dir(p)
+                .map(|rd| rd.flatten().map(|e| walk(&e.path())).sum())
+                .unwrap_or(0)
+        } else {
+            md.len()
+        }
+    }
+    walk(root)
+}
+
+fn now_utc() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as libc::time_t;
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: gmtime_r fills tm.
+    unsafe { libc::gmtime_r(&t, &mut tm) };
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
+pub fn human_size(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < units.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(check_name("bookworm-armhf").is_ok());
+        assert!(check_name("../x").is_err());
+        assert!(check_name(".hidden").is_err());
+        assert!(check_name("").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_size(10), "10 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+    }
+}
