@@ -2,6 +2,8 @@
 //! guarantee that sandbox tests run as an unprivileged user.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
