@@ -50,6 +50,9 @@ pub struct RunPlan {
     pub argv: Vec<String>,
     /// Keep root's capabilities inside the user namespace (`rootfs shell`: apt, dpkg, chown).
     pub keep_caps: bool,
+    /// Run on a throwaway overlay of the rootfs: set for rootfs from the store, which are
+    /// never modified by a run (`rootfs shell` turns it off to change them on purpose).
+    pub ephemeral: bool,
 }
 
 /// `--rootfs`: a directory, or the name of a complete entry of the store.
@@ -200,6 +203,7 @@ fn host_registration(arch: Arch) -> Option<String> {
 impl RunPlan {
     pub fn new(args: &SandboxArgs, argv: Vec<String>) -> Result<RunPlan> {
         let rootfs = resolve_rootfs(&args.rootfs)?;
+        let ephemeral = rootfs.starts_with(crate::store::home()?);
         if rootfs == Path::new("/") {
             bail!("the host's / cannot be a rootfs");
         }
@@ -293,6 +297,7 @@ impl RunPlan {
             notes,
             argv,
             keep_caps: false,
+            ephemeral,
         })
     }
 }

@@ -753,3 +753,57 @@ fn import_a_directory_and_presets_are_listed() {
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("rootfs list"), "{}", stderr(&o));
 }
+
+#[test]
+fn runs_never_modify_a_stored_rootfs_but_rootfs_shell_does() {
+    let env = Env::new("immut");
+    let a = write(&env, "bb.tar.xz", &busybox_archive());
+    assert!(env
+        .run(&["rootfs", "pull", a.to_str().unwrap(), "--name", "bb"])
+        .status
+        .success());
+    let root = env.store().join("bb/root");
+    let listing = |p: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(p)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = listing(&root);
+    // The run writes to / and binds the working directory at a path the rootfs lacks.
+    let o = env.run(&[
+        "run",
+        "--rootfs",
+        "bb",
+        "--",
+        "sh",
+        "-c",
+        "echo x > /written; cat /written; pwd",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().next(), Some("x"));
+    assert_eq!(listing(&root), before, "a run changed the stored rootfs");
+    let mut shell = env
+        .cmd()
+        .args(["rootfs", "shell", "bb"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    shell
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"id -u; echo kept > /from-shell\n")
+        .unwrap();
+    let out = shell.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+    assert_eq!(
+        std::fs::read_to_string(root.join("from-shell")).unwrap(),
+        "kept\n"
+    );
+}

@@ -57,6 +57,9 @@ fn setup(spec: &ChildSpec) -> SysResult<()> {
     // Nothing we mount may propagate back to the host's mount namespace.
     sys::mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None, "/")?;
     let shown = spec.rootfs.to_string_lossy();
+    if spec.ephemeral {
+        ephemeral_root(spec)?;
+    }
     sys::mount(
         Some(&spec.rootfs),
         &spec.rootfs,
@@ -87,6 +90,28 @@ fn setup(spec: &ChildSpec) -> SysResult<()> {
     sys::umount_detach(c".")?;
     sys::chdir(c"/")?;
     Ok(())
+}
+
+/// Cover the rootfs with an overlay whose upper layer is a private tmpfs: mount points and
+/// anything the command writes land there and vanish with the sandbox, so a stored rootfs is
+/// never modified by a run.
+fn ephemeral_root(spec: &ChildSpec) -> SysResult<()> {
+    let tmp = sys::detached_mount(c"tmpfs", &[(c"mode", Some(c"0755"))])?;
+    for d in [c"upper", c"work"] {
+        sys::mkdirat(tmp.as_raw_fd(), d, 0o755)?;
+    }
+    let upper = CString::new(format!("/proc/self/fd/{}/upper", tmp.as_raw_fd())).expect("no NUL");
+    let work = CString::new(format!("/proc/self/fd/{}/work", tmp.as_raw_fd())).expect("no NUL");
+    let ovl = sys::detached_mount(
+        c"overlay",
+        &[
+            (c"lowerdir", Some(&spec.rootfs)),
+            (c"upperdir", Some(&upper)),
+            (c"workdir", Some(&work)),
+            (c"userxattr", None),
+        ],
+    )?;
+    sys::move_mount_to(&ovl, &spec.rootfs)
 }
 
 /// Bring `lo` up in a new network namespace, so local services still work.

@@ -50,6 +50,8 @@ pub struct ChildSpec {
     pub full_map: bool,
     pub new_net: bool,
     pub keep_caps: bool,
+    /// Cover the rootfs with a throwaway overlay (stored rootfs are never modified).
+    pub ephemeral: bool,
     pub interactive: bool,
     pub go_fd: RawFd,
     pub report_fd: RawFd,
@@ -154,6 +156,7 @@ fn child_spec(
         full_map: matches!(plan.idmap, IdMap::Full { .. }),
         new_net: plan.network == Network::None,
         keep_caps: plan.keep_caps,
+        ephemeral: plan.ephemeral,
         interactive: is_foreground_tty(),
         go_fd,
         report_fd,

@@ -373,6 +373,7 @@ mod tests {
             notes: vec![],
             argv: vec!["true".into()],
             keep_caps: false,
+            ephemeral: false,
         }
     }
 

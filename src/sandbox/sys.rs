@@ -249,3 +249,70 @@ pub fn cloexec_from(first: u32) {
         }
     }
 }
+
+const FSOPEN_CLOEXEC: libc::c_uint = 1;
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+
+/// A detached mount of `fstype` made with the new mount API (fsopen, fsconfig, fsmount):
+/// options are `(key, Some(value))` strings or `(key, None)` flags.
+pub fn detached_mount(fstype: &CStr, options: &[(&CStr, Option<&CStr>)]) -> SysResult<OwnedFd> {
+    let name = fstype.to_string_lossy();
+    // SAFETY: fsopen with a valid C string.
+    let fs = unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) };
+    let fs = check(fs, || format!("fsopen({name})"))?;
+    // SAFETY: we own the returned fd.
+    let fs = unsafe { OwnedFd::from_raw_fd(fs as RawFd) };
+    for (key, value) in options {
+        let (cmd, v) = match value {
+            Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
+            None => (FSCONFIG_SET_FLAG, std::ptr::null()),
+        };
+        // SAFETY: fsconfig on our fs context with valid strings.
+        let r =
+            unsafe { libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), cmd, key.as_ptr(), v, 0) };
+        check(r, || {
+            format!(
+                "fsconfig({name}, {}={})",
+                key.to_string_lossy(),
+                show(*value)
+            )
+        })?;
+    }
+    // SAFETY: fsconfig CMD_CREATE without key or value.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            0usize,
+            0usize,
+            0,
+        )
+    };
+    check(r, || format!("fsconfig({name}, create)"))?;
+    // SAFETY: fsmount of a created context.
+    let m = unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, 0) };
+    let m = check(m, || format!("fsmount({name})"))?;
+    // SAFETY: we own the returned fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(m as RawFd) })
+}
+
+/// Attach a detached mount at `target`.
+pub fn move_mount_to(mnt: &OwnedFd, target: &CStr) -> SysResult<()> {
+    // SAFETY: move_mount from an fd (empty path) to a path.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    check(r, || format!("move_mount({})", target.to_string_lossy())).map(drop)
+}

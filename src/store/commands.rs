@@ -154,13 +154,18 @@ pub fn run(cmd: RootfsCommand, quiet: bool) -> Result<i32> {
             } else {
                 "/bin/sh"
             };
+            let home = if crate::plan::exists_in_root(&root, "/root") {
+                "/root"
+            } else {
+                "/"
+            };
             let args = SandboxArgs {
                 rootfs: root,
                 arch: None,
                 qemu,
                 binds: vec![],
                 no_bind_cwd: true,
-                workdir: Some("/root".into()),
+                workdir: Some(home.into()),
                 env: vec![],
                 network,
                 map,
@@ -169,6 +174,7 @@ pub fn run(cmd: RootfsCommand, quiet: bool) -> Result<i32> {
             // Setting a rootfs up by hand (apt, dpkg, chown) needs root's capabilities inside
             // the user namespace; they grant nothing outside it.
             plan.keep_caps = true;
+            plan.ephemeral = false;
             if !quiet {
                 for n in &plan.notes {
                     eprintln!("cargo-for-arm: note: {n}");
