@@ -53,20 +53,29 @@ pub struct RunPlan {
     /// Run on a throwaway overlay of the rootfs: set for rootfs from the store, which are
     /// never modified by a run (`rootfs shell` turns it off to change them on purpose).
     pub ephemeral: bool,
+    /// A stored rootfs is locked (shared) while it is in use, so `rootfs rm` waits.
+    pub _store_lock: Option<std::rc::Rc<crate::store::Lock>>,
 }
 
 /// `--rootfs`: a directory, or the name of a complete entry of the store.
 pub fn resolve_rootfs(arg: &Path) -> Result<PathBuf> {
+    resolve_rootfs_locked(arg).map(|(p, _)| p)
+}
+
+/// `resolve_rootfs`, and for a stored rootfs the shared lock that keeps `rm` away from it.
+pub fn resolve_rootfs_locked(arg: &Path) -> Result<(PathBuf, Option<crate::store::Lock>)> {
     if arg.is_dir() {
-        return arg
+        let p = arg
             .canonicalize()
-            .with_context(|| format!("resolving {}", arg.display()));
+            .with_context(|| format!("resolving {}", arg.display()))?;
+        return Ok((p, None));
     }
     let name = arg.to_string_lossy();
     if !name.contains('/') {
         let store = crate::store::Store::open()?;
+        let lock = store.lock_shared(&name)?;
         if store.get(&name).is_some() {
-            return Ok(store.root_of(&name));
+            return Ok((store.root_of(&name), Some(lock)));
         }
         bail!(
             "rootfs {name}: no such directory, and no rootfs of that name in the store \
@@ -202,7 +211,7 @@ fn host_registration(arch: Arch) -> Option<String> {
 
 impl RunPlan {
     pub fn new(args: &SandboxArgs, argv: Vec<String>) -> Result<RunPlan> {
-        let rootfs = resolve_rootfs(&args.rootfs)?;
+        let (rootfs, store_lock) = resolve_rootfs_locked(&args.rootfs)?;
         let ephemeral = rootfs.starts_with(crate::store::home()?);
         if rootfs == Path::new("/") {
             bail!("the host's / cannot be a rootfs");
@@ -298,6 +307,7 @@ impl RunPlan {
             argv,
             keep_caps: false,
             ephemeral,
+            _store_lock: store_lock.map(std::rc::Rc::new),
         })
     }
 }

@@ -807,3 +807,104 @@ fn runs_never_modify_a_stored_rootfs_but_rootfs_shell_does() {
         "kept\n"
     );
 }
+
+#[test]
+fn rm_waits_for_a_run_that_uses_the_rootfs() {
+    let env = Env::new("rmwait");
+    let a = write(&env, "bb.tar.xz", &busybox_archive());
+    assert!(env
+        .run(&["rootfs", "pull", a.to_str().unwrap(), "--name", "bb"])
+        .status
+        .success());
+    let mut run = env
+        .cmd()
+        .args([
+            "run",
+            "--rootfs",
+            "bb",
+            "--",
+            "sh",
+            "-c",
+            "echo ready; sleep 3; ls /bin/busybox && echo still-fine",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(run.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let t = Instant::now();
+    let rm = env.run(&["rootfs", "rm", "bb"]);
+    assert!(rm.status.success(), "{}", stderr(&rm));
+    assert!(stderr(&rm).contains("in use"), "{}", stderr(&rm));
+    assert!(t.elapsed() >= Duration::from_secs(1), "rm did not wait");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(run.wait().unwrap().success());
+    assert!(rest.contains("still-fine"), "{rest}");
+    assert!(!env.store().join("bb").exists());
+}
+
+#[test]
+fn without_a_full_map_owners_are_dropped_and_said_once() {
+    let env = Env::new("single");
+    let a = write(&env, "bb.tar.xz", &busybox_archive());
+    let o = env
+        .cmd()
+        .env("CARGO_FOR_ARM_SUBUID", env.cwd.path().join("none"))
+        .args(["rootfs", "pull", a.to_str().unwrap(), "--name", "bb"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o).matches("owners are dropped").count(),
+        1,
+        "{}",
+        stderr(&o)
+    );
+    let md = std::fs::metadata(env.store().join("bb/root/bin/busybox")).unwrap();
+    assert_eq!(md.uid(), unsafe { libc::getuid() });
+}
+
+#[test]
+fn disk_full_during_unpack_leaves_nothing_half_written() {
+    let env = Env::new("full");
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let a = write(
+        &env,
+        "big.tar",
+        &tar_with(&[Raw {
+            data: &big,
+            ..raw(b"big", tar::EntryType::Regular)
+        }]),
+    );
+    // A 2 MiB tmpfs as the store, in a user + mount namespace of our own (no root needed).
+    let small = env.home.path().join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size=2m tmpfs {s} && CARGO_FOR_ARM_HOME={s} {tool} rootfs pull {a} --name big; \
+         echo \"exit=$?\"; ls -A {s}/rootfs",
+        s = small.display(),
+        tool = TOOL,
+        a = a.display()
+    );
+    let o = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert!(out.contains("exit=125"), "{out}\n{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("ENOSPC") || stderr(&o).contains("No space left"),
+        "{}",
+        stderr(&o)
+    );
+    let left: Vec<&str> = out.lines().filter(|l| !l.starts_with("exit=")).collect();
+    assert!(
+        left.iter().all(|n| n.starts_with(".lock-")),
+        "left in the store: {left:?}"
+    );
+}

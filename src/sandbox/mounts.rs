@@ -374,6 +374,7 @@ mod tests {
             argv: vec!["true".into()],
             keep_caps: false,
             ephemeral: false,
+            _store_lock: None,
         }
     }
 

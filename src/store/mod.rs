@@ -67,7 +67,9 @@ pub struct Store {
     pub dir: PathBuf,
 }
 
-/// An exclusive lock on one entry name, held while the file stays open (released on drop).
+/// A lock on one entry name, held while the file stays open (released on drop). Runs hold
+/// it shared for their whole life (the sandbox's PID 1 inherits it), so `rm` waits for them.
+#[derive(Debug)]
 pub struct Lock {
     _file: File,
 }
@@ -87,11 +89,29 @@ impl Store {
         self.dir.join(name).join("root")
     }
 
+    /// The exclusive lock of pull and rm: blocks until other runs are done with `name`.
     pub fn lock(&self, name: &str) -> Result<Lock> {
+        self.lock_as(name, libc::LOCK_EX)
+    }
+
+    /// The shared lock a run holds on the rootfs it uses.
+    pub fn lock_shared(&self, name: &str) -> Result<Lock> {
+        self.lock_as(name, libc::LOCK_SH)
+    }
+
+    fn lock_as(&self, name: &str, how: libc::c_int) -> Result<Lock> {
         let f = File::create(self.dir.join(format!(".lock-{name}")))?;
-        // SAFETY: flock on our file; blocks until another run is done with this name.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            bail!("locking rootfs {name}: {}", std::io::Error::last_os_error());
+        // SAFETY: flock on our file (close-on-exec: a command exec'd in the sandbox drops it).
+        if unsafe { libc::flock(f.as_raw_fd(), how | libc::LOCK_NB) } != 0 {
+            if how == libc::LOCK_EX {
+                eprintln!(
+                    "cargo-for-arm: rootfs {name} is in use; waiting for the runs using it to end"
+                );
+            }
+            // SAFETY: as above, now waiting.
+            if unsafe { libc::flock(f.as_raw_fd(), how) } != 0 {
+                bail!("locking rootfs {name}: {}", std::io::Error::last_os_error());
+            }
         }
         Ok(Lock { _file: f })
     }
