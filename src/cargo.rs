@@ -40,6 +40,7 @@ pub struct Options {
     pub retries: u32,
     pub report: ReportMode,
     pub target_dir: Option<PathBuf>,
+    pub seccomp: String,
     /// Passed to cargo after the subcommand, untouched.
     pub cargo_args: Vec<String>,
 }
@@ -64,6 +65,7 @@ pub fn parse(args: &[String]) -> Result<Options> {
         retries: 1,
         report: ReportMode::Human,
         target_dir: None,
+        seccomp: "default".into(),
         cargo_args: Vec::new(),
     };
     let rest: Vec<String> = it.collect();
@@ -88,6 +90,7 @@ pub fn parse(args: &[String]) -> Result<Options> {
             "--retries",
             "--report",
             "--target-dir",
+            "--seccomp",
         ];
         if name == "--no-report" {
             o.report = ReportMode::Off;
@@ -146,6 +149,7 @@ pub fn parse(args: &[String]) -> Result<Options> {
                 }
             }
             "--target-dir" => o.target_dir = Some(value.into()),
+            "--seccomp" => o.seccomp = value,
             _ => unreachable!("listed above"),
         }
         i += 1;
@@ -248,19 +252,46 @@ fn choose_rootfs(o: &Options, cwd: &Path, root: &Path) -> Result<PathBuf> {
 
 /// Fetch the dependencies natively: `cargo vendor` into a directory keyed by the lockfile.
 /// Returns the directory and the cargo config that points the emulated cargo at it.
-fn vendor(root: &Path, cache: &Path, guest_vendor: &str) -> Result<(PathBuf, String)> {
+fn vendor(
+    root: &Path,
+    cache: &Path,
+    guest_vendor: &str,
+    rootfs_rustc: Option<&RustcInfo>,
+) -> Result<(PathBuf, String)> {
     let lock = root.join("Cargo.lock");
+    let mut generated = false;
     if !lock.is_file() {
-        // rust-version aware: old rootfs cargos (Debian 12's 1.63) need a lockfile and
-        // dependency versions they understand.
-        let st = Command::new("cargo")
-            .args(["generate-lockfile", "--manifest-path"])
+        // Resolve for the rootfs's rustc, not the host's: with the resolver's rust-version
+        // fallback and a `rustc` that answers `-vV` as the rootfs's does, an old rootfs cargo
+        // (Debian 12's 1.63) gets dependency versions it can build.
+        let mut cmd = Command::new("cargo");
+        cmd.args(["generate-lockfile", "--manifest-path"])
             .arg(root.join("Cargo.toml"))
-            .env("CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS", "fallback")
-            .status()
-            .context("running cargo generate-lockfile")?;
+            .env("CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS", "fallback");
+        if let Some(info) = rootfs_rustc {
+            cmd.env("RUSTC", &info.answer_script);
+        }
+        let st = cmd.status().context("running cargo generate-lockfile")?;
         if !st.success() {
             bail!("cargo generate-lockfile failed in {}", root.display());
+        }
+        generated = true;
+    }
+    if let Some(info) = rootfs_rustc.filter(|i| i.version < (1, 78)) {
+        let text = std::fs::read_to_string(&lock)?;
+        if lockfile_version(&text) == Some(4) {
+            if !generated {
+                bail!(
+                    "{} is lockfile version 4, which the rootfs's cargo {}.{} cannot read (it needs 1.78): \
+                     use a rootfs with a newer cargo (e.g. Debian 13), or set `version = 3` at the top of Cargo.lock",
+                    lock.display(),
+                    info.version.0,
+                    info.version.1
+                );
+            }
+            // Freshly generated for a registry-only (or plain git) project, versions 3 and 4
+            // differ only in this line.
+            std::fs::write(&lock, set_lockfile_version(&text, 3))?;
         }
     }
     let digest = Sha256::digest(std::fs::read(&lock)?);
@@ -302,6 +333,83 @@ fn vendor(root: &Path, cache: &Path, guest_vendor: &str) -> Result<(PathBuf, Str
     }
     let config = std::fs::read_to_string(dir.join("config.toml"))?;
     Ok((dir, config))
+}
+
+/// What the rootfs's rustc says of itself (`rustc -vV`), and a script that says the same,
+/// for the host cargo's resolver.
+#[derive(Debug, Clone)]
+pub struct RustcInfo {
+    pub version: (u32, u32),
+    pub answer_script: PathBuf,
+}
+
+pub fn parse_rustc_release(vv: &str) -> Option<(u32, u32)> {
+    let release = vv.lines().find_map(|l| l.strip_prefix("release: "))?;
+    let mut it = release.trim().split('.');
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+pub fn lockfile_version(text: &str) -> Option<u32> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("version = "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+pub fn set_lockfile_version(text: &str, v: u32) -> String {
+    let mut done = false;
+    text.lines()
+        .map(|l| {
+            if !done && l.starts_with("version = ") {
+                done = true;
+                format!("version = {v}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// Ask the rootfs's rustc for `-vV` (one short emulated run, cached in its cargo home).
+fn rootfs_rustc(sandbox: &SandboxArgs, cargo_home: &Path, guest_home: &str) -> Result<RustcInfo> {
+    // Cached per rootfs (several rootfs of one architecture share a cargo home).
+    let key: String = Sha256::digest(sandbox.rootfs.as_os_str().as_encoded_bytes())
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let out = cargo_home.join(format!("rustc-vV-{key}.txt"));
+    let script = cargo_home.join(format!("rustc-answer-{key}.sh"));
+    if !out.is_file() {
+        let argv = vec![
+            "sh".to_string(),
+            "-c".into(),
+            format!("rustc -vV > {guest_home}/rustc-vV-{key}.txt"),
+        ];
+        let plan = RunPlan::new(sandbox, argv)?;
+        let o = supervise::run_supervised(&plan, None, 0, false)?;
+        if o.code != 0 {
+            let _ = std::fs::remove_file(&out);
+            bail!(
+                "the rootfs has no working rustc (`rustc -vV` exited {})",
+                o.code
+            );
+        }
+    }
+    let vv = std::fs::read_to_string(&out)?;
+    let version = parse_rustc_release(&vv)
+        .with_context(|| format!("unexpected `rustc -vV` output in the rootfs: {vv}"))?;
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\n# Answers like the rootfs's rustc, for the host cargo's resolver.\ncat <<'EOF'\n{}EOF\n", vv),
+    )?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
+    Ok(RustcInfo {
+        version,
+        answer_script: script,
+    })
 }
 
 /// The profile directory cargo writes to for these arguments.
@@ -382,7 +490,28 @@ pub fn run(args: &[String], quiet: bool) -> Result<i32> {
     let mut config = String::new();
     match &host {
         Some(_) => {
-            let (dir, cfg) = vendor(&root, &cache, guest_vendor)?;
+            let lock = std::fs::read_to_string(root.join("Cargo.lock")).ok();
+            let info = if lock
+                .as_deref()
+                .map_or(true, |l| lockfile_version(l) == Some(4))
+            {
+                let probe = SandboxArgs {
+                    rootfs: rootfs_abs.clone(),
+                    arch: o.arch.clone(),
+                    qemu: o.qemu.clone(),
+                    binds: binds.clone(),
+                    no_bind_cwd: true,
+                    workdir: Some("/".into()),
+                    env: vec![],
+                    network: Network::None,
+                    map: o.map,
+                    seccomp: o.seccomp.clone(),
+                };
+                Some(rootfs_rustc(&probe, &cargo_home, guest_home)?)
+            } else {
+                None
+            };
+            let (dir, cfg) = vendor(&root, &cache, guest_vendor, info.as_ref())?;
             binds.push(format!("{}:{guest_vendor}:ro", dir.display()));
             config = cfg;
             config.push_str("\n[net]\noffline = true\n");
@@ -433,6 +562,7 @@ pub fn run(args: &[String], quiet: bool) -> Result<i32> {
         env,
         network,
         map: o.map,
+        seccomp: o.seccomp.clone(),
     };
     let mut argv = vec!["cargo".to_string(), o.subcommand.clone()];
     argv.extend(o.cargo_args.iter().cloned());
@@ -534,6 +664,17 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("needs a value"));
+    }
+
+    #[test]
+    fn rustc_and_lockfile_versions() {
+        let vv = "rustc 1.63.0\nbinary: rustc\nhost: armv7-unknown-linux-gnueabihf\nrelease: 1.63.0\nLLVM version: 14.0.6\n";
+        assert_eq!(parse_rustc_release(vv), Some((1, 63)));
+        let lock = "# This file is automatically @generated by Cargo.\nversion = 4\n\n[[package]]\nname = \"a\"\nversion = \"1.0.0\"\n";
+        assert_eq!(lockfile_version(lock), Some(4));
+        let v3 = set_lockfile_version(lock, 3);
+        assert_eq!(lockfile_version(&v3), Some(3));
+        assert!(v3.contains("version = \"1.0.0\""));
     }
 
     #[test]

@@ -89,6 +89,9 @@ pub struct SandboxArgs {
     /// Id map: full (newuidmap + /etc/subuid), single (only you, as root inside), or auto.
     #[arg(long, value_enum, default_value_t = MapMode::Auto)]
     pub map: MapMode,
+    /// Syscall filter: default (seccomp/<host arch>.json), off, or a policy FILE.
+    #[arg(long, value_name = "off|default|FILE", default_value = "default")]
+    pub seccomp: String,
 }
 
 #[derive(Debug, Args)]

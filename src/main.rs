@@ -9,6 +9,7 @@ mod plan;
 mod qemu;
 mod report;
 mod sandbox;
+mod seccomp;
 mod store;
 mod supervise;
 
@@ -18,7 +19,53 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
+/// cargo-for-arm is built to run unprivileged: installed setuid, setgid or with file
+/// capabilities it would hand borrowed privileges to code it did not write. Refuse.
+fn refuse_borrowed_privileges() -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let exe = std::fs::read_link("/proc/self/exe").unwrap_or_else(|_| "cargo-for-arm".into());
+    let md = std::fs::metadata("/proc/self/exe")?;
+    // SAFETY: plain id queries.
+    let (uid, euid, gid, egid) = unsafe {
+        (
+            libc::getuid(),
+            libc::geteuid(),
+            libc::getgid(),
+            libc::getegid(),
+        )
+    };
+    if md.mode() & (libc::S_ISUID | libc::S_ISGID) != 0 || uid != euid || gid != egid {
+        anyhow::bail!(
+            "{} is installed setuid or setgid; cargo-for-arm needs no privileges and refuses to run with borrowed ones: chmod u-s,g-s {}",
+            exe.display(),
+            exe.display()
+        );
+    }
+    let c = std::ffi::CString::new("/proc/self/exe").expect("no NUL");
+    // SAFETY: size query of an xattr with a null buffer.
+    let caps = unsafe {
+        libc::getxattr(
+            c.as_ptr(),
+            c"security.capability".as_ptr(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if caps > 0 {
+        anyhow::bail!(
+            "{} has file capabilities; cargo-for-arm needs none and refuses to run with them: setcap -r {}",
+            exe.display(),
+            exe.display()
+        );
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
+    if let Err(e) = refuse_borrowed_privileges() {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(sandbox::EXIT_SETUP as u8);
+    }
     // Descriptors inherited from whoever started us (item 27) must not reach the sandbox.
     sandbox::sys::cloexec_from(3);
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();

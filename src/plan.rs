@@ -21,6 +21,7 @@ pub enum Exec {
     Native,
     /// Through binfmt_misc and a static qemu.
     Qemu {
+        path: PathBuf,
         register_line: Vec<u8>,
         /// The host's own registration for this architecture, when it has the F flag: used
         /// only if the kernel refuses a private binfmt_misc (older than 6.7).
@@ -55,6 +56,8 @@ pub struct RunPlan {
     pub ephemeral: bool,
     /// A stored rootfs is locked (shared) while it is in use, so `rootfs rm` waits.
     pub _store_lock: Option<std::rc::Rc<crate::store::Lock>>,
+    /// The syscall filter, compiled before clone.
+    pub seccomp: Vec<seccompiler::BpfProgram>,
 }
 
 /// `--rootfs`: a directory, or the name of a complete entry of the store.
@@ -239,6 +242,7 @@ impl RunPlan {
             let q = qemu::find(arch, args.qemu.as_deref(), path_var.as_deref())?;
             Exec::Qemu {
                 register_line: arch.binfmt_register_line(&q.path)?,
+                path: q.path,
                 host_fallback: host_registration(arch),
             }
         };
@@ -270,6 +274,21 @@ impl RunPlan {
                 );
             }
         }
+        if let Exec::Qemu { path, .. } = &exec {
+            // binfmt F keeps qemu's inode open: a sandbox that could write it would change
+            // the interpreter of every later run.
+            if let Some(b) = binds
+                .iter()
+                .find(|b| !b.readonly && path.starts_with(&b.host))
+            {
+                bail!(
+                    "qemu {} lies inside the writable bind {}: the sandbox could replace it. Move qemu \
+                     elsewhere, or bind that directory read-only (:ro)",
+                    path.display(),
+                    b.host.display()
+                );
+            }
+        }
         let workdir = match &args.workdir {
             Some(w) => guest_path(w).context("--workdir")?,
             None if args.no_bind_cwd => PathBuf::from("/"),
@@ -289,7 +308,12 @@ impl RunPlan {
             env.push((k, v));
         }
         let (idmap, note) = idmap::choose(args.map, &idmap::Sources::default())?;
-        let notes = note.into_iter().collect();
+        let mut notes: Vec<String> = note.into_iter().collect();
+        let policy = crate::seccomp::Policy::parse(&args.seccomp);
+        if policy == crate::seccomp::Policy::Off {
+            notes.push("--seccomp off: the sandbox has NO syscall filter (kernel keyrings, bpf, perf, nested user namespaces are reachable)".into());
+        }
+        let seccomp = crate::seccomp::compile(&policy)?;
         if argv.is_empty() {
             bail!("no command given: cargo for-arm run --rootfs DIR -- CMD [ARGS]");
         }
@@ -308,6 +332,7 @@ impl RunPlan {
             keep_caps: false,
             ephemeral,
             _store_lock: store_lock.map(std::rc::Rc::new),
+            seccomp,
         })
     }
 }

@@ -313,3 +313,24 @@ fn the_rootfs_comes_from_package_metadata_or_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn a_project_without_rust_version_resolves_for_the_rootfs_rustc() {
+    // No rust-version: the host cargo (newer) must still pick a lockfile format and dependency
+    // versions that the rootfs's cargo 1.63 can use.
+    let rootfs = fixture("cargo-bookworm-armhf");
+    let p = Project::new("nomsrv");
+    let manifest = p.path().join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let text: String = text
+        .lines()
+        .filter(|l| !l.starts_with("rust-version"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&manifest, text).unwrap();
+    let _ = std::fs::remove_file(p.path().join("Cargo.lock"));
+    let o = p.cargo(&rootfs, &["build"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lock = std::fs::read_to_string(p.path().join("Cargo.lock")).unwrap();
+    assert!(lock.contains("\nversion = 3\n"), "{lock}");
+}

@@ -284,6 +284,16 @@ fn exec_command(spec: &ChildSpec) -> ! {
     } else if let Err(e) = drop_privileges() {
         fail("exec", format!("dropping privileges: {e}"), EXIT_SETUP);
     }
+    // Last step before exec: nothing after this needs a filtered call.
+    for prog in &spec.seccomp {
+        if let Err(e) = seccompiler::apply_filter(prog) {
+            fail(
+                "exec",
+                format!("installing the seccomp filter: {e}"),
+                EXIT_SETUP,
+            );
+        }
+    }
     sys::cloexec_from(3);
     let argv: Vec<*const libc::c_char> = spec
         .argv

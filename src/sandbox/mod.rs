@@ -52,6 +52,8 @@ pub struct ChildSpec {
     pub keep_caps: bool,
     /// Cover the rootfs with a throwaway overlay (stored rootfs are never modified).
     pub ephemeral: bool,
+    /// BPF programs installed just before execve.
+    pub seccomp: Vec<seccompiler::BpfProgram>,
     pub interactive: bool,
     pub go_fd: RawFd,
     pub report_fd: RawFd,
@@ -157,6 +159,7 @@ fn child_spec(
         new_net: plan.network == Network::None,
         keep_caps: plan.keep_caps,
         ephemeral: plan.ephemeral,
+        seccomp: plan.seccomp.clone(),
         interactive: is_foreground_tty(),
         go_fd,
         report_fd,

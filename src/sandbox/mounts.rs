@@ -375,6 +375,7 @@ mod tests {
             keep_caps: false,
             ephemeral: false,
             _store_lock: None,
+            seccomp: vec![],
         }
     }
 
@@ -392,6 +393,7 @@ mod tests {
     #[test]
     fn order_puts_tmpfs_before_binds_and_binfmt_last() {
         let ops = mount_plan(&plan(Exec::Qemu {
+            path: "/q".into(),
             register_line: b":x:M::a:b:/q:F".to_vec(),
             host_fallback: None,
         }))

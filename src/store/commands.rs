@@ -169,6 +169,7 @@ pub fn run(cmd: RootfsCommand, quiet: bool) -> Result<i32> {
                 env: vec![],
                 network,
                 map,
+                seccomp: "default".into(),
             };
             let mut plan = RunPlan::new(&args, vec![shell.to_string(), "-l".into()])?;
             // Setting a rootfs up by hand (apt, dpkg, chown) needs root's capabilities inside

@@ -1,0 +1,417 @@
+//! SECURITY-CHECKLIST sections C–E as tests (A, B, F, G are in tests/store.rs; the items that
+//! cannot be reproduced here are listed in docs/SECURITY.md). As an unprivileged user.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+/// The syscall probe (tests/support/syscall-probe.c) built static for this host, in a copy
+/// of the native busybox rootfs.
+fn native_probe_rootfs(t: &TempDir) -> PathBuf {
+    let root = rootfs_copy("busybox-amd64", t.path());
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/syscall-probe.c");
+    let out = Command::new("cc")
+        .args(["-static", "-O1", "-o"])
+        .arg(root.join("bin/probe"))
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cc: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    root
+}
+
+fn probe(rootfs: &Path, extra: &[&str], tests: &[&str]) -> Vec<(String, String)> {
+    let proj = TempDir::new("probe");
+    let o = tool(proj.path())
+        .args(["run", "--rootfs"])
+        .arg(rootfs)
+        .args(extra)
+        .args(["--", "probe"])
+        .args(tests)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o)
+        .lines()
+        .map(|l| {
+            let (a, b) = l.split_once(' ').unwrap();
+            (a.to_string(), b.to_string())
+        })
+        .collect()
+}
+
+fn get<'a>(r: &'a [(String, String)], k: &str) -> &'a str {
+    &r.iter()
+        .find(|(a, _)| a == k)
+        .unwrap_or_else(|| panic!("{k} not in {r:?}"))
+        .1
+}
+
+const EPERM: &str = "1";
+const ENOSYS: &str = "38";
+
+#[test]
+fn item_25_29_seccomp_denies_with_the_documented_errno_natively() {
+    let t = TempDir::new("seccomp");
+    let root = native_probe_rootfs(&t);
+    let names = [
+        "getpid",
+        "fork",
+        "keyctl",
+        "add_key",
+        "bpf",
+        "perf_event_open",
+        "userfaultfd",
+        "ptrace",
+        "kexec_load",
+        "init_module",
+        "open_by_handle_at",
+        "mount",
+        "unshare_user",
+        "clone3",
+        "tiocsti",
+        "tiocsti_high",
+        "x32",
+        "int80",
+    ];
+    let r = probe(&root, &[], &names);
+    assert_eq!(get(&r, "getpid"), "0");
+    assert_eq!(
+        get(&r, "fork"),
+        "0",
+        "fork must work (clone without CLONE_NEWUSER)"
+    );
+    for k in [
+        "keyctl",
+        "add_key",
+        "bpf",
+        "perf_event_open",
+        "userfaultfd",
+        "ptrace",
+        "kexec_load",
+        "init_module",
+        "open_by_handle_at",
+        "mount",
+        "unshare_user",
+        "tiocsti",
+        "tiocsti_high",
+        "x32",
+    ] {
+        assert_eq!(get(&r, k), EPERM, "{k}: {r:?}");
+    }
+    assert_eq!(get(&r, "clone3"), ENOSYS);
+    assert_eq!(
+        get(&r, "int80"),
+        "signal 31",
+        "the i386 ABI is killed with SIGSYS"
+    );
+    // Without the filter the same probe gets through (so the assertions above can fail).
+    let r = probe(
+        &root,
+        &["--seccomp", "off"],
+        &["keyctl", "unshare_user", "tiocsti", "x32"],
+    );
+    assert_eq!(get(&r, "keyctl"), "0");
+    assert_eq!(get(&r, "unshare_user"), "0");
+    assert_eq!(get(&r, "tiocsti"), "0");
+    assert_ne!(get(&r, "x32"), EPERM);
+}
+
+#[test]
+fn item_25_seccomp_mode_2_under_emulation_and_arm_syscalls_are_filtered() {
+    let rootfs = fixture("cargo-bookworm-armhf");
+    let proj = TempDir::new("armprobe");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/syscall-probe.c"),
+        proj.path().join("p.c"),
+    )
+    .unwrap();
+    // The rootfs's own gcc builds the ARM probe, under emulation and under the filter.
+    let o = tool(proj.path())
+        .args(["run", "--rootfs"])
+        .arg(&rootfs)
+        .args(["--", "gcc", "-static", "-O1", "-o", "probe", "p.c"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "gcc under emulation: {}", stderr(&o));
+    let o = tool(proj.path())
+        .args(["run", "--rootfs"])
+        .arg(&rootfs)
+        .args(["--", "sh", "-c", "grep Seccomp: /proc/self/status; ./probe getpid fork mount unshare_user keyctl bpf clone3 tiocsti"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(status_field(&out, "Seccomp"), Some("2"), "{out}");
+    let r: Vec<(String, String)> = out
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.split_once(' ')
+                .map(|(a, b)| (a.into(), b.into()))
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(get(&r, "getpid"), "0");
+    assert_eq!(get(&r, "fork"), "0");
+    // Translated by qemu into host syscalls, refused by the host filter.
+    for k in ["mount", "unshare_user", "tiocsti"] {
+        assert_eq!(get(&r, k), EPERM, "{k}: {r:?}");
+    }
+    // qemu itself refuses these for the guest; either way they fail.
+    for k in ["keyctl", "bpf", "clone3"] {
+        assert_ne!(get(&r, k), "0", "{k}: {r:?}");
+    }
+}
+
+#[test]
+fn item_28_the_command_runs_in_a_new_session_without_a_terminal() {
+    // The native rootfs: qemu emulates /proc/self/stat and zeroes these fields.
+    let o = run_sh(&fixture("busybox-amd64"), &[], "cat /proc/self/stat");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stat = stdout(&o);
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    // fields[3] is the session id (field 6), fields[4] the controlling tty (field 7).
+    assert_eq!(
+        fields[3], "1",
+        "the session of PID 1 of the sandbox: {stat}"
+    );
+    assert_eq!(fields[4], "0", "no controlling terminal: {stat}");
+}
+
+#[test]
+fn item_17_no_user_namespaces_gives_one_clear_message() {
+    let proj = TempDir::new("nouserns");
+    let q = qemu_dir();
+    let script = format!(
+        "echo 0 > /proc/sys/user/max_user_namespaces || exit 99; \
+         CARGO_FOR_ARM_QEMU_ARM={q}/qemu-arm {tool} run --rootfs {r} -- true; echo \"exit=$?\"; {tool} doctor",
+        q = q.display(),
+        tool = TOOL,
+        r = fixture("busybox-armhf").display()
+    );
+    let o = Command::new("unshare")
+        .args(["--user", "--map-root-user", "sh", "-c", &script])
+        .current_dir(proj.path())
+        .output()
+        .unwrap();
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(out.contains("exit=125"), "{out}\n{err}");
+    assert!(
+        err.contains("user namespaces unavailable") && err.contains("max_user_namespaces"),
+        "{err}"
+    );
+    assert!(
+        out.contains("FAIL user namespaces") && out.contains("max_user_namespaces is 0"),
+        "{out}"
+    );
+}
+
+#[test]
+fn item_22_wrong_arch_and_noexec_qemu_are_refused() {
+    let proj = TempDir::new("badqemu");
+    // An ARM program is no qemu for this host.
+    let arm = fixture("busybox-armhf").join("bin/busybox");
+    let o = tool(proj.path())
+        .args(["run", "--qemu"])
+        .arg(&arm)
+        .arg("--rootfs")
+        .arg(fixture("busybox-armhf"))
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("but this host is x86_64"),
+        "{}",
+        stderr(&o)
+    );
+    // A static qemu on a noexec mount (a tmpfs of our own namespace).
+    let mnt = proj.path().join("noexec");
+    std::fs::create_dir(&mnt).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o noexec tmpfs {m} && cp {q}/qemu-arm {m}/ && {tool} run --qemu {m}/qemu-arm --rootfs {r} -- true; echo \"exit=$?\"",
+        m = mnt.display(),
+        q = qemu_dir().display(),
+        tool = TOOL,
+        r = fixture("busybox-armhf").display()
+    );
+    let o = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
+        .current_dir(proj.path())
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&o).contains("exit=125"),
+        "{}\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("noexec"), "{}", stderr(&o));
+}
+
+#[test]
+fn qemu_inside_a_writable_bind_is_refused() {
+    let proj = TempDir::new("qbind");
+    std::fs::copy(qemu_dir().join("qemu-arm"), proj.path().join("qemu-arm")).unwrap();
+    std::fs::set_permissions(
+        proj.path().join("qemu-arm"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let o = tool(proj.path())
+        .args(["run", "--qemu", "qemu-arm", "--rootfs"])
+        .arg(fixture("busybox-armhf"))
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("inside the writable bind"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn item_24_short_ranges_and_non_setuid_helpers_fall_back_and_say_so() {
+    let proj = TempDir::new("subuid");
+    let user = std::env::var("USER").unwrap();
+    std::fs::write(proj.path().join("subuid"), format!("{user}:100000:1000\n")).unwrap();
+    let o = tool(proj.path())
+        .env("CARGO_FOR_ARM_SUBUID", proj.path().join("subuid"))
+        .args(["run", "--rootfs"])
+        .arg(fixture("busybox-armhf"))
+        .args([
+            "--no-bind-cwd",
+            "--",
+            "sh",
+            "-c",
+            "wc -l < /proc/self/uid_map",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "1");
+    assert!(
+        stderr(&o).contains("fewer than the 65536"),
+        "{}",
+        stderr(&o)
+    );
+    // A newuidmap that is not setuid, first on PATH.
+    let bin = proj.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::fs::write(bin.join("newuidmap"), "#!/bin/sh\nexit 1\n").unwrap();
+    std::fs::set_permissions(
+        bin.join("newuidmap"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let o = tool(proj.path())
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .args(["run", "--rootfs"])
+        .arg(fixture("busybox-armhf"))
+        .args(["--no-bind-cwd", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("neither setuid root nor has file capabilities"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_setuid_installation_is_refused() {
+    let t = TempDir::new("suid");
+    let copy = t.path().join("cargo-for-arm");
+    std::fs::copy(TOOL, &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let o = Command::new(&copy).arg("--version").output().unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("setuid") && stderr(&o).contains("chmod u-s"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o2755)).unwrap();
+    assert_eq!(
+        Command::new(&copy)
+            .arg("--version")
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(125)
+    );
+}
+
+#[test]
+fn item_30_a_build_script_cannot_reach_the_users_cargo_home() {
+    let rootfs = fixture("cargo-bookworm-armhf");
+    let home = std::env::var("HOME").unwrap();
+    let cred = Path::new(&home).join(".cargo/credentials-cfa-test");
+    std::fs::create_dir_all(cred.parent().unwrap()).unwrap();
+    std::fs::write(&cred, "token = \"secret\"\n").unwrap();
+    let proj = TempDir::new("evilbuild");
+    std::fs::create_dir(proj.path().join("src")).unwrap();
+    std::fs::write(
+        proj.path().join("Cargo.toml"),
+        "[package]\nname = \"evil\"\nversion = \"0.1.0\"\nedition = \"2021\"\nbuild = \"build.rs\"\n\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(proj.path().join("src/main.rs"), "fn main() {}\n").unwrap();
+    std::fs::write(
+        proj.path().join("build.rs"),
+        format!(
+            "fn main() {{\n    for p in [{:?}, \"/root/.cargo/credentials-cfa-test\"] {{\n        if std::fs::read(p).is_ok() {{ panic!(\"LEAK: read {{p}}\"); }}\n    }}\n    let home = std::env::var(\"CARGO_HOME\").unwrap();\n    assert!(!home.contains({:?}), \"CARGO_HOME is the user's: {{home}}\");\n}}\n",
+            cred.display().to_string(),
+            home
+        ),
+    )
+    .unwrap();
+    let cache = TempDir::new("evilbuild-cache");
+    let o = tool(proj.path())
+        .env("CARGO_FOR_ARM_HOME", cache.path())
+        .args(["build", "--rootfs"])
+        .arg(&rootfs)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&cred).unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("LEAK"));
+}
+
+#[test]
+fn item_33_ctrl_c_to_the_whole_process_group_is_one_clean_exit() {
+    use std::os::unix::process::CommandExt;
+    let proj = TempDir::new("pgrp");
+    let mut child = tool(proj.path())
+        .args(["run", "--hang-timeout", "30", "--rootfs"])
+        .arg(fixture("busybox-armhf"))
+        .args(["--", "sh", "-c", "echo ready; exec sleep 1000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130));
+    assert!(!stderr(&o).contains("retrying"), "{}", stderr(&o));
+}
