@@ -32,7 +32,7 @@ secs() {
 mkdir "$work/tar-out"
 t_tar=$(secs unshare --map-root-user --map-auto tar -xJf "$archive" -C "$work/tar-out")
 t_ours=$(secs env CARGO_FOR_ARM_HOME="$work/home" "$tool" rootfs pull "$archive" --name bench)
-unpacked=$(du -sb "$work/tar-out" | cut -f1)
+unpacked=$(unshare --map-root-user --map-auto du -sb "$work/tar-out" | cut -f1)
 cat <<EOT
 archive: $((size / 1048576)) MiB .tar.xz, unpacks to $((unpacked / 1048576)) MiB
 tar -xJf:                   ${t_tar} s   $(awk -v b="$unpacked" -v t="$t_tar" 'BEGIN { printf "%.0f", b / t / 1048576 }') MiB/s

@@ -27,6 +27,10 @@ qemu=$(sh tests/support/fixtures.sh qemu)
 rootfs=$(sh tests/support/fixtures.sh "$fixture")
 export CARGO_FOR_ARM_QEMU_ARM=$qemu/qemu-arm CARGO_FOR_ARM_QEMU_AARCH64=$qemu/qemu-aarch64
 export PATH=$repo/target/release:$PATH
+echo "==> cargo for-arm run --rootfs $rootfs -- uname -m"
+cargo for-arm run --rootfs "$rootfs" -- uname -m
+echo "==> a shell inside: cargo for-arm run --rootfs $rootfs -- sh -c '…'  (interactive: -- sh)"
+cargo for-arm run --rootfs "$rootfs" -- sh -c '. /etc/os-release; echo "sh in $PRETTY_NAME on $(uname -m), uid $(id -u) inside"'
 cd examples/hello-arm
 echo "==> cargo for-arm build --release --rootfs $rootfs"
 cargo for-arm build --release --rootfs "$rootfs"
