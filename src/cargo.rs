@@ -518,9 +518,10 @@ pub fn run(args: &[String], quiet: bool) -> Result<i32> {
         }
         None => {
             if !quiet {
-                eprintln!("cargo-for-arm: note: the host has no cargo: dependencies are fetched inside the sandbox, emulated (slower; network on)");
+                eprintln!("cargo-for-arm: note: the host has no cargo: dependencies are fetched inside the sandbox, emulated, with the sparse protocol (slower; network on)");
             }
             network = Network::Host;
+            config.push_str("[registries.crates-io]\nprotocol = \"sparse\"\n");
         }
     }
     // Our own CARGO_HOME: never the user's ~/.cargo (its credentials stay out of reach).

@@ -334,3 +334,35 @@ fn a_project_without_rust_version_resolves_for_the_rootfs_rustc() {
     let lock = std::fs::read_to_string(p.path().join("Cargo.lock")).unwrap();
     assert!(lock.contains("\nversion = 3\n"), "{lock}");
 }
+
+#[test]
+fn without_cargo_on_the_host_the_sandbox_fetches_and_says_so() {
+    let rootfs = fixture("cargo-bookworm-armhf");
+    let p = Project::new("nohostcargo");
+    // No dependencies: the emulated cargo needs no registry for this one.
+    let manifest = p.path().join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("itoa = \"1\"", "");
+    std::fs::write(&manifest, text).unwrap();
+    std::fs::write(
+        p.path().join("src/main.rs"),
+        "fn main() { println!(\"no deps\"); }\n",
+    )
+    .unwrap();
+    let _ = std::fs::remove_file(p.path().join("Cargo.lock"));
+    let o = p
+        .cmd()
+        .env("PATH", "/usr/bin:/bin")
+        .args(["build", "--rootfs"])
+        .arg(&rootfs)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.matches("the host has no cargo").count(), 1, "{err}");
+    assert!(p
+        .path()
+        .join("target/for-arm/armhf/debug/hello-arm")
+        .is_file());
+}

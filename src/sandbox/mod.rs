@@ -125,6 +125,26 @@ fn clone_error(e: Errno) -> anyhow::Error {
     anyhow::anyhow!("user namespaces unavailable: clone(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID...) => {e:?} ({}); {fix}", e.desc())
 }
 
+/// `clone(flags)` without a new stack: like fork, into the new namespaces. 0 in the child.
+fn clone_fork(flags: libc::c_int) -> Result<i32> {
+    // SAFETY: clone without a new stack behaves like fork; callers clone from one thread or
+    // only make system calls in the child.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if pid < 0 {
+        return Err(clone_error(Errno::last()));
+    }
+    Ok(pid as i32)
+}
+
 /// Prepare the child's specification from a plan.
 fn child_spec(
     plan: &RunPlan,
@@ -213,26 +233,12 @@ pub fn spawn(plan: &RunPlan, pipe_stderr: bool) -> Result<Running> {
     if plan.network == Network::None {
         flags |= libc::CLONE_NEWNET;
     }
-    // SAFETY: clone without a new stack behaves like fork; the process is single-threaded.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (flags | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    if pid < 0 {
-        return Err(clone_error(Errno::last()));
-    }
+    let pid = clone_fork(flags)?;
     if pid == 0 {
         drop(go_wr);
         drop(rep_rd);
         init::child_main(&spec);
     }
-    let pid = pid as i32;
     drop(go_rd);
     drop(rep_wr);
     let stderr = err_pipe.map(|(r, w)| {
@@ -402,20 +408,8 @@ mod tests {
 /// only make system calls or exec (the caller may have had threads).
 pub fn in_userns(extra: libc::c_int, map: &IdMap, child: &dyn Fn() -> i32) -> Result<i32> {
     let (go_rd, go_wr) = pipe()?;
-    // SAFETY: fork-like clone; the child only reads a byte and runs `child`.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (libc::CLONE_NEWUSER | extra | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    if pid < 0 {
-        return Err(clone_error(Errno::last()));
-    }
+    // The child only reads a byte and runs `child`.
+    let pid = clone_fork(libc::CLONE_NEWUSER | extra)?;
     if pid == 0 {
         drop(go_wr);
         // Dies with the tool, even when the tool is SIGKILLed mid-unpack.
@@ -429,7 +423,6 @@ pub fn in_userns(extra: libc::c_int, map: &IdMap, child: &dyn Fn() -> i32) -> Re
         let code = child();
         unsafe { libc::_exit(code) };
     }
-    let pid = pid as i32;
     drop(go_rd);
     let mapped = idmap::write_maps(map, pid);
     if mapped.is_ok() {
