@@ -33,6 +33,9 @@ pub enum Command {
     /// Manage root filesystems in the per-user store.
     #[command(subcommand)]
     Rootfs(RootfsCommand),
+    /// The static qemus cargo-for-arm can use, and fetching one without root.
+    #[command(subcommand)]
+    Qemu(QemuCommand),
     /// (internal) Unpack an archive; run inside a user namespace by `rootfs pull`.
     #[command(name = "__unpack", hide = true)]
     InternalUnpack {
@@ -155,6 +158,25 @@ pub enum RootfsCommand {
         map: MapMode,
         #[arg(long, value_name = "PATH")]
         qemu: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QemuCommand {
+    /// Show every qemu found (env, PATH, cache), whether usable, and its version.
+    List,
+    /// Fetch Debian's static qemu for ARCH, verified through the archive's signed chain.
+    Fetch {
+        arch: String,
+        /// Debian suite (default: trixie, then bookworm).
+        #[arg(long)]
+        suite: Option<String>,
+        /// Mirror (default: CARGO_FOR_ARM_MIRROR, else the host's apt sources).
+        #[arg(long)]
+        mirror: Option<String>,
+        /// OpenPGP keyring to verify InRelease with (default: Debian's archive keyring).
+        #[arg(long)]
+        keyring: Option<PathBuf>,
     },
 }
 

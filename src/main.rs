@@ -3,6 +3,7 @@
 mod arch;
 mod cargo;
 mod cli;
+mod debian;
 mod doctor;
 mod idmap;
 mod plan;
@@ -102,6 +103,24 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Doctor(args) => doctor::run(&args.arches),
         Command::Cargo(args) => cargo::run(&args, cli.quiet),
         Command::Rootfs(cmd) => store::commands::run(cmd, cli.quiet),
+        Command::Qemu(cli::QemuCommand::List) => qemu::list().map(|()| 0),
+        Command::Qemu(cli::QemuCommand::Fetch {
+            arch,
+            suite,
+            mirror,
+            keyring,
+        }) => {
+            let arch = arch::Arch::parse(&arch)?;
+            let p = qemu::fetch(
+                arch,
+                suite.as_deref(),
+                mirror.as_deref(),
+                keyring.as_deref(),
+                cli.quiet,
+            )?;
+            println!("{}", p.display());
+            Ok(0)
+        }
         Command::InternalUnpack {
             archive,
             dest,

@@ -239,7 +239,17 @@ impl RunPlan {
             Exec::Native
         } else {
             let path_var = std::env::var("PATH").ok();
-            let q = qemu::find(arch, args.qemu.as_deref(), path_var.as_deref())?;
+            let q = match qemu::find(arch, args.qemu.as_deref(), path_var.as_deref()) {
+                Ok(q) => q,
+                // None anywhere (not an unusable one the user named): fetch Debian's, verified.
+                Err(e) if format!("{e:#}").starts_with("no qemu for") && qemu::may_fetch() => {
+                    eprintln!("cargo-for-arm: no static qemu for {arch} on this machine; fetching Debian's (set CARGO_FOR_ARM_OFFLINE=1 to forbid)");
+                    let path = qemu::fetch(arch, None, None, None, false)
+                        .with_context(|| format!("{e:#}"))?;
+                    qemu::Qemu { path }
+                }
+                Err(e) => return Err(e),
+            };
             Exec::Qemu {
                 register_line: arch.binfmt_register_line(&q.path)?,
                 path: q.path,

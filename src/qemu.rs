@@ -67,9 +67,14 @@ pub fn find(arch: Arch, flag: Option<&Path>, path_var: Option<&str>) -> Result<Q
             }
         }
     }
+    if let Some(c) = cached(arch) {
+        if validate(&c, arch).is_ok() {
+            return Ok(Qemu { path: c });
+        }
+    }
     if rejected.is_empty() {
         bail!(
-            "no qemu for {arch}: none of {} is on PATH; {}",
+            "no qemu for {arch}: none of {} is on PATH (fetch one without root: cargo for-arm qemu fetch {arch}); {}",
             names.join(", "),
             install_hint(arch)
         );
@@ -156,4 +161,230 @@ mod tests {
         assert_eq!(env_var_name(Arch::Aarch64), "CARGO_FOR_ARM_QEMU_AARCH64");
         assert_eq!(env_var_name(Arch::Arm), "CARGO_FOR_ARM_QEMU_ARM");
     }
+}
+
+/// `$CARGO_FOR_ARM_HOME/qemu/<version>/qemu-<arch>`: fetched qemus, read-only.
+pub fn cache_dir() -> Result<PathBuf> {
+    Ok(crate::store::home()?.join("qemu"))
+}
+
+/// The newest cached qemu for `arch`, if any.
+pub fn cached(arch: Arch) -> Option<PathBuf> {
+    let dir = cache_dir().ok()?;
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join(format!("qemu-{}", arch.qemu_name())))
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort_by_key(|p| {
+        version_key(
+            &p.parent()
+                .unwrap_or(p)
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy(),
+        )
+    });
+    found.pop()
+}
+
+/// Debian versions like `1:10.0.13+ds-0+deb13u1` as comparable numbers.
+fn version_key(v: &str) -> Vec<u64> {
+    let v = v.split_once(':').map_or(v, |(_, r)| r);
+    v.split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap_or(0))
+        .collect()
+}
+
+/// Whether cargo-for-arm may fetch a qemu on its own (`CARGO_FOR_ARM_OFFLINE=1` forbids it).
+pub fn may_fetch() -> bool {
+    std::env::var("CARGO_FOR_ARM_OFFLINE").map_or(true, |v| v.is_empty() || v == "0")
+}
+
+fn host_deb_arch() -> Result<&'static str> {
+    Ok(match Arch::host() {
+        Arch::X86_64 => "amd64",
+        Arch::Aarch64 => "arm64",
+        a => bail!("fetching qemu for a {a} host is not supported; install a static qemu"),
+    })
+}
+
+/// Fetch Debian's static qemu for `arch` (for this host), verified through the archive's
+/// signed chain, and keep only `qemu-<arch>`, read-only, in the cache.
+pub fn fetch(
+    arch: Arch,
+    suite: Option<&str>,
+    mirror: Option<&str>,
+    keyring: Option<&Path>,
+    quiet: bool,
+) -> Result<PathBuf> {
+    use crate::debian;
+    let mirror = debian::mirror(mirror)?;
+    let keyring = debian::keyring(keyring)?;
+    let client = crate::store::fetch::client()?;
+    let host = host_deb_arch()?;
+    let suites: Vec<String> = match suite {
+        Some(s) => vec![s.to_string()],
+        // Debian 13's qemu-user is static and qemu 10; Debian 12's qemu-user-static is 7.2.
+        None => vec!["trixie".into(), "bookworm".into()],
+    };
+    let mut tried = Vec::new();
+    for s in &suites {
+        match fetch_from(&client, &mirror, s, host, arch, &keyring, quiet) {
+            Ok(p) => return Ok(p),
+            Err(e) => {
+                if !quiet {
+                    eprintln!("cargo-for-arm: note: no usable qemu from {s}: {e:#}");
+                }
+                tried.push(format!("{s}: {e:#}"));
+            }
+        }
+    }
+    bail!(
+        "could not fetch a static qemu for {arch}: {}",
+        tried.join("; ")
+    )
+}
+
+fn fetch_from(
+    client: &reqwest::blocking::Client,
+    mirror: &str,
+    suite: &str,
+    host: &str,
+    arch: Arch,
+    keyring: &Path,
+    quiet: bool,
+) -> Result<PathBuf> {
+    use crate::debian;
+    let s = debian::Suite::open(client, mirror, suite, keyring)?;
+    let packages = s.packages(client, "main", host)?;
+    let cache = cache_dir()?;
+    for pkg in ["qemu-user", "qemu-user-static"] {
+        let Some(stanza) = packages
+            .iter()
+            .find(|p| p.get("Package").map(String::as_str) == Some(pkg))
+        else {
+            continue;
+        };
+        let version = stanza.get("Version").cloned().unwrap_or_default();
+        if !quiet {
+            eprintln!("    Fetching {pkg} {version} ({suite}, {host}) from {mirror}, verified against its signed InRelease");
+        }
+        let deb = debian::fetch_deb(client, mirror, stanza, &crate::store::home()?.join("debs"))?;
+        let wanted = [
+            format!("usr/bin/qemu-{}", arch.qemu_name()),
+            format!("usr/bin/qemu-{}-static", arch.qemu_name()),
+        ];
+        let mut tar = tar::Archive::new(debian::deb_data(&deb)?);
+        let dir = cache.join(version.replace(':', "_"));
+        std::fs::create_dir_all(&dir)?;
+        let dest = dir.join(format!("qemu-{}", arch.qemu_name()));
+        let tmp = dir.join(format!(
+            ".tmp-qemu-{}-{}",
+            arch.qemu_name(),
+            std::process::id()
+        ));
+        let mut got = false;
+        for entry in tar.entries()? {
+            let mut entry = entry?;
+            let path = entry
+                .path()?
+                .to_string_lossy()
+                .trim_start_matches("./")
+                .to_string();
+            if wanted.contains(&path) && entry.header().entry_type().is_file() {
+                let mut f = std::fs::File::create(&tmp)?;
+                std::io::copy(&mut entry, &mut f)?;
+                got = true;
+                break;
+            }
+        }
+        if !got {
+            continue;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o555))?;
+        if let Err(e) = validate(&tmp, arch) {
+            let _ = std::fs::remove_file(&tmp);
+            if !quiet {
+                eprintln!("cargo-for-arm: note: {pkg} {version}: {e:#}");
+            }
+            continue;
+        }
+        std::fs::rename(&tmp, &dest)?;
+        std::fs::write(
+            dir.join(format!("qemu-{}.source", arch.qemu_name())),
+            format!("{pkg} {version} from {mirror} {suite}\n"),
+        )?;
+        return Ok(dest);
+    }
+    bail!("{suite} has no static qemu-{} for {host}", arch.qemu_name())
+}
+
+fn version_line(p: &Path) -> String {
+    std::process::Command::new(p)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "?".into())
+}
+
+/// `qemu list`: every qemu found, for each architecture, and whether it is usable.
+pub fn list() -> Result<()> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    for arch in [
+        Arch::Arm,
+        Arch::Aarch64,
+        Arch::Riscv64,
+        Arch::Ppc64le,
+        Arch::S390x,
+    ] {
+        let mut cands: Vec<(String, PathBuf)> = Vec::new();
+        if let Some(p) = std::env::var_os(env_var_name(arch)).filter(|v| !v.is_empty()) {
+            cands.push((env_var_name(arch), p.into()));
+        }
+        for name in [
+            format!("qemu-{}-static", arch.qemu_name()),
+            format!("qemu-{}", arch.qemu_name()),
+        ] {
+            for dir in std::env::split_paths(&path) {
+                let c = dir.join(&name);
+                if c.is_file() {
+                    cands.push(("PATH".into(), c));
+                }
+            }
+        }
+        if let Some(c) = cached(arch) {
+            cands.push(("cache".into(), c));
+        }
+        if cands.is_empty() {
+            println!(
+                "{:<8} none (cargo for-arm qemu fetch {})",
+                arch.qemu_name(),
+                arch.qemu_name()
+            );
+        }
+        for (from, c) in cands {
+            let status = match validate(&c, arch) {
+                Ok(()) => version_line(&c),
+                Err(e) => format!("unusable: {e:#}"),
+            };
+            println!(
+                "{:<8} {:<6} {}  {}",
+                arch.qemu_name(),
+                from,
+                c.display(),
+                status
+            );
+        }
+    }
+    Ok(())
 }

@@ -437,6 +437,8 @@ fn missing_qemu_names_what_to_install() {
     let o = tool(proj.path())
         .env_remove("CARGO_FOR_ARM_QEMU_ARM")
         .env("PATH", "/usr/bin:/bin")
+        .env("CARGO_FOR_ARM_OFFLINE", "1")
+        .env("CARGO_FOR_ARM_HOME", proj.path().join("home"))
         .args(["run", "--rootfs"])
         .arg(armhf())
         .args(["--", "true"])

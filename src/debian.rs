@@ -1,0 +1,303 @@
+//! Debian archives, verified like apt: `InRelease` signed by a key of the archive keyring,
+//! `Packages` checked against the hashes in `InRelease`, every `.deb` against `Packages`.
+//! Used to fetch a static qemu when none is installed (and, next, to bootstrap a rootfs).
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use pgp::composed::{CleartextSignedMessage, PublicOrSecret};
+use sha2::{Digest, Sha256};
+
+/// The mirror: `CARGO_FOR_ARM_MIRROR`, else the first Debian mirror of the host's apt
+/// sources (deb822 `/etc/apt/sources.list.d/*.sources`, then `/etc/apt/sources.list`).
+pub fn mirror(flag: Option<&str>) -> Result<String> {
+    if let Some(m) = flag
+        .map(str::to_string)
+        .or_else(|| std::env::var("CARGO_FOR_ARM_MIRROR").ok())
+        .filter(|m| !m.is_empty())
+    {
+        return Ok(m.trim_end_matches('/').to_string());
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir("/etc/apt/sources.list.d")
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "sources"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        for stanza in text.split("\n\n") {
+            let fields = parse_stanza(stanza);
+            let enabled = fields.get("Enabled").map_or(true, |v| v != "no");
+            let is_deb = fields
+                .get("Types")
+                .is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
+            if let (true, true, Some(uris)) = (enabled, is_deb, fields.get("URIs")) {
+                if let Some(u) = uris.split_whitespace().find(|u| !u.contains("security")) {
+                    return Ok(u.trim_end_matches('/').to_string());
+                }
+            }
+        }
+    }
+    if let Ok(text) = std::fs::read_to_string("/etc/apt/sources.list") {
+        for line in text.lines() {
+            let mut w = line.split_whitespace().filter(|w| !w.starts_with('['));
+            if w.next() == Some("deb") {
+                if let Some(u) = w.next().filter(|u| !u.contains("security")) {
+                    return Ok(u.trim_end_matches('/').to_string());
+                }
+            }
+        }
+    }
+    bail!("no Debian mirror configured: pass --mirror URL or set CARGO_FOR_ARM_MIRROR (e.g. http://deb.debian.org/debian)")
+}
+
+/// A deb822 stanza: `Field: value` with continuation lines joined by newlines.
+pub fn parse_stanza(text: &str) -> HashMap<String, String> {
+    let mut out: HashMap<String, String> = HashMap::new();
+    let mut last: Option<String> = None;
+    for line in text.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        if line.starts_with(' ') || line.starts_with('\t') {
+            if let Some(k) = &last {
+                let v = out.get_mut(k).expect("last key exists");
+                v.push('\n');
+                v.push_str(line.trim());
+            }
+        } else if let Some((k, v)) = line.split_once(':') {
+            out.insert(k.trim().to_string(), v.trim().to_string());
+            last = Some(k.trim().to_string());
+        }
+    }
+    out
+}
+
+/// The keyring: `--keyring`, else Debian's archive keyring on the host.
+pub fn keyring(flag: Option<&Path>) -> Result<PathBuf> {
+    if let Some(k) = flag {
+        return Ok(k.to_path_buf());
+    }
+    for k in [
+        "/usr/share/keyrings/debian-archive-keyring.gpg",
+        "/usr/share/keyrings/ubuntu-archive-keyring.gpg",
+    ] {
+        if Path::new(k).is_file() {
+            return Ok(k.into());
+        }
+    }
+    bail!("no archive keyring: install 'debian-archive-keyring' or pass --keyring FILE")
+}
+
+/// Verify a clearsigned `InRelease` against the keys of `keyring`; return the signed text.
+pub fn verify_inrelease(inrelease: &str, keyring: &Path) -> Result<String> {
+    let (msg, _) = CleartextSignedMessage::from_string(inrelease)
+        .context("InRelease is not a clearsigned OpenPGP message")?;
+    let bytes =
+        std::fs::read(keyring).with_context(|| format!("reading keyring {}", keyring.display()))?;
+    let keys = PublicOrSecret::from_bytes_many(&bytes[..]).context("parsing the keyring")?;
+    for key in keys.flatten() {
+        let PublicOrSecret::Public(k) = key else {
+            continue;
+        };
+        if msg.verify(&k).is_ok() || k.public_subkeys.iter().any(|s| msg.verify(s).is_ok()) {
+            return Ok(msg.signed_text().replace("\r\n", "\n"));
+        }
+    }
+    bail!(
+        "the InRelease signature does not verify against any key of {}",
+        keyring.display()
+    )
+}
+
+/// The `SHA256:` list of a Release file: path → (hash, size).
+pub fn release_hashes(release: &str) -> HashMap<String, (String, u64)> {
+    let fields = parse_stanza(release);
+    let mut out = HashMap::new();
+    for line in fields
+        .get("SHA256")
+        .map(String::as_str)
+        .unwrap_or("")
+        .lines()
+    {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        if let [hash, size, path] = parts[..] {
+            if let Ok(size) = size.parse() {
+                out.insert(path.to_string(), (hash.to_lowercase(), size));
+            }
+        }
+    }
+    out
+}
+
+fn hex(d: &[u8]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn get_bytes(client: &reqwest::blocking::Client, url: &str) -> Result<Vec<u8>> {
+    let resp = client
+        .get(url)
+        .send()
+        .with_context(|| format!("fetching {url}"))?;
+    if !resp.status().is_success() {
+        bail!("fetching {url}: the server answered {}", resp.status());
+    }
+    Ok(resp
+        .bytes()
+        .with_context(|| format!("reading {url}"))?
+        .to_vec())
+}
+
+/// One suite of one mirror, with its verified Release.
+pub struct Suite {
+    pub mirror: String,
+    pub name: String,
+    pub hashes: HashMap<String, (String, u64)>,
+}
+
+impl Suite {
+    pub fn open(
+        client: &reqwest::blocking::Client,
+        mirror: &str,
+        suite: &str,
+        keyring: &Path,
+    ) -> Result<Suite> {
+        let url = format!("{mirror}/dists/{suite}/InRelease");
+        let text = String::from_utf8(get_bytes(client, &url)?).context("InRelease is not UTF-8")?;
+        let release =
+            verify_inrelease(&text, keyring).with_context(|| format!("verifying {url}"))?;
+        Ok(Suite {
+            mirror: mirror.to_string(),
+            name: suite.to_string(),
+            hashes: release_hashes(&release),
+        })
+    }
+
+    /// The `Packages` index of `component`/`arch`, checked against the Release hashes.
+    pub fn packages(
+        &self,
+        client: &reqwest::blocking::Client,
+        component: &str,
+        arch: &str,
+    ) -> Result<Vec<HashMap<String, String>>> {
+        let rel = format!("{component}/binary-{arch}/Packages.xz");
+        let (want, _) = self
+            .hashes
+            .get(&rel)
+            .with_context(|| format!("{} lists no {rel}", self.name))?;
+        let url = format!("{}/dists/{}/{rel}", self.mirror, self.name);
+        let data = get_bytes(client, &url)?;
+        let got = hex(&Sha256::digest(&data));
+        if &got != want {
+            bail!(
+                "{url} does not match its InRelease (sha256 {got}, expected {want}): the mirror serves an index \
+                 that is out of step with its signed InRelease; try again later, another mirror, or another suite"
+            );
+        }
+        let mut text = String::new();
+        xz2::read::XzDecoder::new(&data[..])
+            .read_to_string(&mut text)
+            .with_context(|| format!("decompressing {url}"))?;
+        Ok(text
+            .split("\n\n")
+            .map(parse_stanza)
+            .filter(|s| s.contains_key("Package"))
+            .collect())
+    }
+}
+
+/// Download a `.deb` into `cache/<sha256>.deb` unless it is there, verifying its hash; a
+/// mismatching download is deleted, never cached.
+pub fn fetch_deb(
+    client: &reqwest::blocking::Client,
+    mirror: &str,
+    stanza: &HashMap<String, String>,
+    cache: &Path,
+) -> Result<PathBuf> {
+    let name = stanza.get("Package").map(String::as_str).unwrap_or("?");
+    let file = stanza
+        .get("Filename")
+        .with_context(|| format!("package {name} has no Filename"))?;
+    let want = stanza
+        .get("SHA256")
+        .with_context(|| format!("package {name} has no SHA256"))?
+        .to_lowercase();
+    std::fs::create_dir_all(cache)?;
+    let dest = cache.join(format!("{want}.deb"));
+    if dest.is_file() && crate::store::fetch::sha256_file(&dest)? == want {
+        return Ok(dest);
+    }
+    let part = cache.join(format!("{want}.partial"));
+    crate::store::fetch::download(client, &format!("{mirror}/{file}"), &part, false)?;
+    let got = crate::store::fetch::sha256_file(&part)?;
+    if got != want {
+        let _ = std::fs::remove_file(&part);
+        let _ = std::fs::remove_file(part.with_extension("etag"));
+        bail!("{file} does not match its Packages entry (sha256 {got}, expected {want}); it was not kept");
+    }
+    let _ = std::fs::remove_file(part.with_extension("etag"));
+    std::fs::rename(&part, &dest)?;
+    Ok(dest)
+}
+
+/// The `data.tar.*` member of a `.deb`, decompressed.
+pub fn deb_data(deb: &Path) -> Result<Box<dyn Read>> {
+    let mut archive = ar::Archive::new(
+        std::fs::File::open(deb).with_context(|| format!("opening {}", deb.display()))?,
+    );
+    while let Some(entry) = archive.next_entry() {
+        let mut entry = entry.with_context(|| format!("reading {}", deb.display()))?;
+        let id = String::from_utf8_lossy(entry.header().identifier()).into_owned();
+        if id.starts_with("data.tar") {
+            let mut buf = Vec::new();
+            entry.read_to_end(&mut buf)?;
+            let tmp = std::env::temp_dir().join(format!("cfa-deb-{}-{id}", std::process::id()));
+            std::fs::write(&tmp, &buf)?;
+            let reader =
+                crate::store::unpack::decompressed(&tmp, &crate::store::unpack::Limits::default());
+            let _ = std::fs::remove_file(&tmp);
+            return reader;
+        }
+    }
+    bail!(
+        "{} has no data.tar member: not a Debian package",
+        deb.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stanzas_and_release_hashes() {
+        let release = "Origin: Debian\nSuite: stable\nSHA256:\n 0123abcd 1234 main/binary-armhf/Packages.xz\n ffee 99 main/binary-armhf/Release\n";
+        let h = release_hashes(release);
+        assert_eq!(
+            h["main/binary-armhf/Packages.xz"],
+            ("0123abcd".to_string(), 1234)
+        );
+        let s = parse_stanza("Package: qemu-user\nDescription: QEMU\n more text\n");
+        assert_eq!(s["Package"], "qemu-user");
+        assert_eq!(s["Description"], "QEMU\nmore text");
+    }
+
+    #[test]
+    fn a_tampered_inrelease_is_refused() {
+        let keyring = match keyring(None) {
+            Ok(k) => k,
+            Err(_) => {
+                eprintln!("skipped: no Debian archive keyring on this machine");
+                return;
+            }
+        };
+        let fake = "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nSuite: stable\n-----BEGIN PGP SIGNATURE-----\n\n-----END PGP SIGNATURE-----\n";
+        assert!(verify_inrelease(fake, &keyring).is_err());
+    }
+}

@@ -1,0 +1,206 @@
+//! Fetching a static qemu without root, through Debian's signed chain: for real from the
+//! mirror of the test machine (cached between runs), and against a local server that serves
+//! tampered copies of the real, signed indices.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::http::{Route, Server};
+use common::*;
+
+fn test_cache() -> PathBuf {
+    // Beside the other fixtures: kept between runs, so the 70 MB package downloads once.
+    let q = qemu_dir();
+    q.parent().unwrap().to_path_buf()
+}
+
+fn mirror() -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/debfetch.py");
+    let o = Command::new("python3")
+        .arg(script)
+        .arg("--print-mirror")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    String::from_utf8(o.stdout).unwrap().trim().to_string()
+}
+
+/// Real trixie InRelease and amd64 Packages.xz, downloaded once.
+fn real_indices() -> (Vec<u8>, Vec<u8>) {
+    let dir = test_cache().join("trixie-indices");
+    std::fs::create_dir_all(&dir).unwrap();
+    let get = |rel: &str, name: &str| -> Vec<u8> {
+        let p = dir.join(name);
+        if !p.exists() {
+            let url = format!("{}/dists/trixie/{rel}", mirror());
+            let body = reqwest::blocking::get(&url)
+                .unwrap()
+                .bytes()
+                .unwrap()
+                .to_vec();
+            std::fs::write(p.with_extension("part"), &body).unwrap();
+            std::fs::rename(p.with_extension("part"), &p).unwrap();
+        }
+        std::fs::read(&p).unwrap()
+    };
+    (
+        get("InRelease", "InRelease"),
+        get("main/binary-amd64/Packages.xz", "Packages.xz"),
+    )
+}
+
+fn fetch_cmd(home: &Path, cwd: &Path) -> Command {
+    assert_unprivileged();
+    let mut c = Command::new(TOOL);
+    c.current_dir(cwd)
+        .env("CARGO_FOR_ARM_HOME", home)
+        .env("PATH", "/usr/bin:/bin")
+        .env_remove("CARGO_FOR_ARM_QEMU_ARM");
+    c
+}
+
+#[test]
+fn qemu_is_fetched_verified_static_and_read_only_and_then_used() {
+    let home = test_cache().join("fetch-home");
+    let _ = std::fs::remove_dir_all(home.join("qemu"));
+    let cwd = TempDir::new("qfetch");
+    let o = fetch_cmd(&home, cwd.path())
+        .args(["qemu", "fetch", "arm"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("verified against its signed InRelease"),
+        "{}",
+        stderr(&o)
+    );
+    let q = PathBuf::from(stdout(&o).trim());
+    assert_eq!(
+        std::fs::metadata(&q).unwrap().permissions().mode() & 0o777,
+        0o555
+    );
+    let list = stdout(
+        &fetch_cmd(&home, cwd.path())
+            .args(["qemu", "list"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        list.contains("cache") && list.contains("qemu-arm version"),
+        "{list}"
+    );
+    // run finds it with no qemu on PATH and none named.
+    let o = fetch_cmd(&home, cwd.path())
+        .args(["run", "--rootfs"])
+        .arg(fixture("busybox-armhf"))
+        .args(["--", "uname", "-m"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o).trim(), "armv7l", "{}", stderr(&o));
+    // With none cached, run fetches one itself (the package itself is cached by hash).
+    let _ = std::fs::remove_dir_all(home.join("qemu"));
+    let o = fetch_cmd(&home, cwd.path())
+        .args(["run", "--rootfs"])
+        .arg(fixture("busybox-armhf"))
+        .args(["--", "uname", "-m"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o).trim(), "armv7l", "{}", stderr(&o));
+    assert!(stderr(&o).contains("fetching Debian's"), "{}", stderr(&o));
+    // And CARGO_FOR_ARM_OFFLINE forbids that, naming the fix.
+    let _ = std::fs::remove_dir_all(home.join("qemu"));
+    let o = fetch_cmd(&home, cwd.path())
+        .env("CARGO_FOR_ARM_OFFLINE", "1")
+        .args(["run", "--rootfs"])
+        .arg(fixture("busybox-armhf"))
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("cargo for-arm qemu fetch arm"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn tampered_indices_and_packages_are_refused() {
+    let (inrelease, packages) = real_indices();
+    let server = Server::start();
+    let home = TempDir::new("tamper-home");
+    let cwd = TempDir::new("tamper");
+    let fetch = |mirror: &str| {
+        fetch_cmd(home.path(), cwd.path())
+            .args([
+                "qemu", "fetch", "arm", "--suite", "trixie", "--mirror", mirror,
+            ])
+            .output()
+            .unwrap()
+    };
+    // 1. An InRelease whose signed text was changed.
+    let text = String::from_utf8(inrelease.clone()).unwrap();
+    let forged = text.replacen("Suite: ", "Suite: x", 1);
+    assert_ne!(forged, text);
+    server.route(
+        "/a/dists/trixie/InRelease",
+        Route::file(forged.into_bytes()),
+    );
+    let o = fetch(&format!("{}/a", server.base));
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("does not verify"), "{}", stderr(&o));
+    // 2. The genuine InRelease with a Packages index it does not list.
+    server.route("/b/dists/trixie/InRelease", Route::file(inrelease.clone()));
+    server.route(
+        "/b/dists/trixie/main/binary-amd64/Packages.xz",
+        Route::file(b"not the index".to_vec()),
+    );
+    let o = fetch(&format!("{}/b", server.base));
+    assert!(
+        stderr(&o).contains("does not match its InRelease"),
+        "{}",
+        stderr(&o)
+    );
+    // 3. Genuine indices, a package whose bytes are not the ones Packages names.
+    server.route("/c/dists/trixie/InRelease", Route::file(inrelease));
+    server.route(
+        "/c/dists/trixie/main/binary-amd64/Packages.xz",
+        Route::file(packages.clone()),
+    );
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut xz2::read::XzDecoder::new(&packages[..]), &mut text)
+        .unwrap();
+    let stanza = text
+        .split("\n\n")
+        .find(|s| s.starts_with("Package: qemu-user\n"))
+        .unwrap();
+    let file = stanza
+        .lines()
+        .find_map(|l| l.strip_prefix("Filename: "))
+        .unwrap();
+    server.route(
+        &format!("/c/{file}"),
+        Route::file(b"!<arch>\nevil".to_vec()),
+    );
+    let o = fetch(&format!("{}/c", server.base));
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("does not match its Packages entry"),
+        "{}",
+        stderr(&o)
+    );
+    let debs: Vec<_> = std::fs::read_dir(home.path().join("debs"))
+        .map(|rd| rd.flatten().collect())
+        .unwrap_or_default();
+    assert!(debs.is_empty(), "a bad package was kept: {debs:?}");
+    assert!(
+        !home.path().join("qemu").exists()
+            || std::fs::read_dir(home.path().join("qemu"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+}
