@@ -1,6 +1,7 @@
 //! cargo-for-arm: build and run Rust projects for ARM on x86_64 Linux, rootless.
 
 mod arch;
+mod bootstrap;
 mod cargo;
 mod cli;
 mod debian;
@@ -134,9 +135,18 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 xz_memlimit,
             };
             let reader = store::unpack::decompressed(&archive, &limits)?;
-            let sum = store::unpack::unpack(reader, &dest, &limits, true)
+            let sum = store::unpack::unpack(reader, &dest, &limits, true, false)
                 .map_err(|e| anyhow::anyhow!("unpacking {}: {e:#}", archive.display()))?;
             store::report_summary(&sum, cli.quiet);
+            Ok(0)
+        }
+        Command::InternalExtractDebs { root, debs } => {
+            let limits = store::unpack::Limits::default();
+            for deb in debs {
+                let data = debian::deb_data(&deb)?;
+                store::unpack::unpack(data, &root, &limits, true, true)
+                    .map_err(|e| anyhow::anyhow!("unpacking {}: {e:#}", deb.display()))?;
+            }
             Ok(0)
         }
         Command::InternalRemoveTree { path } => {

@@ -272,7 +272,13 @@ fn fetch_from(
         if !quiet {
             eprintln!("    Fetching {pkg} {version} ({suite}, {host}) from {mirror}, verified against its signed InRelease");
         }
-        let deb = debian::fetch_deb(client, mirror, stanza, &crate::store::home()?.join("debs"))?;
+        let deb = debian::fetch_deb(
+            client,
+            mirror,
+            stanza,
+            &crate::store::home()?.join("debs"),
+            quiet,
+        )?;
         let wanted = [
             format!("usr/bin/qemu-{}", arch.qemu_name()),
             format!("usr/bin/qemu-{}-static", arch.qemu_name()),

@@ -246,10 +246,40 @@ impl Store {
                     "cargo-for-arm: note: no full id map (see 'cargo for-arm doctor'): every file of the rootfs will belong to you; the archive's owners are dropped"
                 );
             }
-            let sum = unpack::unpack(unpack::decompressed(archive, limits)?, &root, limits, false)
-                .with_context(|| format!("unpacking {}", archive.display()))?;
+            let sum = unpack::unpack(
+                unpack::decompressed(archive, limits)?,
+                &root,
+                limits,
+                false,
+                false,
+            )
+            .with_context(|| format!("unpacking {}", archive.display()))?;
             report_summary(&sum, quiet);
         }
+        self.describe(
+            name,
+            tmp,
+            source,
+            sha256.clone(),
+            sha256.is_some(),
+            owners_kept,
+            quiet,
+        )
+    }
+
+    /// Write `entry.toml` for the tree in `tmp/root` (its architecture read from /bin/sh).
+    #[allow(clippy::too_many_arguments)]
+    fn describe(
+        &self,
+        name: &str,
+        tmp: &Path,
+        source: &str,
+        sha256: Option<String>,
+        verified: bool,
+        owners_kept: bool,
+        quiet: bool,
+    ) -> Result<Entry> {
+        let root = tmp.join("root");
         let (arch, arch_desc) = plan::detect_arch(&root)
             .with_context(|| format!("{} does not look like a root filesystem", source))?;
         let host_arch = arch.runs_natively();
@@ -263,13 +293,35 @@ impl Store {
             distro: distro(&root),
             size: tree_size(&root),
             source: source.to_string(),
-            verified: sha256.is_some(),
+            verified,
             sha256,
             created: now_utc(),
             owners_kept,
             host_arch,
         };
         std::fs::write(tmp.join("entry.toml"), toml::to_string(&entry)?)?;
+        Ok(entry)
+    }
+
+    /// Complete an entry built in `tmp` (`tmp/root`): describe it and rename it into place.
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish(
+        &self,
+        name: &str,
+        tmp: &Path,
+        source: &str,
+        sha256: Option<String>,
+        verified: bool,
+        owners_kept: bool,
+        quiet: bool,
+    ) -> Result<Entry> {
+        let entry = self.describe(name, tmp, source, sha256, verified, owners_kept, quiet)?;
+        std::fs::rename(tmp, self.entry_dir(name)).with_context(|| {
+            format!(
+                "moving the new rootfs into {}",
+                self.entry_dir(name).display()
+            )
+        })?;
         Ok(entry)
     }
 }

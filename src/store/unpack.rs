@@ -15,6 +15,9 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
 
+/// Top-level directories that a merged-/usr system links into /usr.
+pub const MERGED_USR: [&[u8]; 6] = [b"bin", b"sbin", b"lib", b"lib32", b"lib64", b"libx32"];
+
 /// Caps that stop archive bombs.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -185,6 +188,7 @@ pub fn unpack(
     dest: &Path,
     limits: &Limits,
     keep_owners: bool,
+    merged_usr: bool,
 ) -> Result<Summary> {
     let root: OwnedFd = File::open(dest)
         .with_context(|| format!("opening {}", dest.display()))?
@@ -206,12 +210,20 @@ pub fn unpack(
         let kind = entry.header().entry_type();
         let comps =
             components(&raw).map_err(|why| anyhow::anyhow!("refusing the archive: {why}"))?;
-        let Some(comps) = comps else {
+        let Some(mut comps) = comps else {
             if kind.is_dir() {
                 continue; // `./`: the root itself
             }
             bail!("refusing the archive: entry {shown} would replace the root of the tree");
         };
+        if merged_usr && MERGED_USR.contains(&comps[0]) {
+            // The rootfs has /bin -> usr/bin etc. (created by the bootstrap): write where the
+            // link points instead of refusing to go through it.
+            if comps.len() == 1 && (kind.is_dir() || kind == tar::EntryType::Symlink) {
+                continue;
+            }
+            comps.insert(0, b"usr");
+        }
         let header = entry.header();
         let mode = header.mode().unwrap_or(0o644);
         let mtime = header.mtime().unwrap_or(0);
@@ -310,7 +322,7 @@ pub fn unpack(
                     .link_name_bytes()
                     .context("hard link without a target")?
                     .into_owned();
-                let tcomps = components(&target)
+                let mut tcomps = components(&target)
                     .map_err(|why| {
                         anyhow::anyhow!("refusing the archive: hard link {shown} points at {why}")
                     })?
@@ -319,6 +331,9 @@ pub fn unpack(
                             "refusing the archive: hard link {shown} points at the root"
                         )
                     })?;
+                if merged_usr && MERGED_USR.contains(&tcomps[0]) {
+                    tcomps.insert(0, b"usr");
+                }
                 let (tparent, tname) = tcomps.split_at(tcomps.len() - 1);
                 let tpfd = open_dir(&root, tparent, false, &shown)?;
                 let pfd = open_dir(&root, parent, true, &shown)?;
