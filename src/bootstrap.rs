@@ -220,21 +220,23 @@ impl Index {
                     if clause.iter().any(|a| self.satisfied(a, &chosen)) {
                         continue;
                     }
-                    let pick = clause.iter().find_map(|a| self.candidate(a)).with_context(
-                        || {
-                            let alts: Vec<String> = clause
-                                .iter()
-                                .map(|a| match &a.constraint {
-                                    Some((op, v)) => format!("{} ({op} {v})", a.name),
-                                    None => a.name.clone(),
-                                })
-                                .collect();
-                            format!(
+                    let pick =
+                        clause
+                            .iter()
+                            .find_map(|a| self.candidate(a))
+                            .with_context(|| {
+                                let alts: Vec<String> = clause
+                                    .iter()
+                                    .map(|a| match &a.constraint {
+                                        Some((op, v)) => format!("{} ({op} {v})", a.name),
+                                        None => a.name.clone(),
+                                    })
+                                    .collect();
+                                format!(
                                 "unsatisfiable: {name} depends on {}, which is not in the index",
                                 alts.join(" | ")
                             )
-                        },
-                    )?;
+                            })?;
                     if chosen.insert(pick.clone()) {
                         order.push(pick.clone());
                         work.push(pick);
@@ -313,12 +315,12 @@ essential=""
 while [ "$1" != "--" ]; do essential="$essential $1"; shift; done
 shift
 opts="--force-depends --force-confdef --force-confold --force-unsafe-io"
-echo "    Installing essential packages (dpkg, emulated)"
-dpkg $opts --install $essential >/tmp/dpkg-essential.log 2>&1 || { cat /tmp/dpkg-essential.log; exit 1; }
-echo "    Installing $# more packages (dpkg, emulated)"
-dpkg $opts --install "$@" >/tmp/dpkg-rest.log 2>&1 || { cat /tmp/dpkg-rest.log; exit 1; }
-dpkg --configure -a
-dpkg --audit
+echo "    Installing essential packages (dpkg, emulated)" >&2
+dpkg $opts --install $essential >/tmp/dpkg-essential.log 2>&1 || { cat /tmp/dpkg-essential.log >&2; exit 1; }
+echo "    Installing $# more packages (dpkg, emulated)" >&2
+dpkg $opts --install "$@" >/tmp/dpkg-rest.log 2>&1 || { cat /tmp/dpkg-rest.log >&2; exit 1; }
+dpkg --configure -a >&2
+dpkg --audit >&2
 rm -f /usr/sbin/policy-rc.d
 "#;
 
@@ -328,6 +330,8 @@ pub fn create(o: &CreateOptions, quiet: bool) -> Result<i32> {
         .context("rootfs create needs the full id map (dpkg sets file owners inside)")?;
     let store = Store::open()?;
     let _lock = store.lock(&o.name)?;
+    // A create that was killed left its temporary tree: remove it (we hold the lock).
+    store.clean_stale(&o.name)?;
     if store.get(&o.name).is_some() {
         bail!(
             "a rootfs named {} is already in the store (cargo for-arm rootfs rm {} first)",
@@ -374,12 +378,29 @@ pub fn create(o: &CreateOptions, quiet: bool) -> Result<i32> {
     let paths = std::sync::Mutex::new(HashMap::<String, PathBuf>::new());
     let errors = std::sync::Mutex::new(Vec::<String>::new());
     let next = std::sync::atomic::AtomicUsize::new(0);
+    let tty = unsafe { libc::isatty(2) } == 1;
+    let bar = indicatif::ProgressBar::new(set.len() as u64);
+    if tty && !quiet {
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "    Fetching [{bar:30}] {pos}/{len} packages {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+    } else {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
     std::thread::scope(|sc| {
         for _ in 0..4 {
             sc.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let Some(name) = set.get(i) else { break };
-                match debian::fetch_deb(&client, &mirror, &index.pkgs[name], &debs_dir, true) {
+                bar.set_message(name.clone());
+                let fetched =
+                    debian::fetch_deb(&client, &mirror, &index.pkgs[name], &debs_dir, true);
+                bar.inc(1);
+                match fetched {
                     Ok(p) => {
                         paths.lock().expect("not poisoned").insert(name.clone(), p);
                     }
@@ -391,8 +412,16 @@ pub fn create(o: &CreateOptions, quiet: bool) -> Result<i32> {
             });
         }
     });
+    bar.finish_and_clear();
     drop(client);
     let errors = errors.into_inner().expect("not poisoned");
+    if !quiet {
+        eprintln!(
+            "    Fetched {} packages (verified; cached in {})",
+            set.len(),
+            debs_dir.display()
+        );
+    }
     if !errors.is_empty() {
         bail!(
             "downloading packages failed (what downloaded is cached; run again to resume): {}",

@@ -245,9 +245,36 @@ fn choose_rootfs(o: &Options, cwd: &Path, root: &Path) -> Result<PathBuf> {
             return Ok(r.into());
         }
     }
-    bail!(
-        "no rootfs chosen: pass --rootfs DIR, set CARGO_FOR_ARM_ROOTFS, add\n  [package.metadata.for-arm]\n  rootfs = \"DIR\"\nto Cargo.toml, or rootfs = \"DIR\" to ~/.config/cargo-for-arm/config.toml"
-    )
+    // Nothing configured: the default Debian rootfs with cargo, created on first use.
+    let (suite, arch) = match o.arch.as_deref().map(Arch::parse) {
+        Some(Ok(Arch::Aarch64)) => ("trixie", "arm64"),
+        _ => ("bookworm", "armhf"),
+    };
+    let name = format!("debian-{suite}-{arch}");
+    let store = crate::store::Store::open()?;
+    if store.get(&name).is_some() {
+        return Ok(name.into());
+    }
+    if !crate::qemu::may_fetch() {
+        bail!(
+            "no rootfs chosen: pass --rootfs DIR|NAME, set CARGO_FOR_ARM_ROOTFS, add\n  [package.metadata.for-arm]\n  rootfs = \"DIR\"\nto Cargo.toml, \
+             or rootfs = \"DIR\" to ~/.config/cargo-for-arm/config.toml; or let cargo-for-arm create the default \
+             (it does when CARGO_FOR_ARM_OFFLINE is unset): cargo for-arm rootfs create {name} --suite {suite} --arch {arch} --include cargo"
+        );
+    }
+    eprintln!("cargo-for-arm: no rootfs configured: creating the default {name} (Debian {suite}, {arch}, with cargo) from the Debian mirror; this takes a few minutes once");
+    let create = crate::bootstrap::CreateOptions {
+        name: name.clone(),
+        suite: suite.into(),
+        arch: arch.into(),
+        include: vec!["cargo".into()],
+        variant: "minbase".into(),
+        mirror: None,
+        keyring: None,
+        no_verify: false,
+    };
+    crate::bootstrap::create(&create, false)?;
+    Ok(name.into())
 }
 
 /// Fetch the dependencies natively: `cargo vendor` into a directory keyed by the lockfile.

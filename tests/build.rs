@@ -281,15 +281,21 @@ fn the_rootfs_comes_from_package_metadata_or_a_clear_error() {
     let o = p
         .cmd()
         .env_remove("CARGO_FOR_ARM_ROOTFS")
+        .env("CARGO_FOR_ARM_OFFLINE", "1")
         .args(["build"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(125));
+    let err = stderr(&o);
     assert!(
-        stderr(&o).contains("no rootfs chosen")
-            && stderr(&o).contains("[package.metadata.for-arm]"),
-        "{}",
-        stderr(&o)
+        err.contains("no rootfs chosen") && err.contains("[package.metadata.for-arm]"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "rootfs create debian-bookworm-armhf --suite bookworm --arch armhf --include cargo"
+        ),
+        "{err}"
     );
     // Named in Cargo.toml (relative to it): a busybox rootfs, which then lacks cargo.
     let bb = fixture("busybox-armhf");

@@ -159,7 +159,7 @@ impl Store {
     }
 
     /// Remove temporary trees of `name` left by killed runs (the caller holds the lock).
-    fn clean_stale(&self, name: &str) -> Result<()> {
+    pub fn clean_stale(&self, name: &str) -> Result<()> {
         let prefix = format!(".tmp-{name}-");
         for e in std::fs::read_dir(&self.dir)?.flatten() {
             if e.file_name().to_string_lossy().starts_with(&prefix) {

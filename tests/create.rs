@@ -1,0 +1,257 @@
+//! `rootfs create`: a real rootless bootstrap of a small Debian armhf rootfs from the mirror
+//! of the test machine (cached between runs), and its failure modes.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::http::{Route, Server};
+use common::*;
+
+/// A store kept between runs beside the other fixtures (the .debs download once). Tests that
+/// use it take turns: one of them counts the cached packages.
+fn home() -> (PathBuf, std::sync::MutexGuard<'static, ()>) {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let guard = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    (qemu_dir().parent().unwrap().join("create-home"), guard)
+}
+
+fn cmd(home: &Path) -> Command {
+    let mut c = tool(&std::env::temp_dir());
+    c.env("CARGO_FOR_ARM_HOME", home);
+    c
+}
+
+fn ensure_minbase(home: &Path) {
+    if home.join("rootfs/minbase-armhf/entry.toml").exists() {
+        return;
+    }
+    let o = cmd(home)
+        .args([
+            "rootfs",
+            "create",
+            "minbase-armhf",
+            "--suite",
+            "bookworm",
+            "--arch",
+            "armhf",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "create failed:\n{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Created rootfs minbase-armhf"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_bootstrapped_rootfs_is_consistent_and_apt_works_inside() {
+    let (h, _turn) = home();
+    ensure_minbase(&h);
+    let list = stdout(&cmd(&h).args(["rootfs", "list"]).output().unwrap());
+    assert!(
+        list.contains("minbase-armhf")
+            && list.contains("Debian GNU/Linux 12 (bookworm)")
+            && list.contains("armhf"),
+        "{list}"
+    );
+    let o = cmd(&h)
+        .args(["run", "--rootfs", "minbase-armhf", "--", "dpkg", "--audit"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "", "dpkg --audit found problems");
+    let mut shell = cmd(&h)
+        .args(["rootfs", "shell", "minbase-armhf"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        shell.stdin.as_mut().unwrap(),
+        b"apt-get update -q >/dev/null && apt-get install -y -q hello >/dev/null 2>&1 && echo installed; hello\n",
+    )
+    .unwrap();
+    drop(shell.stdin.take());
+    let out = shell.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "installed\nHello, world!\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hello = std::fs::read(h.join("rootfs/minbase-armhf/root/usr/bin/hello")).unwrap();
+    assert_eq!(
+        u16::from_le_bytes([hello[18], hello[19]]),
+        40,
+        "/usr/bin/hello is not an ARM program"
+    );
+}
+
+#[test]
+fn an_unsatisfiable_include_names_the_package() {
+    let h = TempDir::new("unsat");
+    let o = cmd(h.path())
+        .args([
+            "rootfs",
+            "create",
+            "x",
+            "--suite",
+            "bookworm",
+            "--arch",
+            "armhf",
+            "--include",
+            "no-such-package-cfa",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("no-such-package-cfa"), "{}", stderr(&o));
+    assert!(!h.path().join("rootfs/x").exists());
+}
+
+#[test]
+fn a_forged_inrelease_stops_create() {
+    // The genuine bookworm InRelease with its signed text changed.
+    let dir = qemu_dir().parent().unwrap().join("bookworm-indices");
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("InRelease");
+    if !p.exists() {
+        let mirror = Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/debfetch.py"))
+            .arg("--print-mirror")
+            .output()
+            .unwrap();
+        let url = format!(
+            "{}/dists/bookworm/InRelease",
+            String::from_utf8_lossy(&mirror.stdout).trim()
+        );
+        std::fs::write(&p, reqwest::blocking::get(&url).unwrap().bytes().unwrap()).unwrap();
+    }
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replacen("Codename: ", "Codename: x", 1);
+    let server = Server::start();
+    server.route(
+        "/d/dists/bookworm/InRelease",
+        Route::file(text.into_bytes()),
+    );
+    let h = TempDir::new("forged");
+    let o = cmd(h.path())
+        .args([
+            "rootfs",
+            "create",
+            "f",
+            "--suite",
+            "bookworm",
+            "--arch",
+            "armhf",
+            "--mirror",
+            &format!("{}/d", server.base),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("does not verify"), "{}", stderr(&o));
+}
+
+#[test]
+fn an_interrupted_create_leaves_nothing_and_resumes_from_cached_packages() {
+    let (h, _turn) = home();
+    ensure_minbase(&h); // the packages are cached by now
+    let _ = cmd(&h).args(["rootfs", "rm", "killed"]).output();
+    let debs = || std::fs::read_dir(h.join("debs")).unwrap().count();
+    let before = debs();
+    let mut child = cmd(&h)
+        .args([
+            "rootfs", "create", "killed", "--suite", "bookworm", "--arch", "armhf",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "create ended before stage 2"
+        );
+        if line.contains("Installing essential packages") {
+            break;
+        }
+        assert!(Instant::now() < deadline);
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    assert!(
+        !h.join("rootfs/killed").exists(),
+        "a killed create left an entry"
+    );
+    let o = cmd(&h)
+        .args([
+            "rootfs", "create", "killed", "--suite", "bookworm", "--arch", "armhf",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(debs(), before, "the rerun downloaded packages again");
+    let left: Vec<String> = std::fs::read_dir(h.join("rootfs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".tmp-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let o = cmd(&h).args(["rootfs", "rm", "killed"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn build_without_a_rootfs_creates_the_default_then_reuses_it() {
+    let (h, _turn) = home();
+    let proj = TempDir::new("default");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-arm");
+    assert!(Command::new("cp")
+        .arg("-r")
+        .arg(format!("{}/.", src.display()))
+        .arg(proj.path())
+        .status()
+        .unwrap()
+        .success());
+    let _ = std::fs::remove_dir_all(proj.path().join("target"));
+    let build = || {
+        tool(proj.path())
+            .env("CARGO_FOR_ARM_HOME", &h)
+            .env_remove("CARGO_FOR_ARM_ROOTFS")
+            .args(["build", "--release"])
+            .output()
+            .unwrap()
+    };
+    let first = h.join("rootfs/debian-bookworm-armhf/entry.toml").exists();
+    let o = build();
+    assert!(o.status.success(), "{}", stderr(&o));
+    if !first {
+        assert!(
+            stderr(&o).contains("creating the default debian-bookworm-armhf"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    assert!(proj
+        .path()
+        .join("target/for-arm/armhf/release/hello-arm")
+        .is_file());
+    let o = build();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains("creating the default"),
+        "created twice: {}",
+        stderr(&o)
+    );
+}
