@@ -32,6 +32,8 @@ grep -q "^$user:" /etc/subgid 2>/dev/null || usermod --add-subgids 200000-265535
 home=$(getent passwd "$user" | cut -d: -f6)
 
 # The toolchain lives under /root (mode 700): give the user hard links to it.
+command -v rustc >/dev/null || export PATH="$HOME/.cargo/bin:/root/.cargo/bin:$PATH"
+command -v rustc >/dev/null || { echo "as-user.sh: no Rust toolchain (rustc) found for root" >&2; exit 1; }
 sysroot=$(rustc --print sysroot)
 tc=/opt/cargo-for-arm-ci/toolchain
 if ! cmp -s "$sysroot/bin/rustc" "$tc/bin/rustc" 2>/dev/null; then

@@ -234,16 +234,8 @@ fn choose_rootfs(o: &Options, cwd: &Path, root: &Path) -> Result<PathBuf> {
             }
         }
     }
-    let config = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-        .map(|c| c.join("cargo-for-arm/config.toml"));
-    if let Some(c) = config.filter(|c| c.is_file()) {
-        let doc: toml::Table = toml::from_str(&std::fs::read_to_string(&c)?)
-            .with_context(|| format!("parsing {}", c.display()))?;
-        if let Some(r) = doc.get("rootfs").and_then(|r| r.as_str()) {
-            return Ok(r.into());
-        }
+    if let Some(r) = crate::store::user_config_str("rootfs")? {
+        return Ok(r.into());
     }
     // Nothing configured: the default Debian rootfs with cargo, created on first use.
     let (suite, arch) = match o.arch.as_deref().map(Arch::parse) {

@@ -10,14 +10,17 @@ use anyhow::{bail, Context, Result};
 use pgp::composed::{CleartextSignedMessage, PublicOrSecret};
 use sha2::{Digest, Sha256};
 
-/// The mirror: `CARGO_FOR_ARM_MIRROR`, else the first Debian mirror of the host's apt
-/// sources (deb822 `/etc/apt/sources.list.d/*.sources`, then `/etc/apt/sources.list`).
+/// The mirror: `--mirror`, `CARGO_FOR_ARM_MIRROR`, `mirror = "…"` in the user's config file,
+/// else the first Debian mirror of the host's apt sources (deb822 `/etc/apt/sources.list.d/*.sources`, then `/etc/apt/sources.list`).
 pub fn mirror(flag: Option<&str>) -> Result<String> {
     if let Some(m) = flag
         .map(str::to_string)
         .or_else(|| std::env::var("CARGO_FOR_ARM_MIRROR").ok())
         .filter(|m| !m.is_empty())
     {
+        return Ok(m.trim_end_matches('/').to_string());
+    }
+    if let Some(m) = crate::store::user_config_str("mirror")? {
         return Ok(m.trim_end_matches('/').to_string());
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir("/etc/apt/sources.list.d")

@@ -255,3 +255,29 @@ fn build_without_a_rootfs_creates_the_default_then_reuses_it() {
         stderr(&o)
     );
 }
+
+#[test]
+fn the_mirror_comes_from_the_users_config_file() {
+    let h = TempDir::new("mirrorcfg");
+    let cfg = h.path().join("config/cargo-for-arm");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::write(
+        cfg.join("config.toml"),
+        "mirror = \"http://127.0.0.1:9/from-config\"\n",
+    )
+    .unwrap();
+    let o = cmd(&h.path().join("home"))
+        .env("XDG_CONFIG_HOME", h.path().join("config"))
+        .env_remove("CARGO_FOR_ARM_MIRROR")
+        .args([
+            "rootfs", "create", "x", "--suite", "bookworm", "--arch", "armhf",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("127.0.0.1:9/from-config"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -32,6 +32,22 @@ pub fn home() -> Result<PathBuf> {
     Ok(PathBuf::from(home).join(".cache/cargo-for-arm"))
 }
 
+/// A string setting of the user's config file, `$XDG_CONFIG_HOME/cargo-for-arm/config.toml`
+/// (default `~/.config/cargo-for-arm/config.toml`): `rootfs = "…"`, `mirror = "…"`.
+pub fn user_config_str(key: &str) -> Result<Option<String>> {
+    let path = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .map(|c| c.join("cargo-for-arm/config.toml"));
+    let Some(path) = path.filter(|p| p.is_file()) else {
+        return Ok(None);
+    };
+    let doc: toml::Table = toml::from_str(&std::fs::read_to_string(&path)?)
+        .with_context(|| format!("parsing {}", path.display()))?;
+    Ok(doc.get(key).and_then(|v| v.as_str()).map(str::to_string))
+}
+
 /// What the store knows of an entry (`entry.toml`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Entry {
