@@ -106,7 +106,7 @@ pub fn parse_deps(field: &str) -> Vec<Vec<Atom>> {
                 .split('|')
                 .filter_map(|alt| {
                     let alt = alt.trim();
-                    let (name, rest) = match alt.find(|c: char| c == ' ' || c == '(') {
+                    let (name, rest) = match alt.find([' ', '(']) {
                         Some(i) => (&alt[..i], alt[i..].trim()),
                         None => (alt, ""),
                     };

@@ -131,38 +131,6 @@ pub fn validate(path: &Path, arch: Arch) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dynamic_host_binary_is_refused_with_a_fix() {
-        let me = std::env::current_exe().unwrap();
-        let err = format!("{:#}", validate(&me, Arch::Arm).unwrap_err());
-        assert!(err.contains("dynamically linked"), "{err}");
-        assert!(err.contains("qemu-user-static"), "{err}");
-    }
-
-    #[test]
-    fn missing_qemu_names_the_package() {
-        let dir = std::env::temp_dir().join(format!("cfa-noqemu-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let err = format!(
-            "{:#}",
-            find(Arch::Riscv64, None, Some(dir.to_str().unwrap())).unwrap_err()
-        );
-        assert!(err.contains("no qemu for riscv64"), "{err}");
-        assert!(err.contains("qemu-user-static"), "{err}");
-        std::fs::remove_dir(&dir).unwrap();
-    }
-
-    #[test]
-    fn env_var_names() {
-        assert_eq!(env_var_name(Arch::Aarch64), "CARGO_FOR_ARM_QEMU_AARCH64");
-        assert_eq!(env_var_name(Arch::Arm), "CARGO_FOR_ARM_QEMU_ARM");
-    }
-}
-
 /// `$CARGO_FOR_ARM_HOME/qemu/<version>/qemu-<arch>`: fetched qemus, read-only.
 pub fn cache_dir() -> Result<PathBuf> {
     Ok(crate::store::home()?.join("qemu"))
@@ -393,4 +361,36 @@ pub fn list() -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamic_host_binary_is_refused_with_a_fix() {
+        let me = std::env::current_exe().unwrap();
+        let err = format!("{:#}", validate(&me, Arch::Arm).unwrap_err());
+        assert!(err.contains("dynamically linked"), "{err}");
+        assert!(err.contains("qemu-user-static"), "{err}");
+    }
+
+    #[test]
+    fn missing_qemu_names_the_package() {
+        let dir = std::env::temp_dir().join(format!("cfa-noqemu-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let err = format!(
+            "{:#}",
+            find(Arch::Riscv64, None, Some(dir.to_str().unwrap())).unwrap_err()
+        );
+        assert!(err.contains("no qemu for riscv64"), "{err}");
+        assert!(err.contains("qemu-user-static"), "{err}");
+        std::fs::remove_dir(&dir).unwrap();
+    }
+
+    #[test]
+    fn env_var_names() {
+        assert_eq!(env_var_name(Arch::Aarch64), "CARGO_FOR_ARM_QEMU_AARCH64");
+        assert_eq!(env_var_name(Arch::Arm), "CARGO_FOR_ARM_QEMU_ARM");
+    }
 }

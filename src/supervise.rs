@@ -149,61 +149,6 @@ fn state_name(c: char) -> &'static str {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn p(cpu: u64, io: u64) -> Proc {
-        Proc {
-            state: 'S',
-            comm: "x".into(),
-            cpu,
-            io,
-        }
-    }
-
-    #[test]
-    fn status_line_counts_crates_from_coloured_output() {
-        let mut st = StatusLine::new();
-        st.observe_line("\x1b[1m\x1b[32m   Compiling\x1b[0m itoa v1.0.15");
-        st.observe_line("warning: unused variable");
-        st.observe_line("   Compiling hello-arm v0.1.0 (/p)");
-        assert_eq!(st.compiled, 2);
-        let t = st.text(200);
-        assert!(
-            t.contains("2 crates compiled") && t.ends_with("last started: hello-arm"),
-            "{t}"
-        );
-        assert!(st.text(30).chars().count() <= 29);
-        assert_eq!(strip_ansi("\x1b[1;32mok\x1b[0m!"), "ok!");
-    }
-
-    #[test]
-    fn stat_fields() {
-        let line =
-            "1234 (qemu (arm)) S 1 1234 1234 0 -1 4194560 100 0 0 0 7 3 2 1 20 0 1 0 100 0 0";
-        assert_eq!(parse_stat(line), Some(('S', "qemu (arm)".to_string(), 13)));
-        assert_eq!(parse_io("rchar: 10\nwchar: 5\nsyscr: 99\n"), 15);
-    }
-
-    #[test]
-    fn no_progress_for_the_timeout_is_a_hang_and_cpu_is_progress() {
-        let t0 = Instant::now();
-        let mut hb = Heartbeat::new(Duration::from_secs(10));
-        let s = |c, i| BTreeMap::from([(1, p(1, 1)), (2, p(c, i))]);
-        assert!(!hb.observe(t0, s(5, 5)));
-        assert!(!hb.observe(t0 + Duration::from_secs(9), s(5, 5)));
-        // CPU advanced: progress, the clock restarts.
-        assert!(!hb.observe(t0 + Duration::from_secs(11), s(6, 5)));
-        assert!(!hb.observe(t0 + Duration::from_secs(20), s(6, 5)));
-        assert!(hb.observe(t0 + Duration::from_secs(21), s(6, 5)));
-        // A new process is progress too.
-        let mut more = s(6, 5);
-        more.insert(3, p(0, 0));
-        assert!(!hb.observe(t0 + Duration::from_secs(22), more));
-    }
-}
-
 /// The tool's exit code when a run hung and every retry hung too.
 pub const EXIT_HUNG: i32 = 124;
 
@@ -405,5 +350,60 @@ pub fn run_supervised(
         }
         attempt += 1;
         eprintln!("cargo-for-arm: killed the hung sandbox; retrying ({attempt}/{retries})");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(cpu: u64, io: u64) -> Proc {
+        Proc {
+            state: 'S',
+            comm: "x".into(),
+            cpu,
+            io,
+        }
+    }
+
+    #[test]
+    fn status_line_counts_crates_from_coloured_output() {
+        let mut st = StatusLine::new();
+        st.observe_line("\x1b[1m\x1b[32m   Compiling\x1b[0m itoa v1.0.15");
+        st.observe_line("warning: unused variable");
+        st.observe_line("   Compiling hello-arm v0.1.0 (/p)");
+        assert_eq!(st.compiled, 2);
+        let t = st.text(200);
+        assert!(
+            t.contains("2 crates compiled") && t.ends_with("last started: hello-arm"),
+            "{t}"
+        );
+        assert!(st.text(30).chars().count() <= 29);
+        assert_eq!(strip_ansi("\x1b[1;32mok\x1b[0m!"), "ok!");
+    }
+
+    #[test]
+    fn stat_fields() {
+        let line =
+            "1234 (qemu (arm)) S 1 1234 1234 0 -1 4194560 100 0 0 0 7 3 2 1 20 0 1 0 100 0 0";
+        assert_eq!(parse_stat(line), Some(('S', "qemu (arm)".to_string(), 13)));
+        assert_eq!(parse_io("rchar: 10\nwchar: 5\nsyscr: 99\n"), 15);
+    }
+
+    #[test]
+    fn no_progress_for_the_timeout_is_a_hang_and_cpu_is_progress() {
+        let t0 = Instant::now();
+        let mut hb = Heartbeat::new(Duration::from_secs(10));
+        let s = |c, i| BTreeMap::from([(1, p(1, 1)), (2, p(c, i))]);
+        assert!(!hb.observe(t0, s(5, 5)));
+        assert!(!hb.observe(t0 + Duration::from_secs(9), s(5, 5)));
+        // CPU advanced: progress, the clock restarts.
+        assert!(!hb.observe(t0 + Duration::from_secs(11), s(6, 5)));
+        assert!(!hb.observe(t0 + Duration::from_secs(20), s(6, 5)));
+        assert!(hb.observe(t0 + Duration::from_secs(21), s(6, 5)));
+        // A new process is progress too.
+        let mut more = s(6, 5);
+        more.insert(3, p(0, 0));
+        assert!(!hb.observe(t0 + Duration::from_secs(22), more));
     }
 }

@@ -380,29 +380,6 @@ pub fn interpret(status: i32, report: &str) -> Outcome {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn outcomes() {
-        // Exit 42 passes through; signal 15 becomes 143.
-        assert_eq!(
-            interpret(42 << 8, ""),
-            Outcome {
-                code: 42,
-                ..Outcome::default()
-            }
-        );
-        assert_eq!(interpret(15, "").code, 143);
-        let o = interpret(125 << 8, "setup\tmount(proc, /proc) => EPERM\n");
-        assert_eq!(o.code, EXIT_SETUP);
-        assert!(o.error.unwrap().contains("mount(proc"));
-        let o = interpret(127 << 8, "exec\t127\tfoo: command not found\n");
-        assert_eq!(o.code, 127);
-    }
-}
-
 /// Run `child` in a new user namespace (plus `extra` namespace flags) whose id map `map` the
 /// host writes first; return its exit code. `child` runs in a fork-like clone: it should
 /// only make system calls or exec (the caller may have had threads).
@@ -454,4 +431,27 @@ pub fn reexec_in_userns(map: &IdMap, args: &[String]) -> Result<i32> {
         unsafe { libc::execv(exe.as_ptr(), ptrs.as_ptr()) };
         EXIT_NOT_EXECUTABLE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes() {
+        // Exit 42 passes through; signal 15 becomes 143.
+        assert_eq!(
+            interpret(42 << 8, ""),
+            Outcome {
+                code: 42,
+                ..Outcome::default()
+            }
+        );
+        assert_eq!(interpret(15, "").code, 143);
+        let o = interpret(125 << 8, "setup\tmount(proc, /proc) => EPERM\n");
+        assert_eq!(o.code, EXIT_SETUP);
+        assert!(o.error.unwrap().contains("mount(proc"));
+        let o = interpret(127 << 8, "exec\t127\tfoo: command not found\n");
+        assert_eq!(o.code, 127);
+    }
 }
