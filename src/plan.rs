@@ -222,16 +222,16 @@ impl RunPlan {
         let (arch, arch_desc) = match &args.arch {
             Some(a) => {
                 let want = Arch::parse(a)?;
-                if let Ok((found, desc)) = detect_arch(&rootfs) {
-                    if found != want {
-                        bail!(
-                            "--arch {a} was asked, but {} is a {desc} rootfs (its /bin/sh); \
-                             use a {want} rootfs or drop --arch",
-                            rootfs.display()
-                        );
-                    }
+                match detect_arch(&rootfs) {
+                    Ok((found, desc)) if found != want => bail!(
+                        "--arch {a} was asked, but {} is a {desc} rootfs (its /bin/sh); \
+                         use a {want} rootfs or drop --arch",
+                        rootfs.display()
+                    ),
+                    Ok((_, desc)) => (want, desc),
+                    // No /bin/sh yet (a rootfs being bootstrapped): trust --arch.
+                    Err(_) => (want, want.to_string()),
                 }
-                (want, want.to_string())
             }
             None => detect_arch(&rootfs)?,
         };
