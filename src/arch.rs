@@ -158,6 +158,20 @@ impl Arch {
         Ok(line.into_bytes())
     }
 
+    /// Debian's name (armhf, arm64, …); `desc` (from `ElfInfo::describe`) tells armel from armhf.
+    pub fn debian_name(self, desc: &str) -> &'static str {
+        match self {
+            Arch::Arm if desc.contains("armel") => "armel",
+            Arch::Arm => "armhf",
+            Arch::Aarch64 => "arm64",
+            Arch::Riscv64 => "riscv64",
+            Arch::Ppc64le => "ppc64el",
+            Arch::S390x => "s390x",
+            Arch::X86_64 => "amd64",
+            Arch::I386 => "i386",
+        }
+    }
+
     pub fn binfmt_name(self) -> String {
         format!("qemu-{}", self.qemu_name())
     }

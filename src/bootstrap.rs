@@ -292,14 +292,30 @@ impl Index {
     }
 }
 
+#[derive(Debug, clap::Args)]
 pub struct CreateOptions {
+    /// The name in the store.
     pub name: String,
+    /// Debian suite: bookworm, trixie, …
+    #[arg(long)]
     pub suite: String,
+    /// Debian architecture: armhf, arm64, …
+    #[arg(long)]
     pub arch: String,
+    /// More packages, comma-separated (e.g. cargo,pkg-config,libssl-dev).
+    #[arg(long, value_delimiter = ',')]
     pub include: Vec<String>,
+    /// minbase (essential + required + apt) or buildd (+ build-essential).
+    #[arg(long, default_value = "minbase")]
     pub variant: String,
+    /// Mirror (default: CARGO_FOR_ARM_MIRROR, the user's config file, the host's apt sources).
+    #[arg(long)]
     pub mirror: Option<String>,
+    /// OpenPGP keyring for the InRelease signature (default: Debian's archive keyring).
+    #[arg(long)]
     pub keyring: Option<PathBuf>,
+    /// Do not check the InRelease signature (warns; the rootfs is recorded unverified).
+    #[arg(long)]
     pub no_verify: bool,
 }
 

@@ -157,20 +157,6 @@ pub fn parse(args: &[String]) -> Result<Options> {
     Ok(o)
 }
 
-/// Debian's name of an architecture, used in the default target directory.
-fn deb_arch(arch: Arch, desc: &str) -> &'static str {
-    match arch {
-        Arch::Arm if desc.contains("armel") => "armel",
-        Arch::Arm => "armhf",
-        Arch::Aarch64 => "arm64",
-        Arch::Riscv64 => "riscv64",
-        Arch::Ppc64le => "ppc64el",
-        Arch::S390x => "s390x",
-        Arch::X86_64 => "amd64",
-        Arch::I386 => "i386",
-    }
-}
-
 fn host_cargo() -> Option<String> {
     let out = Command::new("cargo").arg("--version").output().ok()?;
     out.status
@@ -314,7 +300,7 @@ fn vendor(
         }
     }
     let digest = Sha256::digest(std::fs::read(&lock)?);
-    let key: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    let key = crate::store::fetch::hex(&digest[..12]);
     let base = cache.join("vendor");
     let dir = base.join(&key);
     if !dir.join("config.toml").is_file() {
@@ -393,11 +379,9 @@ pub fn set_lockfile_version(text: &str, v: u32) -> String {
 /// Ask the rootfs's rustc for `-vV` (one short emulated run, cached in its cargo home).
 fn rootfs_rustc(sandbox: &SandboxArgs, cargo_home: &Path, guest_home: &str) -> Result<RustcInfo> {
     // Cached per rootfs (several rootfs of one architecture share a cargo home).
-    let key: String = Sha256::digest(sandbox.rootfs.as_os_str().as_encoded_bytes())
-        .iter()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let key = crate::store::fetch::hex(
+        &Sha256::digest(sandbox.rootfs.as_os_str().as_encoded_bytes())[..6],
+    );
     let out = cargo_home.join(format!("rustc-vV-{key}.txt"));
     let script = cargo_home.join(format!("rustc-answer-{key}.sh"));
     if !out.is_file() {
@@ -496,7 +480,7 @@ pub fn run(args: &[String], quiet: bool) -> Result<i32> {
         None => plan::detect_arch(&rootfs_abs)?,
     };
     let cache = crate::store::home()?;
-    let cargo_home = cache.join("cargo-home").join(deb_arch(arch, &desc));
+    let cargo_home = cache.join("cargo-home").join(arch.debian_name(&desc));
     std::fs::create_dir_all(&cargo_home)
         .with_context(|| format!("creating {}", cargo_home.display()))?;
     let guest_home = "/run/cargo-for-arm/cargo-home";
@@ -558,7 +542,7 @@ pub fn run(args: &[String], quiet: bool) -> Result<i32> {
             }
             t
         }
-        None => root.join("target/for-arm").join(deb_arch(arch, &desc)),
+        None => root.join("target/for-arm").join(arch.debian_name(&desc)),
     };
     let mut env = vec![
         format!("CARGO_HOME={guest_home}"),
@@ -595,7 +579,7 @@ pub fn run(args: &[String], quiet: bool) -> Result<i32> {
             "    Emulating cargo {} for {} [{}] in {} (target dir {})",
             o.subcommand,
             plan.arch_desc,
-            deb_arch(plan.arch, &plan.arch_desc),
+            plan.arch.debian_name(&plan.arch_desc),
             plan.rootfs.display(),
             target_dir.display()
         );

@@ -144,30 +144,7 @@ pub enum RootfsCommand {
         max_entries: u64,
     },
     /// Bootstrap a Debian rootfs (with cargo, or what you --include) from a mirror, rootlessly.
-    Create {
-        name: String,
-        /// Debian suite: bookworm, trixie, …
-        #[arg(long)]
-        suite: String,
-        /// Debian architecture: armhf, arm64, …
-        #[arg(long)]
-        arch: String,
-        /// More packages, comma-separated (e.g. cargo,pkg-config,libssl-dev).
-        #[arg(long, value_delimiter = ',')]
-        include: Vec<String>,
-        /// minbase (essential + required + apt) or buildd (+ build-essential).
-        #[arg(long, default_value = "minbase")]
-        variant: String,
-        /// Mirror (default: CARGO_FOR_ARM_MIRROR, else the host's apt sources).
-        #[arg(long)]
-        mirror: Option<String>,
-        /// OpenPGP keyring for the InRelease signature (default: Debian's archive keyring).
-        #[arg(long)]
-        keyring: Option<PathBuf>,
-        /// Do not check the InRelease signature (warns; the rootfs is recorded unverified).
-        #[arg(long)]
-        no_verify: bool,
-    },
+    Create(crate::bootstrap::CreateOptions),
     /// Add a directory or archive of your own to the store.
     Import {
         source: PathBuf,

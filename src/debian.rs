@@ -139,10 +139,6 @@ pub fn release_hashes(release: &str) -> HashMap<String, (String, u64)> {
     out
 }
 
-fn hex(d: &[u8]) -> String {
-    d.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn get_bytes(client: &reqwest::blocking::Client, url: &str) -> Result<Vec<u8>> {
     let resp = client
         .get(url)
@@ -213,7 +209,7 @@ impl Suite {
             .with_context(|| format!("{} lists no {rel}", self.name))?;
         let url = format!("{}/dists/{}/{rel}", self.mirror, self.name);
         let data = get_bytes(client, &url)?;
-        let got = hex(&Sha256::digest(&data));
+        let got = crate::store::fetch::hex(&Sha256::digest(&data));
         if &got != want {
             bail!(
                 "{url} does not match its InRelease (sha256 {got}, expected {want}): the mirror serves an index \
@@ -278,12 +274,8 @@ pub fn deb_data(deb: &Path) -> Result<Box<dyn Read>> {
         if id.starts_with("data.tar") {
             let mut buf = Vec::new();
             entry.read_to_end(&mut buf)?;
-            let tmp = std::env::temp_dir().join(format!("cfa-deb-{}-{id}", std::process::id()));
-            std::fs::write(&tmp, &buf)?;
-            let reader =
-                crate::store::unpack::decompressed(&tmp, &crate::store::unpack::Limits::default());
-            let _ = std::fs::remove_file(&tmp);
-            return reader;
+            let limits = crate::store::unpack::Limits::default();
+            return crate::store::unpack::decompress(std::io::Cursor::new(buf), &limits);
         }
     }
     bail!(

@@ -201,14 +201,9 @@ pub fn run(arches: &[String]) -> Result<i32> {
     });
     let binfmt = probe(libc::CLONE_NEWUSER | libc::CLONE_NEWNS, &single, try_binfmt);
     let (host_ok, host_detail) = host_binfmt();
-    let has_host_f = Arch::ALL.iter().any(|a| {
-        std::fs::read_to_string(Path::new("/proc/sys/fs/binfmt_misc").join(a.binfmt_name()))
-            .map(|t| {
-                t.lines()
-                    .any(|l| l.starts_with("flags: ") && l.contains('F'))
-            })
-            .unwrap_or(false)
-    });
+    let has_host_f = Arch::ALL
+        .iter()
+        .any(|a| crate::plan::host_registration(*a).is_some());
     checks.push(Check {
         name: "private binfmt_misc",
         ok: binfmt.is_ok() || has_host_f,

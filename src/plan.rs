@@ -201,7 +201,7 @@ pub fn detect_arch(rootfs: &Path) -> Result<(Arch, String)> {
 }
 
 /// The host's binfmt_misc entry for `arch`, if it exists and has the F flag.
-fn host_registration(arch: Arch) -> Option<String> {
+pub fn host_registration(arch: Arch) -> Option<String> {
     let p = Path::new("/proc/sys/fs/binfmt_misc").join(arch.binfmt_name());
     let text = std::fs::read_to_string(&p).ok()?;
     let flags = text.lines().find_map(|l| l.strip_prefix("flags: "))?;

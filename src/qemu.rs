@@ -172,11 +172,10 @@ pub fn may_fetch() -> bool {
 }
 
 fn host_deb_arch() -> Result<&'static str> {
-    Ok(match Arch::host() {
-        Arch::X86_64 => "amd64",
-        Arch::Aarch64 => "arm64",
+    match Arch::host() {
+        a @ (Arch::X86_64 | Arch::Aarch64) => Ok(a.debian_name("")),
         a => bail!("fetching qemu for a {a} host is not supported; install a static qemu"),
-    })
+    }
 }
 
 /// Fetch Debian's static qemu for `arch` (for this host), verified through the archive's

@@ -96,28 +96,7 @@ pub fn run(cmd: RootfsCommand, quiet: bool) -> Result<i32> {
             pull(&source, sha256, checksums, name, &limits, quiet)
         }
         RootfsCommand::Import { source, name } => import(&source, &name, quiet),
-        RootfsCommand::Create {
-            name,
-            suite,
-            arch,
-            include,
-            variant,
-            mirror,
-            keyring,
-            no_verify,
-        } => {
-            let o = crate::bootstrap::CreateOptions {
-                name,
-                suite,
-                arch,
-                include,
-                variant,
-                mirror,
-                keyring,
-                no_verify,
-            };
-            crate::bootstrap::create(&o, quiet)
-        }
+        RootfsCommand::Create(o) => crate::bootstrap::create(&o, quiet),
         RootfsCommand::List => {
             let store = Store::open()?;
             let entries = store.list()?;

@@ -49,25 +49,29 @@ pub struct Summary {
 
 /// Open an archive and return a reader of the tar stream inside, by its magic bytes.
 pub fn decompressed(path: &Path, limits: &Limits) -> Result<Box<dyn Read>> {
-    let mut f =
-        BufReader::new(File::open(path).with_context(|| format!("opening {}", path.display()))?);
-    let mut magic = [0u8; 6];
-    let n = {
-        use std::io::BufRead;
-        let buf = f.fill_buf()?;
-        let n = buf.len().min(6);
-        magic[..n].copy_from_slice(&buf[..n]);
-        n
-    };
-    let m = &magic[..n];
-    Ok(if m.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+    let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    decompress(f, limits)
+}
+
+/// The tar stream inside `reader`, by its magic bytes (xz, gzip, zstd, or plain tar).
+pub fn decompress<R: Read + 'static>(reader: R, limits: &Limits) -> Result<Box<dyn Read>> {
+    use std::io::BufRead;
+    let mut f = BufReader::new(reader);
+    let buf = f.fill_buf()?;
+    let m = &buf[..buf.len().min(6)];
+    let (xz, gz, zst) = (
+        m.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]),
+        m.starts_with(&[0x1f, 0x8b]),
+        m.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]),
+    );
+    Ok(if xz {
         let stream =
             xz2::stream::Stream::new_stream_decoder(limits.xz_memlimit, xz2::stream::CONCATENATED)
                 .context("xz decoder")?;
         Box::new(xz2::read::XzDecoder::new_stream(f, stream))
-    } else if m.starts_with(&[0x1f, 0x8b]) {
+    } else if gz {
         Box::new(flate2::read::MultiGzDecoder::new(f))
-    } else if m.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+    } else if zst {
         Box::new(zstd::stream::read::Decoder::with_buffer(f)?)
     } else {
         Box::new(f)
