@@ -14,8 +14,9 @@ use sha2::{Digest, Sha256};
 use crate::arch::Arch;
 use crate::cli::{Network, SandboxArgs};
 use crate::idmap::MapMode;
+use crate::native::{self, Mode};
 use crate::plan::{self, RunPlan};
-use crate::{report, supervise};
+use crate::{report, runner, supervise};
 
 /// Default hang timeout of builds. Busy CPU is progress, so a long emulated LLVM codegen is
 /// never a hang; only a sandbox where no process computes, reads or writes for this long is.
@@ -41,6 +42,9 @@ pub struct Options {
     pub report: ReportMode,
     pub target_dir: Option<PathBuf>,
     pub seccomp: String,
+    /// `--mode`; `None` means `CARGO_FOR_ARM_MODE`, the user's config, else auto.
+    pub mode: Option<Mode>,
+    pub tools_rootfs: Option<PathBuf>,
     /// Passed to cargo after the subcommand, untouched.
     pub cargo_args: Vec<String>,
 }
@@ -66,6 +70,8 @@ pub fn parse(args: &[String]) -> Result<Options> {
         report: ReportMode::Human,
         target_dir: None,
         seccomp: "default".into(),
+        mode: None,
+        tools_rootfs: None,
         cargo_args: Vec::new(),
     };
     let rest: Vec<String> = it.collect();
@@ -91,6 +97,8 @@ pub fn parse(args: &[String]) -> Result<Options> {
             "--report",
             "--target-dir",
             "--seccomp",
+            "--mode",
+            "--tools-rootfs",
         ];
         if name == "--no-report" {
             o.report = ReportMode::Off;
@@ -150,6 +158,8 @@ pub fn parse(args: &[String]) -> Result<Options> {
             }
             "--target-dir" => o.target_dir = Some(value.into()),
             "--seccomp" => o.seccomp = value,
+            "--mode" => o.mode = Some(Mode::parse(&value)?),
+            "--tools-rootfs" => o.tools_rootfs = Some(value.into()),
             _ => unreachable!("listed above"),
         }
         i += 1;
@@ -459,14 +469,176 @@ pub fn profile_dir(target_dir: &Path, sub: &str, args: &[String]) -> PathBuf {
     }
 }
 
+/// The triple of the host's own Rust standard library in a tools rootfs.
+fn host_triple() -> Option<&'static str> {
+    match Arch::host() {
+        Arch::X86_64 => Some("x86_64-unknown-linux-gnu"),
+        Arch::Aarch64 => Some("aarch64-unknown-linux-gnu"),
+        _ => None,
+    }
+}
+
+/// The tools rootfs the user configured: `--tools-rootfs`, `CARGO_FOR_ARM_TOOLS_ROOTFS`,
+/// `tools-rootfs = "…"` in the user's config file.
+fn configured_tools(o: &Options) -> Result<Option<PathBuf>> {
+    if let Some(t) = &o.tools_rootfs {
+        return Ok(Some(t.clone()));
+    }
+    if let Some(t) = std::env::var_os("CARGO_FOR_ARM_TOOLS_ROOTFS").filter(|v| !v.is_empty()) {
+        return Ok(Some(t.into()));
+    }
+    Ok(crate::store::user_config_str("tools-rootfs")?.map(PathBuf::from))
+}
+
+fn configured_mode(o: &Options) -> Result<Mode> {
+    if let Some(m) = o.mode {
+        return Ok(m);
+    }
+    if let Some(m) = std::env::var("CARGO_FOR_ARM_MODE")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        return Mode::parse(&m).context("CARGO_FOR_ARM_MODE");
+    }
+    match crate::store::user_config_str("mode")? {
+        Some(m) => Mode::parse(&m).context("mode in the user's config file"),
+        None => Ok(Mode::Auto),
+    }
+}
+
+/// Native or emulated: `Some` when native mode can build for this rootfs. In auto mode every
+/// reason to emulate is said; with `--mode native` it is an error.
+fn choose_mode(o: &Options, arm: &Path, arch: Arch, desc: &str) -> Result<Option<native::Setup>> {
+    let mode = configured_mode(o)?;
+    if mode == Mode::Emulate {
+        eprintln!(
+            "cargo-for-arm: mode emulate (asked for): cargo runs emulated in {}",
+            arm.display()
+        );
+        return Ok(None);
+    }
+    let fallback = |reason: String| -> Result<Option<native::Setup>> {
+        if mode == Mode::Native {
+            bail!("--mode native: {reason}");
+        }
+        eprintln!("cargo-for-arm: mode emulate: {reason}");
+        Ok(None)
+    };
+    let (Some(target), Some(host_triple)) = (native::Target::of(arch, desc), host_triple()) else {
+        return fallback(format!(
+            "native mode builds for armhf and arm64 on x86_64 and arm64 hosts; {desc} is emulated"
+        ));
+    };
+    let Some(std) = native::find_std(arm, target.triple)? else {
+        return fallback(format!(
+            "{} has no Rust standard library for {} (usr/lib/rustlib/{}); in Debian it is the package \
+             libstd-rust-dev: cargo for-arm rootfs shell NAME, then apt-get install libstd-rust-dev",
+            arm.display(),
+            target.triple,
+            target.triple
+        ));
+    };
+    let tools = match configured_tools(o)? {
+        Some(t) => t,
+        None => {
+            let Some(suite) = native::suite_of(arm) else {
+                return fallback(format!(
+                    "the Debian suite of {} is unknown (no VERSION_CODENAME in its /etc/os-release), so no \
+                     matching tools rootfs can be chosen: pass --tools-rootfs DIR|NAME",
+                    arm.display()
+                ));
+            };
+            let name = native::tools_name(&suite);
+            let host_deb = Arch::host().debian_name("");
+            let store = crate::store::Store::open()?;
+            if store.get(&name).is_none() {
+                let create = format!(
+                    "cargo for-arm rootfs create {name} --suite {suite} --arch {host_deb} --include {}",
+                    native::TOOLS_PACKAGES
+                );
+                if mode == Mode::Auto {
+                    return fallback(format!(
+                        "no tools rootfs for native builds ({name}); create it once, and builds compile at \
+                         native speed: {create}  (or pass --mode native, which creates it)"
+                    ));
+                }
+                if !crate::qemu::may_fetch() {
+                    bail!("--mode native: no tools rootfs {name}, and CARGO_FOR_ARM_OFFLINE forbids creating it: {create}");
+                }
+                eprintln!("cargo-for-arm: creating the tools rootfs {name} (Debian {suite} {host_deb} with {}) for native builds; this takes a few minutes once", native::TOOLS_PACKAGES);
+                let c = crate::bootstrap::CreateOptions {
+                    name: name.clone(),
+                    suite: suite.clone(),
+                    arch: host_deb.into(),
+                    include: native::TOOLS_PACKAGES
+                        .split(',')
+                        .map(str::to_string)
+                        .collect(),
+                    variant: "minbase".into(),
+                    mirror: None,
+                    keyring: None,
+                    no_verify: false,
+                };
+                crate::bootstrap::create(&c, false)?;
+            }
+            PathBuf::from(name)
+        }
+    };
+    let tools_abs = plan::resolve_rootfs(&tools)?;
+    let (tools_arch, tools_desc) = plan::detect_arch(&tools_abs)?;
+    if tools_arch != Arch::host() {
+        bail!(
+            "the tools rootfs {} is a {tools_desc} rootfs; it must be for this machine ({})",
+            tools_abs.display(),
+            Arch::host().debian_name("")
+        );
+    }
+    let missing = native::missing_tools(&tools_abs);
+    if !missing.is_empty() {
+        return fallback(format!(
+            "the tools rootfs {} lacks {}: install them in it (cargo for-arm rootfs shell NAME, then \
+             apt-get install {}), or create it with --include {}",
+            tools_abs.display(),
+            missing.join(", "),
+            native::TOOLS_PACKAGES.replace(',', " "),
+            native::TOOLS_PACKAGES
+        ));
+    }
+    let Some(host_std) = native::find_std(&tools_abs, host_triple)? else {
+        return fallback(format!(
+            "the tools rootfs {} has no Rust standard library for {host_triple}",
+            tools_abs.display()
+        ));
+    };
+    if let Err(e) = native::check_versions(&host_std.version, &std.version, &tools_abs, arm) {
+        if mode == Mode::Native {
+            return Err(e);
+        }
+        return fallback(format!("{e:#}"));
+    }
+    Ok(Some(native::Setup {
+        target,
+        tools_rootfs: tools_abs,
+        host_version: host_std.version,
+        target_std: std,
+    }))
+}
+
 pub fn run(args: &[String], quiet: bool) -> Result<i32> {
     let o = parse(args)?;
     let cwd = std::env::current_dir().context("the current directory is gone")?;
     let host = host_cargo();
     let root = project_root(&cwd, host.is_some())?;
     let rootfs = choose_rootfs(&o, &cwd, &root)?;
-    let rootfs_abs = plan::resolve_rootfs(&rootfs)?;
-    if !plan::exists_in_root(&rootfs_abs, "/usr/bin/cargo") {
+    // Held while the build runs: in native mode the ARM rootfs is only bound, not run.
+    let (rootfs_abs, _arm_lock) = plan::resolve_rootfs_locked(&rootfs)?;
+    // The plan repeats this check with --arch; here it names the cargo home and target dir.
+    let (arch, desc) = match &o.arch {
+        Some(a) => (Arch::parse(a)?, a.clone()),
+        None => plan::detect_arch(&rootfs_abs)?,
+    };
+    let setup = choose_mode(&o, &rootfs_abs, arch, &desc)?;
+    if setup.is_none() && !plan::exists_in_root(&rootfs_abs, "/usr/bin/cargo") {
         bail!(
             "the rootfs {} has no cargo (/usr/bin/cargo): use a rootfs with cargo installed, or install it \
              inside: cargo for-arm run --rootfs {} --network host --map full -- apt-get install -y cargo",
@@ -474,21 +646,98 @@ pub fn run(args: &[String], quiet: bool) -> Result<i32> {
             rootfs_abs.display()
         );
     }
-    // The plan repeats this check with --arch; here it names the cargo home and target dir.
-    let (arch, desc) = match &o.arch {
-        Some(a) => (Arch::parse(a)?, a.clone()),
-        None => plan::detect_arch(&rootfs_abs)?,
+    let deb = arch.debian_name(&desc);
+    let flavour = match &setup {
+        Some(_) => format!("native-{deb}"),
+        None => deb.to_string(),
     };
     let cache = crate::store::home()?;
-    let cargo_home = cache.join("cargo-home").join(arch.debian_name(&desc));
+    let cargo_home = cache.join("cargo-home").join(&flavour);
     std::fs::create_dir_all(&cargo_home)
         .with_context(|| format!("creating {}", cargo_home.display()))?;
     let guest_home = "/run/cargo-for-arm/cargo-home";
     let guest_vendor = "/run/cargo-for-arm/vendor";
-    let mut binds = vec![
-        format!("{}:{}", root.display(), root.display()),
-        format!("{}:{guest_home}", cargo_home.display()),
+    let target_dir = match &o.target_dir {
+        Some(t) => {
+            let t = if t.is_absolute() {
+                t.clone()
+            } else {
+                cwd.join(t)
+            };
+            std::fs::create_dir_all(&t)?;
+            t
+        }
+        None => root.join("target/for-arm").join(&flavour),
+    };
+    // The project, and the target dir when it lies outside, at the same paths as on the host.
+    let mut project_binds = vec![format!("{}", root.display())];
+    if !target_dir.starts_with(&root) {
+        project_binds.push(format!("{}", target_dir.display()));
+    }
+    let mut binds = project_binds.clone();
+    binds.push(format!("{}:{guest_home}", cargo_home.display()));
+    let (build_rootfs, build_arch) = match &setup {
+        Some(s) => (s.tools_rootfs.clone(), None),
+        None => (rootfs_abs.clone(), o.arch.clone()),
+    };
+    let timeout = (o.hang_timeout > 0).then(|| Duration::from_secs(o.hang_timeout));
+    let mut env = vec![
+        format!("CARGO_HOME={guest_home}"),
+        format!("CARGO_TARGET_DIR={}", target_dir.display()),
     ];
+    // Native mode: the ARM rootfs as sysroot, the compiler wrappers, and the runner service.
+    let mut _service = None;
+    if let Some(s) = &setup {
+        let triple = s.target.triple;
+        binds.push(format!(
+            "{}:{}:ro",
+            rootfs_abs.display(),
+            native::GUEST_SYSROOT
+        ));
+        binds.push(format!(
+            "{}:/usr/lib/rustlib/{triple}:ro",
+            s.target_std.dir.display()
+        ));
+        if let Some(dir) = native::multiarch_dir(&rootfs_abs, &s.target)? {
+            binds.push(format!("{}:/usr/lib/{}:ro", dir.display(), s.target.clang));
+        }
+        let wrappers = cache.join("toolchain").join(triple);
+        native::write_wrappers(&s.target, &wrappers)?;
+        binds.push(format!(
+            "{}:{}:ro",
+            wrappers.display(),
+            native::GUEST_TOOLCHAIN
+        ));
+        let exe = std::fs::read_link("/proc/self/exe").context("finding cargo-for-arm itself")?;
+        binds.push(format!("{}:{}:ro", exe.display(), runner::GUEST_EXE));
+        let arm = SandboxArgs {
+            rootfs: rootfs_abs.clone(),
+            arch: o.arch.clone(),
+            qemu: o.qemu.clone(),
+            binds: project_binds.clone(),
+            no_bind_cwd: true,
+            workdir: Some(root.clone()),
+            env: vec![],
+            network: o.network,
+            map: o.map,
+            seccomp: o.seccomp.clone(),
+        };
+        let template = RunPlan::new(&arm, vec!["true".into()])?;
+        let run_dir = cache.join("run").join(std::process::id().to_string());
+        let service = runner::Service::start(
+            &run_dir,
+            template,
+            vec![root.clone(), target_dir.clone()],
+            timeout,
+            o.retries,
+        )?;
+        binds.push(format!("{}:{}", run_dir.display(), runner::GUEST_DIR));
+        _service = Some(service);
+        for (k, v) in s.target.build_env(&runner::runner_command()) {
+            env.push(format!("{k}={v}"));
+        }
+        env.push(format!("{}={}/sock", runner::SOCKET_ENV, runner::GUEST_DIR));
+    }
     let mut network = o.network;
     let mut config = String::new();
     match &host {
@@ -499,8 +748,8 @@ pub fn run(args: &[String], quiet: bool) -> Result<i32> {
                 .map_or(true, |l| lockfile_version(l) == Some(4))
             {
                 let probe = SandboxArgs {
-                    rootfs: rootfs_abs.clone(),
-                    arch: o.arch.clone(),
+                    rootfs: build_rootfs.clone(),
+                    arch: build_arch.clone(),
                     qemu: o.qemu.clone(),
                     binds: binds.clone(),
                     no_bind_cwd: true,
@@ -521,7 +770,7 @@ pub fn run(args: &[String], quiet: bool) -> Result<i32> {
         }
         None => {
             if !quiet {
-                eprintln!("cargo-for-arm: note: the host has no cargo: dependencies are fetched inside the sandbox, emulated, with the sparse protocol (slower; network on)");
+                eprintln!("cargo-for-arm: note: the host has no cargo: dependencies are fetched inside the sandbox with the sparse protocol (network on)");
             }
             network = Network::Host;
             config.push_str("[registries.crates-io]\nprotocol = \"sparse\"\n");
@@ -529,25 +778,6 @@ pub fn run(args: &[String], quiet: bool) -> Result<i32> {
     }
     // Our own CARGO_HOME: never the user's ~/.cargo (its credentials stay out of reach).
     std::fs::write(cargo_home.join("config.toml"), &config)?;
-    let target_dir = match &o.target_dir {
-        Some(t) => {
-            let t = if t.is_absolute() {
-                t.clone()
-            } else {
-                cwd.join(t)
-            };
-            if !t.starts_with(&root) {
-                std::fs::create_dir_all(&t)?;
-                binds.push(format!("{}", t.display()));
-            }
-            t
-        }
-        None => root.join("target/for-arm").join(arch.debian_name(&desc)),
-    };
-    let mut env = vec![
-        format!("CARGO_HOME={guest_home}"),
-        format!("CARGO_TARGET_DIR={}", target_dir.display()),
-    ];
     if network == Network::None {
         env.push("CARGO_NET_OFFLINE=true".into());
     }
@@ -557,8 +787,8 @@ pub fn run(args: &[String], quiet: bool) -> Result<i32> {
         env.push("CARGO_TERM_COLOR=always".into());
     }
     let sandbox = SandboxArgs {
-        rootfs: rootfs_abs,
-        arch: o.arch.clone(),
+        rootfs: build_rootfs,
+        arch: build_arch,
         qemu: o.qemu.clone(),
         binds,
         no_bind_cwd: true,
@@ -575,18 +805,29 @@ pub fn run(args: &[String], quiet: bool) -> Result<i32> {
         for n in &plan.notes {
             eprintln!("cargo-for-arm: note: {n}");
         }
-        eprintln!(
-            "    Emulating cargo {} for {} [{}] in {} (target dir {})",
-            o.subcommand,
-            plan.arch_desc,
-            plan.arch.debian_name(&plan.arch_desc),
-            plan.rootfs.display(),
-            target_dir.display()
-        );
+        match &setup {
+            Some(s) => eprintln!(
+                "    Native cargo {} for {} [{deb}]: {} of {} against {}; ARM programs run emulated (target dir {})",
+                o.subcommand,
+                s.target.triple,
+                s.host_version,
+                s.tools_rootfs.display(),
+                rootfs_abs.display(),
+                target_dir.display()
+            ),
+            None => eprintln!(
+                "    Emulating cargo {} for {} [{}] in {} (target dir {})",
+                o.subcommand,
+                plan.arch_desc,
+                plan.arch.debian_name(&plan.arch_desc),
+                plan.rootfs.display(),
+                target_dir.display()
+            ),
+        }
     }
     let started = SystemTime::now();
-    let timeout = (o.hang_timeout > 0).then(|| Duration::from_secs(o.hang_timeout));
     let outcome = supervise::run_supervised(&plan, timeout, o.retries, terminal && !quiet)?;
+    drop(_service);
     if let Some(e) = &outcome.error {
         eprintln!("error: {e}");
     }
@@ -597,7 +838,11 @@ pub fn run(args: &[String], quiet: bool) -> Result<i32> {
             || o.cargo_args
                 .iter()
                 .any(|a| a == "--tests" || a == "--benches" || a == "--all-targets");
-        let dir = profile_dir(&target_dir, &o.subcommand, &o.cargo_args);
+        let base = match &setup {
+            Some(s) => target_dir.join(s.target.triple),
+            None => target_dir.clone(),
+        };
+        let dir = profile_dir(&base, &o.subcommand, &o.cargo_args);
         // A second's slack: filesystem timestamps may be coarser than the clock.
         let since = started - Duration::from_secs(1);
         let artifacts = report::collect(&dir, since, tests);

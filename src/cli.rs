@@ -49,6 +49,13 @@ pub enum Command {
     /// `rootfs create`.
     #[command(name = "__extract-debs", hide = true)]
     InternalExtractDebs { root: PathBuf, debs: Vec<PathBuf> },
+    /// (internal) cargo's target runner in native mode: runs an ARM program through the
+    /// runner service of the build (src/runner.rs).
+    #[command(name = "__run-target", hide = true)]
+    InternalRunTarget {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        argv: Vec<String>,
+    },
     /// (internal) Remove a tree; run inside a user namespace by `rootfs rm`.
     #[command(name = "__remove-tree", hide = true)]
     InternalRemoveTree { path: PathBuf },

@@ -7,9 +7,11 @@ mod cli;
 mod debian;
 mod doctor;
 mod idmap;
+mod native;
 mod plan;
 mod qemu;
 mod report;
+mod runner;
 mod sandbox;
 mod seccomp;
 mod store;
@@ -149,6 +151,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        Command::InternalRunTarget { argv } => runner::client(argv),
         Command::InternalRemoveTree { path } => {
             store::unpack::remove_tree(&path)
                 .map_err(|e| anyhow::anyhow!("removing {}: {e}", path.display()))?;

@@ -272,14 +272,21 @@ fn terminal_width() -> usize {
 }
 
 /// The watcher of a supervised run: heartbeat, and the status line when asked.
-struct RunWatcher {
+struct RunWatcher<'a> {
     heartbeat: Option<Heartbeat>,
     timeout: Duration,
     status: Option<StatusLine>,
+    /// Asked every second: true ends the run (whoever wanted it is gone).
+    abort: &'a mut dyn FnMut() -> bool,
+    aborted: bool,
 }
 
-impl crate::sandbox::Watcher for RunWatcher {
+impl crate::sandbox::Watcher for RunWatcher<'_> {
     fn tick(&mut self, pid: i32) -> bool {
+        if (self.abort)() {
+            self.aborted = true;
+            return true;
+        }
         let Some(hb) = self.heartbeat.as_mut() else {
             if let Some(s) = self.status.as_mut() {
                 s.draw();
@@ -328,6 +335,17 @@ pub fn run_supervised(
     retries: u32,
     status_line: bool,
 ) -> anyhow::Result<crate::sandbox::Outcome> {
+    run_supervised_until(plan, hang_timeout, retries, status_line, &mut || false)
+}
+
+/// `run_supervised`, ended early (as if interrupted, never retried) when `abort` answers true.
+pub fn run_supervised_until(
+    plan: &crate::plan::RunPlan,
+    hang_timeout: Option<Duration>,
+    retries: u32,
+    status_line: bool,
+    abort: &mut dyn FnMut() -> bool,
+) -> anyhow::Result<crate::sandbox::Outcome> {
     let mut attempt = 0;
     loop {
         let running = crate::sandbox::spawn(plan, status_line)?;
@@ -335,8 +353,15 @@ pub fn run_supervised(
             heartbeat: hang_timeout.map(Heartbeat::new),
             timeout: hang_timeout.unwrap_or_default(),
             status: status_line.then(StatusLine::new),
+            abort: &mut *abort,
+            aborted: false,
         };
         let mut outcome = running.wait(&mut watcher)?;
+        if watcher.aborted {
+            outcome.interrupted = true;
+            outcome.code = 128 + libc::SIGKILL;
+            return Ok(outcome);
+        }
         if !outcome.killed || outcome.interrupted {
             return Ok(outcome);
         }

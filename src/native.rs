@@ -1,0 +1,345 @@
+//! Native mode: cargo and rustc run at host speed with `--target`, the ARM rootfs serving as
+//! sysroot; emulation only runs ARM code (tests, `cargo run`, benches).
+//!
+//! The native toolchain comes from a *tools rootfs*: a Debian rootfs for the host
+//! architecture from the same suite as the ARM rootfs, with cargo, rustc, clang, lld and llvm.
+//! Debian builds its host rustc and the target `libstd-rust` of one suite from one source, so
+//! they are the same compiler build. The sandbox is rooted at the tools rootfs; the ARM rootfs
+//! is bound read-only at [`GUEST_SYSROOT`], and its `lib/rustlib/<triple>` over the tools
+//! rootfs's own `/usr/lib/rustlib/<triple>`, so rustc's default sysroot holds both halves.
+//! C code and linking go through clang `--target --sysroot` with lld (docs/ARCHITECTURE.md).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::arch::Arch;
+
+/// Where the ARM rootfs appears inside the tools sandbox.
+pub const GUEST_SYSROOT: &str = "/run/cargo-for-arm/sysroot";
+/// Where the compiler wrappers appear inside the tools sandbox.
+pub const GUEST_TOOLCHAIN: &str = "/run/cargo-for-arm/toolchain";
+/// Programs a tools rootfs must have, and the Debian packages that bring them.
+pub const TOOLS: [&str; 6] = [
+    "/usr/bin/cargo",
+    "/usr/bin/rustc",
+    "/usr/bin/clang",
+    "/usr/bin/ld.lld",
+    "/usr/bin/llvm-ar",
+    "/usr/bin/pkg-config",
+];
+pub const TOOLS_PACKAGES: &str = "cargo,clang,lld,llvm,pkg-config";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Auto,
+    Native,
+    Emulate,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Result<Mode> {
+        Ok(match s {
+            "auto" => Mode::Auto,
+            "native" => Mode::Native,
+            "emulate" => Mode::Emulate,
+            v => bail!("--mode {v}: use auto, native or emulate"),
+        })
+    }
+}
+
+/// A target native mode can compile for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    /// Rust's target triple.
+    pub triple: &'static str,
+    /// clang's `--target` (Debian's multiarch triple, where the rootfs keeps libraries).
+    pub clang: &'static str,
+}
+
+impl Target {
+    pub fn of(arch: Arch, desc: &str) -> Option<Target> {
+        match arch {
+            Arch::Arm if !desc.contains("armel") => Some(Target {
+                triple: "armv7-unknown-linux-gnueabihf",
+                clang: "arm-linux-gnueabihf",
+            }),
+            Arch::Aarch64 => Some(Target {
+                triple: "aarch64-unknown-linux-gnu",
+                clang: "aarch64-linux-gnu",
+            }),
+            _ => None,
+        }
+    }
+
+    /// `CARGO_TARGET_<TRIPLE>_<what>`.
+    pub fn cargo_env(&self, what: &str) -> String {
+        format!(
+            "CARGO_TARGET_{}_{what}",
+            self.triple.to_uppercase().replace('-', "_")
+        )
+    }
+
+    /// The variables cargo, the `cc` crate and the `pkg-config` crate read, every one scoped
+    /// to the target: a global one would also apply to build scripts and proc macros, which
+    /// are host code (docs/ARCHITECTURE.md, "Native mode").
+    pub fn build_env(&self, runner: &str) -> Vec<(String, String)> {
+        let t = self.triple;
+        let under = t.replace('-', "_");
+        let libdir = format!(
+            "{GUEST_SYSROOT}/usr/lib/{c}/pkgconfig:{GUEST_SYSROOT}/usr/lib/pkgconfig:{GUEST_SYSROOT}/usr/share/pkgconfig",
+            c = self.clang
+        );
+        let mut env = vec![
+            ("CARGO_BUILD_TARGET".to_string(), t.to_string()),
+            (
+                self.cargo_env("LINKER"),
+                format!("{GUEST_TOOLCHAIN}/linker"),
+            ),
+            (self.cargo_env("RUNNER"), runner.to_string()),
+            // Only allows pkg-config for a cross target; the paths below are target-scoped.
+            ("PKG_CONFIG_ALLOW_CROSS".to_string(), "1".to_string()),
+        ];
+        for name in [t, under.as_str()] {
+            env.push((format!("CC_{name}"), format!("{GUEST_TOOLCHAIN}/cc")));
+            env.push((format!("CXX_{name}"), format!("{GUEST_TOOLCHAIN}/c++")));
+            env.push((format!("AR_{name}"), "llvm-ar".to_string()));
+            env.push((
+                format!("PKG_CONFIG_SYSROOT_DIR_{name}"),
+                GUEST_SYSROOT.to_string(),
+            ));
+            env.push((format!("PKG_CONFIG_LIBDIR_{name}"), libdir.clone()));
+        }
+        env
+    }
+
+    /// The compiler wrappers: clang for the target, against the ARM rootfs, linking with lld.
+    pub fn wrappers(&self) -> Vec<(&'static str, String)> {
+        let common = format!("--target={} --sysroot={GUEST_SYSROOT}", self.clang);
+        let script = |prog: &str, extra: &str| {
+            format!(
+                "#!/bin/sh\n# cargo-for-arm: {prog} for {}\nexec {prog} {common}{extra} \"$@\"\n",
+                self.triple
+            )
+        };
+        vec![
+            ("cc", script("clang", "")),
+            ("c++", script("clang++", "")),
+            ("linker", script("clang", " -fuse-ld=lld")),
+        ]
+    }
+}
+
+/// Write the wrappers of `target` into `dir` (host path, bound at [`GUEST_TOOLCHAIN`]).
+pub fn write_wrappers(target: &Target, dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (name, text) in target.wrappers() {
+        let path = dir.join(name);
+        if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
+            continue;
+        }
+        let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+        std::fs::write(&tmp, &text)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+        std::fs::rename(&tmp, &path)?;
+    }
+    Ok(())
+}
+
+/// The compiler version a crate's metadata was written by, as rustc compares it when it loads
+/// the crate ("rustc 1.63.0", "rustc 1.85.1 (4eb161250 2025-03-15) (built from a source
+/// tarball)"): read from the `lib.rmeta` member of an rlib, where it follows the header.
+pub fn rlib_rustc_version(rlib: &Path) -> Result<String> {
+    let file = std::fs::File::open(rlib).with_context(|| format!("opening {}", rlib.display()))?;
+    let mut archive = ar::Archive::new(file);
+    while let Some(entry) = archive.next_entry() {
+        let mut entry = entry.with_context(|| format!("reading {} as an rlib", rlib.display()))?;
+        if entry.header().identifier() != b"lib.rmeta" {
+            continue;
+        }
+        let mut head = Vec::new();
+        entry.by_ref().take(4096).read_to_end(&mut head)?;
+        return version_in(&head)
+            .with_context(|| format!("no rustc version in the metadata of {}", rlib.display()));
+    }
+    bail!("{} has no lib.rmeta: not an rlib", rlib.display())
+}
+
+/// The first `rustc <digit>…` run of printable bytes.
+pub fn version_in(data: &[u8]) -> Option<String> {
+    let at = data
+        .windows(7)
+        .position(|w| w.starts_with(b"rustc ") && w[6].is_ascii_digit())?;
+    let end = data[at..]
+        .iter()
+        .position(|b| !(0x20..0x7f).contains(b))
+        .map_or(data.len(), |n| at + n);
+    Some(
+        String::from_utf8_lossy(&data[at..end])
+            .trim_end()
+            .to_string(),
+    )
+}
+
+/// A target's standard library inside a rootfs: the directory `usr/lib/rustlib/<triple>`
+/// (resolved, and checked to stay inside the rootfs), and the rustc version that built it.
+#[derive(Debug, Clone)]
+pub struct Std {
+    pub dir: PathBuf,
+    pub version: String,
+}
+
+pub fn find_std(rootfs: &Path, triple: &str) -> Result<Option<Std>> {
+    let dir = rootfs.join("usr/lib/rustlib").join(triple);
+    let Ok(dir) = dir.canonicalize() else {
+        return Ok(None);
+    };
+    let root = rootfs.canonicalize()?;
+    if !dir.starts_with(&root) {
+        bail!(
+            "{}/usr/lib/rustlib/{triple} leads outside the rootfs (to {}): refusing to use it",
+            rootfs.display(),
+            dir.display()
+        );
+    }
+    let lib = dir.join("lib");
+    let Ok(entries) = std::fs::read_dir(&lib) else {
+        return Ok(None);
+    };
+    let rlib = entries.flatten().map(|e| e.path()).find(|p| {
+        let n = p.file_name().map(|n| n.to_string_lossy().into_owned());
+        n.is_some_and(|n| n.starts_with("libstd-") && n.ends_with(".rlib"))
+    });
+    let Some(rlib) = rlib else { return Ok(None) };
+    let version = rlib_rustc_version(&rlib)?;
+    Ok(Some(Std { dir, version }))
+}
+
+/// The ARM rootfs's multiarch library directory (`usr/lib/<multiarch>`), resolved inside it.
+/// Bound at the same path in the tools sandbox: Debian's `-dev` packages link
+/// `libfoo.so -> /lib/<multiarch>/libfoo.so.N` with absolute targets, which must resolve there
+/// or the linker silently takes the static `libfoo.a` instead. The host's own multiarch
+/// directory has another name, so nothing of the tools rootfs is covered.
+pub fn multiarch_dir(rootfs: &Path, target: &Target) -> Result<Option<PathBuf>> {
+    let Ok(dir) = rootfs.join("usr/lib").join(target.clang).canonicalize() else {
+        return Ok(None);
+    };
+    if !dir.starts_with(rootfs.canonicalize()?) {
+        bail!(
+            "{}/usr/lib/{} leads outside the rootfs (to {}): refusing to use it",
+            rootfs.display(),
+            target.clang,
+            dir.display()
+        );
+    }
+    Ok(Some(dir))
+}
+
+/// The Debian codename of a rootfs (`VERSION_CODENAME` of its os-release).
+pub fn suite_of(rootfs: &Path) -> Option<String> {
+    let data = crate::plan::read_in_root(rootfs, "/etc/os-release").ok()?;
+    let text = String::from_utf8_lossy(&data);
+    text.lines()
+        .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// The name a tools rootfs for `suite` gets in the store.
+pub fn tools_name(suite: &str) -> String {
+    let host = Arch::host();
+    format!("debian-{suite}-{}-tools", host.debian_name(""))
+}
+
+/// Programs of [`TOOLS`] a tools rootfs lacks.
+pub fn missing_tools(tools_rootfs: &Path) -> Vec<&'static str> {
+    TOOLS
+        .iter()
+        .copied()
+        .filter(|t| !crate::plan::exists_in_root(tools_rootfs, t))
+        .collect()
+}
+
+/// Everything native mode needs, checked.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub target: Target,
+    pub tools_rootfs: PathBuf,
+    pub target_std: Std,
+    pub host_version: String,
+}
+
+/// Host rustc and target std must be the same compiler build.
+pub fn check_versions(host: &str, target: &str, tools: &Path, arm: &Path) -> Result<()> {
+    if host != target {
+        bail!(
+            "the tools rootfs {} has {host}, but the target standard library in {} was built by {target}: \
+             they must be the same rustc. Use a tools rootfs of the ARM rootfs's Debian suite \
+             (cargo for-arm rootfs create NAME --suite SUITE --arch {} --include {TOOLS_PACKAGES}), or --mode emulate",
+            tools.display(),
+            arm.display(),
+            Arch::host().debian_name("")
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_read_as_rustc_compares_them() {
+        let meta = b"rust\0\0\0\x06\0\0\0\x0crustc 1.63.0\x01\x02rustc 9";
+        assert_eq!(version_in(meta).as_deref(), Some("rustc 1.63.0"));
+        let meta = b"rust\0\0\0\x08\x3frustc 1.85.1 (4eb161250 2025-03-15) (built from a source tarball)\0";
+        assert_eq!(
+            version_in(meta).as_deref(),
+            Some("rustc 1.85.1 (4eb161250 2025-03-15) (built from a source tarball)")
+        );
+        assert_eq!(version_in(b"rustc version 1.0"), None);
+        let e = check_versions(
+            "rustc 1.63.0",
+            "rustc 1.85.1",
+            Path::new("/t"),
+            Path::new("/a"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("rustc 1.63.0")
+                && e.contains("rustc 1.85.1")
+                && e.contains("--mode emulate"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn every_cross_setting_is_scoped_to_the_target() {
+        let t = Target::of(Arch::Arm, "ARM EABI5 hard-float").unwrap();
+        assert_eq!(t.triple, "armv7-unknown-linux-gnueabihf");
+        assert!(Target::of(Arch::Arm, "ARM EABI5 soft-float (armel)").is_none());
+        let env = t.build_env("/r run");
+        let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+        assert!(names.contains(&"CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER"));
+        assert!(names.contains(&"CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUNNER"));
+        assert!(names.contains(&"CC_armv7_unknown_linux_gnueabihf"));
+        assert!(names.contains(&"PKG_CONFIG_SYSROOT_DIR_armv7-unknown-linux-gnueabihf"));
+        for bare in [
+            "CC",
+            "CXX",
+            "AR",
+            "PKG_CONFIG_SYSROOT_DIR",
+            "PKG_CONFIG_LIBDIR",
+            "PKG_CONFIG_PATH",
+            "RUSTFLAGS",
+        ] {
+            assert!(!names.contains(&bare), "{bare} would reach host builds");
+        }
+        let a = Target::of(Arch::Aarch64, "").unwrap();
+        let linker = &a.wrappers()[2].1;
+        assert!(linker.contains("--target=aarch64-linux-gnu --sysroot=/run/cargo-for-arm/sysroot -fuse-ld=lld \"$@\""), "{linker}");
+    }
+}
