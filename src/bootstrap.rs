@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
 
 use crate::debian::{self, Suite};
 use crate::idmap::{self, IdMap, MapMode};
@@ -317,6 +318,10 @@ pub struct CreateOptions {
     /// Do not check the InRelease signature (warns; the rootfs is recorded unverified).
     #[arg(long)]
     pub no_verify: bool,
+    /// Bootstrap from the packages even when the finished tree of an earlier create of the
+    /// same packages is kept (in ~/.cache/cargo-for-arm/snapshots), and keep none.
+    #[arg(long)]
+    pub no_snapshot: bool,
 }
 
 /// The stage-2 script: the rootfs's dpkg installs the essential packages, then the rest.
@@ -388,6 +393,23 @@ pub fn create(o: &CreateOptions, quiet: bool) -> Result<i32> {
             o.suite,
             o.arch
         );
+    }
+    // The same resolved package set was configured before: restore that tree.
+    let snapshot = snapshot_path(&index, &set, &o.arch, !o.no_verify)?;
+    if snapshot.is_file() && !o.no_snapshot {
+        let tmp = store
+            .dir
+            .join(format!(".tmp-{}-{}", o.name, std::process::id()));
+        match restore_snapshot(&snapshot, &tmp, &map, quiet) {
+            Ok(()) => {
+                return land(&store, o, &mirror, &tmp, quiet);
+            }
+            Err(e) => {
+                eprintln!("cargo-for-arm: warning: the snapshot {} could not be restored ({e:#}); removing it and creating from the packages", snapshot.display());
+                let _ = store.remove_tree(&tmp);
+                let _ = std::fs::remove_file(&snapshot);
+            }
+        }
     }
     // Downloads, a few at a time; the threads end before any namespace is entered.
     let debs_dir = crate::store::home()?.join("debs");
@@ -465,17 +487,107 @@ pub fn create(o: &CreateOptions, quiet: bool) -> Result<i32> {
     let tmp = store
         .dir
         .join(format!(".tmp-{}-{}", o.name, std::process::id()));
-    let result = build_tree(
+    if let Err(e) = build_tree(
         &tmp, &o.arch, &essential, &rest, &paths, &debs_dir, &map, quiet,
-    );
-    let result = result.and_then(|()| {
-        std::fs::write(
-            tmp.join("root/etc/apt/sources.list"),
-            format!("deb {mirror} {} main\n", o.suite),
-        )?;
+    ) {
+        let _ = store.remove_tree(&tmp);
+        return Err(e);
+    }
+    if !o.no_snapshot {
+        save_snapshot(&tmp.join("root"), &snapshot, &map, quiet);
+    }
+    land(&store, o, &mirror, &tmp, quiet)
+}
+
+/// Where the finished tree of a resolved package set is kept: the key covers every
+/// package's name, version and hash (so a changed mirror makes a new key) and whether the
+/// signature was checked.
+fn snapshot_path(index: &Index, set: &[String], arch: &str, verified: bool) -> Result<PathBuf> {
+    let mut h = Sha256::new();
+    h.update(format!(
+        "cargo-for-arm snapshot v1\n{arch}\nverified={verified}\n"
+    ));
+    let mut names: Vec<&String> = set.iter().collect();
+    names.sort();
+    for n in names {
+        let st = &index.pkgs[n];
+        let field = |k: &str| st.get(k).map(String::as_str).unwrap_or("");
+        h.update(format!("{n} {} {}\n", field("Version"), field("SHA256")));
+    }
+    let key = crate::store::fetch::hex(&h.finalize()[..16]);
+    Ok(crate::store::home()?
+        .join("snapshots")
+        .join(format!("{key}.tar.zst")))
+}
+
+/// Unpack a snapshot into `tmp/root`, owners kept, inside a user namespace.
+fn restore_snapshot(snapshot: &Path, tmp: &Path, map: &IdMap, quiet: bool) -> Result<()> {
+    if !quiet {
+        eprintln!(
+            "    Restoring the tree of an identical earlier create ({})",
+            snapshot.display()
+        );
+    }
+    let root = tmp.join("root");
+    std::fs::create_dir_all(&root)?;
+    let limits = crate::store::unpack::Limits::default();
+    let args = vec![
+        "__unpack".to_string(),
+        snapshot.display().to_string(),
+        root.display().to_string(),
+        limits.max_bytes.to_string(),
+        limits.max_entries.to_string(),
+        limits.xz_memlimit.to_string(),
+        "--keep-setid".to_string(),
+    ];
+    if crate::sandbox::reexec_in_userns(map, &args)? != 0 {
+        bail!("unpacking failed (see above)");
+    }
+    Ok(())
+}
+
+/// Keep the finished tree for the next create of the same package set (best effort: a
+/// failure costs only speed later).
+fn save_snapshot(root: &Path, snapshot: &Path, map: &IdMap, quiet: bool) {
+    let Some(dir) = snapshot.parent() else { return };
+    let tmp = dir.join(format!(".tmp-{}", std::process::id()));
+    let done = std::fs::create_dir_all(dir)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| {
+            let args = vec![
+                "__pack".to_string(),
+                root.display().to_string(),
+                tmp.display().to_string(),
+            ];
+            match crate::sandbox::reexec_in_userns(map, &args)? {
+                0 => Ok(std::fs::rename(&tmp, snapshot)?),
+                c => bail!("packing exited {c}"),
+            }
+        });
+    match done {
+        Ok(()) if !quiet => eprintln!(
+            "    Kept the tree for the next create of the same packages ({})",
+            snapshot.display()
+        ),
+        Ok(()) => {}
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            eprintln!("cargo-for-arm: warning: could not keep a snapshot of the tree: {e:#}");
+        }
+    }
+}
+
+/// Point apt at the mirror and move the tree into the store.
+fn land(store: &Store, o: &CreateOptions, mirror: &str, tmp: &Path, quiet: bool) -> Result<i32> {
+    let result = std::fs::write(
+        tmp.join("root/etc/apt/sources.list"),
+        format!("deb {mirror} {} main\n", o.suite),
+    )
+    .map_err(anyhow::Error::from)
+    .and_then(|()| {
         store.finish(
             &o.name,
-            &tmp,
+            tmp,
             &format!("{mirror} {} {} ({})", o.suite, o.arch, o.variant),
             None,
             !o.no_verify,
@@ -494,7 +606,7 @@ pub fn create(o: &CreateOptions, quiet: bool) -> Result<i32> {
             Ok(0)
         }
         Err(e) => {
-            let _ = store.remove_tree(&tmp);
+            let _ = store.remove_tree(tmp);
             Err(e)
         }
     }

@@ -260,6 +260,7 @@ fn choose_rootfs(o: &Options, cwd: &Path, root: &Path) -> Result<PathBuf> {
         mirror: None,
         keyring: None,
         no_verify: false,
+        no_snapshot: false,
     };
     crate::bootstrap::create(&create, false)?;
     Ok(name.into())
@@ -510,6 +511,10 @@ fn configured_mode(o: &Options) -> Result<Mode> {
 /// reason to emulate is said; with `--mode native` it is an error.
 fn choose_mode(o: &Options, arm: &Path, arch: Arch, desc: &str) -> Result<Option<native::Setup>> {
     let mode = configured_mode(o)?;
+    if arch.runs_natively() {
+        // An amd64 rootfs on an amd64 host: its cargo runs at full speed, nothing is emulated.
+        return Ok(None);
+    }
     if mode == Mode::Emulate {
         eprintln!(
             "cargo-for-arm: mode emulate (asked for): cargo runs emulated in {}",
@@ -578,6 +583,7 @@ fn choose_mode(o: &Options, arm: &Path, arch: Arch, desc: &str) -> Result<Option
                     mirror: None,
                     keyring: None,
                     no_verify: false,
+                    no_snapshot: false,
                 };
                 crate::bootstrap::create(&c, false)?;
             }

@@ -44,6 +44,9 @@ pub enum Command {
         max_bytes: u64,
         max_entries: u64,
         xz_memlimit: u64,
+        /// Keep setuid/setgid bits (the tool's own snapshots only).
+        #[arg(long)]
+        keep_setid: bool,
     },
     /// (internal) Unpack the files of .debs into a tree; run inside a user namespace by
     /// `rootfs create`.
@@ -56,6 +59,9 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         argv: Vec<String>,
     },
+    /// (internal) Pack a tree as .tar.zst; run inside a user namespace by `rootfs create`.
+    #[command(name = "__pack", hide = true)]
+    InternalPack { root: PathBuf, out: PathBuf },
     /// (internal) Remove a tree; run inside a user namespace by `rootfs rm`.
     #[command(name = "__remove-tree", hide = true)]
     InternalRemoveTree { path: PathBuf },

@@ -130,6 +130,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             max_bytes,
             max_entries,
             xz_memlimit,
+            keep_setid,
         } => {
             let limits = store::unpack::Limits {
                 max_bytes,
@@ -137,7 +138,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 xz_memlimit,
             };
             let reader = store::unpack::decompressed(&archive, &limits)?;
-            let sum = store::unpack::unpack(reader, &dest, &limits, true, false)
+            let sum = store::unpack::unpack(reader, &dest, &limits, true, false, keep_setid)
                 .map_err(|e| anyhow::anyhow!("unpacking {}: {e:#}", archive.display()))?;
             store::report_summary(&sum, cli.quiet);
             Ok(0)
@@ -146,12 +147,17 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let limits = store::unpack::Limits::default();
             for deb in debs {
                 let data = debian::deb_data(&deb)?;
-                store::unpack::unpack(data, &root, &limits, true, true)
+                store::unpack::unpack(data, &root, &limits, true, true, false)
                     .map_err(|e| anyhow::anyhow!("unpacking {}: {e:#}", deb.display()))?;
             }
             Ok(0)
         }
         Command::InternalRunTarget { argv } => runner::client(argv),
+        Command::InternalPack { root, out } => {
+            store::unpack::pack(&root, &out)
+                .map_err(|e| anyhow::anyhow!("packing {}: {e:#}", root.display()))?;
+            Ok(0)
+        }
         Command::InternalRemoveTree { path } => {
             store::unpack::remove_tree(&path)
                 .map_err(|e| anyhow::anyhow!("removing {}: {e}", path.display()))?;

@@ -31,9 +31,11 @@ fn install_hint(arch: Arch) -> String {
     )
 }
 
-/// Find the qemu for `arch`: `--qemu`, then `CARGO_FOR_ARM_QEMU_<ARCH>`, then PATH
-/// (`qemu-<arch>-static`, then `qemu-<arch>`). The first one named is validated; one that is
-/// unusable is an error, not a reason to look further (the user named it for a reason).
+/// Find the qemu for `arch`: `--qemu`, then `CARGO_FOR_ARM_QEMU_<ARCH>`, then the newest
+/// usable one of PATH (`qemu-<arch>-static`, `qemu-<arch>`) and the cache of fetched ones
+/// (newer qemus are faster and fixed deadlocks of older ones). The first one named is
+/// validated; one that is unusable is an error, not a reason to look further (the user named
+/// it for a reason).
 pub fn find(arch: Arch, flag: Option<&Path>, path_var: Option<&str>) -> Result<Qemu> {
     if let Some(p) = flag {
         validate(p, arch)?;
@@ -52,25 +54,23 @@ pub fn find(arch: Arch, flag: Option<&Path>, path_var: Option<&str>) -> Result<Q
         format!("qemu-{}", arch.qemu_name()),
     ];
     let mut rejected = Vec::new();
-    for name in &names {
-        for dir in std::env::split_paths(path_var.unwrap_or("")) {
-            let cand = dir.join(name);
-            if cand.is_file() {
-                match validate(&cand, arch) {
-                    Ok(()) => {
-                        return Ok(Qemu {
-                            path: absolute(&cand)?,
-                        })
-                    }
-                    Err(e) => rejected.push(format!("{e:#}")),
-                }
-            }
+    let mut usable = Vec::new();
+    let on_path = names.iter().flat_map(|name| {
+        std::env::split_paths(path_var.unwrap_or(""))
+            .map(|dir| dir.join(name))
+            .collect::<Vec<_>>()
+    });
+    for cand in on_path.chain(cached(arch)) {
+        if !cand.is_file() {
+            continue;
+        }
+        match validate(&cand, arch) {
+            Ok(()) => usable.push(absolute(&cand)?),
+            Err(e) => rejected.push(format!("{e:#}")),
         }
     }
-    if let Some(c) = cached(arch) {
-        if validate(&c, arch).is_ok() {
-            return Ok(Qemu { path: c });
-        }
+    if let Some(path) = newest(usable) {
+        return Ok(Qemu { path });
     }
     if rejected.is_empty() {
         bail!(
@@ -84,6 +84,31 @@ pub fn find(arch: Arch, flag: Option<&Path>, path_var: Option<&str>) -> Result<Q
         rejected.join("; "),
         install_hint(arch)
     )
+}
+
+/// The candidate whose `--version` names the highest version; the first among equals (and
+/// among those that do not say), so PATH order still breaks ties.
+fn newest(cands: Vec<PathBuf>) -> Option<PathBuf> {
+    if cands.len() < 2 {
+        return cands.into_iter().next();
+    }
+    let mut best: Option<(Vec<u64>, PathBuf)> = None;
+    for c in cands {
+        let v = version_of_line(&version_line(&c));
+        if best.as_ref().is_none_or(|(bv, _)| v > *bv) {
+            best = Some((v, c));
+        }
+    }
+    best.map(|(_, p)| p)
+}
+
+/// `qemu-arm version 10.0.13 (Debian 1:10.0.13+ds-0+deb13u1)` → [10, 0, 13]; empty when the
+/// line names no version.
+pub fn version_of_line(line: &str) -> Vec<u64> {
+    line.split_once(" version ")
+        .and_then(|(_, r)| r.split_whitespace().next())
+        .map(version_key)
+        .unwrap_or_default()
 }
 
 fn absolute(p: &Path) -> Result<PathBuf> {
@@ -338,6 +363,8 @@ pub fn list() -> Result<()> {
         if let Some(c) = cached(arch) {
             cands.push(("cache".into(), c));
         }
+        // The one `run` and `build` use (with no --qemu).
+        let chosen = find(arch, None, Some(&path)).ok().map(|q| q.path);
         if cands.is_empty() {
             println!(
                 "{:<8} none (cargo for-arm qemu fetch {})",
@@ -350,12 +377,14 @@ pub fn list() -> Result<()> {
                 Ok(()) => version_line(&c),
                 Err(e) => format!("unusable: {e:#}"),
             };
+            let used = c.canonicalize().ok() == chosen && chosen.is_some();
             println!(
-                "{:<8} {:<6} {}  {}",
+                "{:<8} {:<6} {}  {}{}",
                 arch.qemu_name(),
                 from,
                 c.display(),
-                status
+                status,
+                if used { "  [used]" } else { "" }
             );
         }
     }
@@ -385,6 +414,19 @@ mod tests {
         assert!(err.contains("no qemu for riscv64"), "{err}");
         assert!(err.contains("qemu-user-static"), "{err}");
         std::fs::remove_dir(&dir).unwrap();
+    }
+
+    #[test]
+    fn versions_from_qemu_version_lines() {
+        assert_eq!(
+            version_of_line("qemu-arm version 10.0.13 (Debian 1:10.0.13+ds-0+deb13u1)"),
+            vec![10, 0, 13]
+        );
+        assert!(
+            version_of_line("qemu-arm version 7.2.19 (Debian 1:7.2+dfsg-7+deb12u16)")
+                < version_of_line("qemu-arm version 10.0.13")
+        );
+        assert!(version_of_line("qemu-arm-static: applet not found").is_empty());
     }
 
     #[test]

@@ -86,6 +86,9 @@ impl Service {
     ) -> Result<Service> {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        // Only the user may reach the socket.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         let listener = UnixListener::bind(dir.join("sock"))
             .with_context(|| format!("listening on {}/sock", dir.display()))?;
         // SAFETY: the tool is single-threaded here (the sandbox is entered the same way); the

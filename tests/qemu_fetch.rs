@@ -204,3 +204,48 @@ fn tampered_indices_and_packages_are_refused() {
                 .is_none()
     );
 }
+
+#[test]
+fn the_newest_usable_qemu_is_preferred() {
+    // Debian 12's qemu 7.2 on PATH, qemu 10 in the cache of fetched ones: the cache's wins.
+    let old = fixture("qemu-old");
+    let home = TempDir::new("qnewest");
+    let cached = home.path().join("qemu/1:10.0-fixture");
+    std::fs::create_dir_all(&cached).unwrap();
+    std::fs::copy(qemu_dir().join("qemu-arm"), cached.join("qemu-arm")).unwrap();
+    let list = |home: &Path| {
+        let o = tool(home)
+            .env("CARGO_FOR_ARM_HOME", home)
+            .env("PATH", format!("{}:/usr/bin:/bin", old.display()))
+            .env_remove("CARGO_FOR_ARM_QEMU_ARM")
+            .args(["qemu", "list"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let text = list(home.path());
+    let used: Vec<&str> = text.lines().filter(|l| l.ends_with("[used]")).collect();
+    assert!(
+        used.len() == 1
+            && used[0].starts_with("arm ")
+            && used[0].contains("cache")
+            && used[0].contains("version 10."),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.contains("qemu-arm-static")
+            && l.contains("version 7.2")
+            && !l.ends_with("[used]")),
+        "{text}"
+    );
+    // Without the newer one, PATH's is used.
+    std::fs::remove_dir_all(&cached).unwrap();
+    let text = list(home.path());
+    assert!(
+        text.lines().any(|l| l.contains("qemu-arm-static")
+            && l.contains("version 7.2")
+            && l.ends_with("[used]")),
+        "{text}"
+    );
+}

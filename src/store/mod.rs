@@ -268,6 +268,7 @@ impl Store {
                 limits,
                 false,
                 false,
+                false,
             )
             .with_context(|| format!("unpacking {}", archive.display()))?;
             report_summary(&sum, quiet);

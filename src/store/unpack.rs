@@ -10,7 +10,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
@@ -186,13 +186,16 @@ fn set_times(dir: RawFd, name: &CString, mtime: u64) {
 
 /// Unpack `reader` (a tar stream) into the existing, empty directory `dest`. With
 /// `keep_owners` (run inside a user namespace with the full id map) entries keep their
-/// owners; otherwise everything belongs to the caller. On error the caller removes `dest`.
+/// owners; otherwise everything belongs to the caller. Setuid and setgid bits are dropped
+/// unless `keep_setid` (only for the tool's own snapshots of trees it bootstrapped). On error
+/// the caller removes `dest`.
 pub fn unpack(
     reader: Box<dyn Read>,
     dest: &Path,
     limits: &Limits,
     keep_owners: bool,
     merged_usr: bool,
+    keep_setid: bool,
 ) -> Result<Summary> {
     let root: OwnedFd = File::open(dest)
         .with_context(|| format!("opening {}", dest.display()))?
@@ -232,8 +235,12 @@ pub fn unpack(
         let mode = header.mode().unwrap_or(0o644);
         let mtime = header.mtime().unwrap_or(0);
         let owner = keep_owners.then(|| (header.uid().unwrap_or(0), header.gid().unwrap_or(0)));
-        let clean_mode = mode & 0o1777;
-        if mode & 0o6000 != 0 {
+        let clean_mode = if keep_setid {
+            mode & 0o7777
+        } else {
+            mode & 0o1777
+        };
+        if mode & 0o6000 != 0 && !keep_setid {
             sum.stripped_setid += 1;
         }
         let (parent, name) = comps.split_at(comps.len() - 1);
@@ -390,6 +397,76 @@ pub fn unpack(
 }
 
 /// Remove a tree, making directories writable first (mode 000 directories included).
+/// Write the tree at `root` as a zstd-compressed tar to `out`: directories, regular files
+/// (hard links as links), symlinks, with modes, owners and mtimes; other file types are left
+/// out (a bootstrapped rootfs has none). The inverse of [`unpack`] with owners kept; run as
+/// root of a user namespace with the full id map, where every owner is readable.
+pub fn pack(root: &Path, out: &Path) -> Result<u64> {
+    use std::collections::HashMap;
+    use std::os::unix::fs::MetadataExt;
+    let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let enc = zstd::stream::write::Encoder::new(io::BufWriter::new(file), 3)?;
+    let mut tar = tar::Builder::new(enc);
+    tar.follow_symlinks(false);
+    let mut seen: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    let mut count = 0u64;
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = root.join(&rel);
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<io::Result<_>>()?;
+        names.sort();
+        for name in names {
+            let rel = rel.join(&name);
+            let path = root.join(&rel);
+            let md = path.symlink_metadata()?;
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(md.mode() & 0o7777);
+            h.set_uid(md.uid().into());
+            h.set_gid(md.gid().into());
+            h.set_mtime(md.mtime().max(0) as u64);
+            let ft = md.file_type();
+            if ft.is_dir() {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_size(0);
+                tar.append_data(&mut h, &rel, io::empty())?;
+                stack.push(rel);
+            } else if ft.is_symlink() {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                tar.append_link(&mut h, &rel, std::fs::read_link(&path)?)?;
+            } else if ft.is_file() {
+                if md.nlink() > 1 {
+                    if let Some(first) = seen.get(&(md.dev(), md.ino())) {
+                        h.set_entry_type(tar::EntryType::Link);
+                        h.set_size(0);
+                        tar.append_link(&mut h, &rel, first)?;
+                        count += 1;
+                        continue;
+                    }
+                    seen.insert((md.dev(), md.ino()), rel.clone());
+                }
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(md.len());
+                let f = std::fs::File::open(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                tar.append_data(&mut h, &rel, f)?;
+            } else {
+                continue;
+            }
+            count += 1;
+        }
+    }
+    let enc = tar.into_inner()?;
+    enc.finish()?
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()?;
+    Ok(count)
+}
+
 pub fn remove_tree(path: &Path) -> io::Result<()> {
     if !path.exists() && path.symlink_metadata().is_err() {
         return Ok(());

@@ -3,6 +3,7 @@
 #
 #   fixtures.sh busybox-armhf | busybox-arm64 | busybox-amd64   small rootfs: busybox-static
 #   fixtures.sh qemu                                           dir with static qemu-arm, qemu-aarch64
+#   fixtures.sh qemu-old                                       dir with Debian 12's qemu-arm-static (7.2)
 #   fixtures.sh cargo-bookworm-armhf | cargo-trixie-arm64      Debian rootfs with cargo (mmdebstrap)
 #   fixtures.sh cargo-bookworm-amd64                           the same rustc, native (benchmarks)
 #
@@ -72,6 +73,15 @@ qemu)
     for q in arm aarch64; do
         cp "$x/usr/bin/qemu-$q" "$tmp/qemu-$q"
     done
+    rm -rf "$x"
+    ;;
+qemu-old)
+    deb=$(python3 "$here/debfetch.py" --suite bookworm --arch amd64 --cache "$cache/debs" qemu-user-static)
+    x=$tmp.deb
+    rm -rf "$x"
+    mkdir "$x"
+    dpkg-deb -x "$deb" "$x"
+    cp "$x/usr/bin/qemu-arm-static" "$tmp/qemu-arm-static"
     rm -rf "$x"
     ;;
 cargo-*-*)

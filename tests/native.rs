@@ -1,0 +1,350 @@
+//! Native mode, end to end, as an unprivileged user: examples/native-sample (a registry
+//! dependency, a build script, C through the `cc` crate, zlib through `pkg-config`) compiled
+//! by a tools rootfs's rustc against ARM rootfs fixtures, for armhf (Debian 12) and arm64
+//! (Debian 13); its binary and its unit tests run under emulation.
+//!
+//! The fixtures are made by cargo-for-arm's own `rootfs create` into a store kept beside the
+//! other fixtures (`native-home`): the tools rootfs under the names auto mode looks for, and
+//! ARM rootfs with cargo and zlib1g-dev.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+
+const TOOLS_PACKAGES: &str = "cargo,clang,lld,llvm,pkg-config";
+
+fn native_home() -> PathBuf {
+    qemu_dir().parent().unwrap().join("native-home")
+}
+
+/// Create (once; cached) a rootfs of the native-home store.
+fn ensure(name: &str, suite: &str, arch: &str, include: &str) {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let home = native_home();
+    if home.join("rootfs").join(name).join("entry.toml").exists() {
+        return;
+    }
+    let o = tool(&std::env::temp_dir())
+        .env("CARGO_FOR_ARM_HOME", &home)
+        .args([
+            "-q", "rootfs", "create", name, "--suite", suite, "--arch", arch,
+        ])
+        .args(["--include", include])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "creating the fixture {name} failed:\n{}",
+        stderr(&o)
+    );
+}
+
+fn tools(suite: &str) -> String {
+    let name = format!("debian-{suite}-amd64-tools");
+    ensure(&name, suite, "amd64", TOOLS_PACKAGES);
+    name
+}
+
+fn arm(suite: &str, arch: &str) -> String {
+    let name = format!("native-{suite}-{arch}");
+    ensure(&name, suite, arch, "cargo,zlib1g-dev");
+    name
+}
+
+/// A copy of an example crate the test owns.
+fn project(example: &str, tag: &str) -> TempDir {
+    let dir = TempDir::new(tag);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(example);
+    let st = Command::new("cp")
+        .arg("-r")
+        .arg(format!("{}/.", src.display()))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let _ = std::fs::remove_dir_all(dir.path().join("target"));
+    dir
+}
+
+fn cfa(dir: &Path, home: &Path, args: &[&str]) -> Output {
+    tool(dir)
+        .env("CARGO_FOR_ARM_HOME", home)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn elf_machine(p: &Path) -> u16 {
+    let data = std::fs::read(p).unwrap();
+    assert_eq!(&data[..4], b"\x7fELF", "{} is not an ELF file", p.display());
+    u16::from_le_bytes([data[18], data[19]])
+}
+
+struct Expect {
+    suite: &'static str,
+    arch: &'static str,
+    triple: &'static str,
+    machine: u16,
+    uname: &'static str,
+    pointer_bits: u32,
+}
+
+fn native_build_test_and_run(e: &Expect) {
+    let (tools_name, arm_name) = (tools(e.suite), arm(e.suite, e.arch));
+    let home = native_home();
+    let p = project("native-sample", &format!("native-{}", e.arch));
+    // Auto mode finds the tools rootfs of the ARM rootfs's suite and builds natively.
+    let o = cfa(
+        p.path(),
+        &home,
+        &["build", "--release", "--rootfs", &arm_name],
+    );
+    let err = stderr(&o);
+    assert!(o.status.success(), "native build failed:\n{err}");
+    assert!(
+        err.contains(&format!("Native cargo build for {}", e.triple)) && err.contains(&tools_name),
+        "auto did not pick native mode with {tools_name}:\n{err}"
+    );
+    let bin = p.path().join(format!(
+        "target/for-arm/native-{}/{}/release/native-sample",
+        e.arch, e.triple
+    ));
+    assert_eq!(elf_machine(&bin), e.machine, "{}", bin.display());
+    // The report: the ARM binary, and zlib from the ARM rootfs linked dynamically (a dangling
+    // libz.so symlink would have made the linker take libz.a).
+    assert!(
+        err.contains(&format!("Artifact {}", bin.display())) && err.contains("libz.so.1"),
+        "{err}"
+    );
+
+    // The binary runs under emulation with the expected output.
+    let bin_s = bin.to_string_lossy().into_owned();
+    let o = cfa(
+        p.path(),
+        &home,
+        &["-q", "run", "--rootfs", &arm_name, "--", &bin_s],
+    );
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let answer = 42 + e.pointer_bits / 8;
+    for want in [
+        format!("answer {answer}"),
+        "crc32(hello) 3610a686".to_string(),
+        format!("pointer width {}", e.pointer_bits),
+    ] {
+        assert!(out.contains(&want), "missing {want:?} in:\n{out}");
+    }
+    assert!(
+        out.contains("zlib 1.") && out.contains("(pkg-config 1."),
+        "{out}"
+    );
+
+    // Unit tests run under emulation, through cargo's target runner.
+    let o = cfa(
+        p.path(),
+        &home,
+        &[
+            "test",
+            "--mode",
+            "native",
+            "--rootfs",
+            &arm_name,
+            "--",
+            "--nocapture",
+        ],
+    );
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(o.status.success(), "native test failed:\n{out}\n{err}");
+    assert!(
+        out.contains("test result: ok. 3 passed"),
+        "unit tests did not all pass:\n{out}\n{err}"
+    );
+    assert!(
+        out.contains(&format!("machine: {}", e.uname)),
+        "the tests did not run on ARM:\n{out}"
+    );
+
+    // `cargo run` goes through the runner too, and the program's exit code comes back.
+    let o = cfa(
+        p.path(),
+        &home,
+        &[
+            "cargo",
+            "run",
+            "--release",
+            "--rootfs",
+            &arm_name,
+            "--",
+            "--exit=3",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("__run-target"),
+        "cargo run did not use the runner:\n{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn native_armhf_bookworm() {
+    native_build_test_and_run(&Expect {
+        suite: "bookworm",
+        arch: "armhf",
+        triple: "armv7-unknown-linux-gnueabihf",
+        machine: 40,
+        uname: "armv7l",
+        pointer_bits: 32,
+    });
+}
+
+#[test]
+fn native_arm64_trixie() {
+    native_build_test_and_run(&Expect {
+        suite: "trixie",
+        arch: "arm64",
+        triple: "aarch64-unknown-linux-gnu",
+        machine: 183,
+        uname: "aarch64",
+        pointer_bits: 64,
+    });
+}
+
+#[test]
+fn a_failing_arm_test_fails_the_native_test_run() {
+    let (_, arm_name) = (tools("bookworm"), arm("bookworm", "armhf"));
+    let p = project("native-sample", "native-fail");
+    let main = p.path().join("src/main.rs");
+    let text = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(
+        &main,
+        text.replace(
+            "assert_eq!(crc(b\"hello\"), 0x3610a686);",
+            "assert_eq!(crc(b\"hello\"), 1);",
+        ),
+    )
+    .unwrap();
+    let o = cfa(
+        p.path(),
+        &native_home(),
+        &["test", "--mode", "native", "--rootfs", &arm_name],
+    );
+    assert_eq!(o.status.code(), Some(101), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("zlib_from_the_rootfs_works ... FAILED"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn auto_emulates_without_a_tools_rootfs_and_says_why() {
+    let arm_name = arm("bookworm", "armhf");
+    let p = project("hello-arm", "native-auto");
+    // A store without tools rootfs that holds the ARM rootfs (linked from the fixtures' store).
+    let empty = TempDir::new("native-auto-home");
+    std::fs::create_dir_all(empty.path().join("rootfs")).unwrap();
+    std::os::unix::fs::symlink(
+        native_home().join("rootfs").join(&arm_name),
+        empty.path().join("rootfs").join(&arm_name),
+    )
+    .unwrap();
+    let o = cfa(p.path(), empty.path(), &["build", "--rootfs", &arm_name]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "mode emulate: no tools rootfs for native builds (debian-bookworm-amd64-tools)"
+        ) && err
+            .contains("rootfs create debian-bookworm-amd64-tools --suite bookworm --arch amd64"),
+        "{err}"
+    );
+    assert!(err.contains("Emulating cargo build"), "{err}");
+    let bin = p.path().join("target/for-arm/armhf/debug/hello-arm");
+    assert_eq!(elf_machine(&bin), 40);
+    // Asked for, native mode without a tools rootfs and with fetching forbidden is an error
+    // that names the fix.
+    let o = tool(p.path())
+        .env("CARGO_FOR_ARM_HOME", empty.path())
+        .env("CARGO_FOR_ARM_OFFLINE", "1")
+        .args(["build", "--mode", "native", "--rootfs", &arm_name])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("rootfs create debian-bookworm-amd64-tools"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn auto_emulates_when_the_rootfs_has_no_target_std() {
+    // busybox: no Rust at all. Auto says why it emulates (and then finds no cargo).
+    let rootfs = fixture("busybox-armhf");
+    let p = project("hello-arm", "native-nostd");
+    let empty = TempDir::new("native-nostd-home");
+    let o = cfa(
+        p.path(),
+        empty.path(),
+        &["build", "--rootfs", &rootfs.to_string_lossy()],
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("mode emulate:")
+            && err.contains("has no Rust standard library for armv7-unknown-linux-gnueabihf")
+            && err.contains("libstd-rust-dev"),
+        "{err}"
+    );
+    let o = cfa(
+        p.path(),
+        empty.path(),
+        &[
+            "build",
+            "--mode",
+            "native",
+            "--rootfs",
+            &rootfs.to_string_lossy(),
+        ],
+    );
+    assert!(
+        stderr(&o).contains("--mode native:") && stderr(&o).contains("libstd-rust-dev"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_rustc_and_std_version_mismatch_is_a_clear_error() {
+    let (tools_name, arm_name) = (tools("bookworm"), arm("trixie", "arm64"));
+    let p = project("native-sample", "native-mismatch");
+    let o = cfa(
+        p.path(),
+        &native_home(),
+        &[
+            "build",
+            "--mode",
+            "native",
+            "--rootfs",
+            &arm_name,
+            "--tools-rootfs",
+            &tools_name,
+        ],
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("has rustc 1.63.0")
+            && err.contains("was built by rustc 1.85")
+            && err.contains("must be the same rustc"),
+        "{err}"
+    );
+    assert!(!err.contains("incompatible version of rustc"), "{err}");
+}
