@@ -2,7 +2,9 @@
 # Benchmark (not a test): bootstrap Debian 12 armhf (minbase + cargo) rootlessly with
 # `cargo for-arm rootfs create` against rootless mmdebstrap (root of a user namespace with the
 # full id map, qemu through a private binfmt_misc — as tests/support/fixtures.sh does), in one
-# run: mmdebstrap, our create with an empty package cache, our create again with the cache warm.
+# run: mmdebstrap, our create with an empty package cache (which keeps the finished tree),
+# our create again (restoring that tree), and again with --no-snapshot (packages cached, but
+# bootstrapped and configured anew).
 #
 #   benches/create.sh          as a normal user (as root: prepares and runs as cfa-test)
 set -euo pipefail
@@ -41,10 +43,13 @@ t_mm=$(secs unshare --map-root-user --map-users="$subuid,1,65536" --map-groups="
         --skip=check/qemu,chroot/mount/sys bookworm "$4" "$5"
     ' sh "$magic" "$mask" "$qdir/qemu-arm" "$work/mm" "$mirror")
 t_cold=$(secs env CARGO_FOR_ARM_HOME="$work/home" "$tool" rootfs create cold --suite bookworm --arch armhf --include cargo)
-t_warm=$(secs env CARGO_FOR_ARM_HOME="$work/home" "$tool" rootfs create warm --suite bookworm --arch armhf --include cargo)
+t_snap=$(secs env CARGO_FOR_ARM_HOME="$work/home" "$tool" rootfs create warm --suite bookworm --arch armhf --include cargo)
+t_debs=$(secs env CARGO_FOR_ARM_HOME="$work/home" "$tool" rootfs create debs --suite bookworm --arch armhf --include cargo --no-snapshot)
 cat <<EOT
 bookworm armhf, minbase + cargo, rootless, qemu $("$qdir/qemu-arm" --version | head -1 | awk '{print $3}')
-mmdebstrap (downloads each time):         ${t_mm} s
-cargo for-arm rootfs create, cold cache:  ${t_cold} s
-cargo for-arm rootfs create, warm cache:  ${t_warm} s
+mmdebstrap (downloads each time):                        ${t_mm} s
+cargo for-arm rootfs create, cold cache:                 ${t_cold} s
+cargo for-arm rootfs create, again (kept tree restored): ${t_snap} s
+cargo for-arm rootfs create, again with --no-snapshot:   ${t_debs} s
+snapshot kept: $(du -sh "$work/home/snapshots" | cut -f1)
 EOT
