@@ -34,9 +34,16 @@ home=$(getent passwd "$user" | cut -d: -f6)
 # The toolchain lives under /root (mode 700): give the user hard links to it.
 command -v rustc >/dev/null || export PATH="$HOME/.cargo/bin:/root/.cargo/bin:$PATH"
 command -v rustc >/dev/null || { echo "as-user.sh: no Rust toolchain (rustc) found for root" >&2; exit 1; }
+# The ARM standard libraries, for native mode with the rustup toolchain (tests skip that part,
+# saying why, when static.rust-lang.org cannot be reached).
+if command -v rustup >/dev/null; then
+    rustup target add armv7-unknown-linux-gnueabihf aarch64-unknown-linux-gnu >/dev/null 2>&1 ||
+        echo "as-user.sh: rustup target add failed; native mode with the rustup toolchain will not be tested" >&2
+fi
 sysroot=$(rustc --print sysroot)
 tc=/opt/cargo-for-arm-ci/toolchain
-if ! cmp -s "$sysroot/bin/rustc" "$tc/bin/rustc" 2>/dev/null; then
+if ! cmp -s "$sysroot/bin/rustc" "$tc/bin/rustc" 2>/dev/null ||
+    [ "$(ls "$sysroot/lib/rustlib")" != "$(ls "$tc/lib/rustlib" 2>/dev/null)" ]; then
     rm -rf "$tc.new"
     mkdir -p /opt/cargo-for-arm-ci
     cp -al "$sysroot" "$tc.new" 2>/dev/null || cp -a "$sysroot" "$tc.new"

@@ -45,6 +45,7 @@ pub struct Options {
     /// `--mode`; `None` means `CARGO_FOR_ARM_MODE`, the user's config, else auto.
     pub mode: Option<Mode>,
     pub tools_rootfs: Option<PathBuf>,
+    pub native_rustc: Option<native::RustcSource>,
     /// Passed to cargo after the subcommand, untouched.
     pub cargo_args: Vec<String>,
 }
@@ -72,6 +73,7 @@ pub fn parse(args: &[String]) -> Result<Options> {
         seccomp: "default".into(),
         mode: None,
         tools_rootfs: None,
+        native_rustc: None,
         cargo_args: Vec::new(),
     };
     let rest: Vec<String> = it.collect();
@@ -99,6 +101,7 @@ pub fn parse(args: &[String]) -> Result<Options> {
             "--seccomp",
             "--mode",
             "--tools-rootfs",
+            "--native-rustc",
         ];
         if name == "--no-report" {
             o.report = ReportMode::Off;
@@ -160,6 +163,7 @@ pub fn parse(args: &[String]) -> Result<Options> {
             "--seccomp" => o.seccomp = value,
             "--mode" => o.mode = Some(Mode::parse(&value)?),
             "--tools-rootfs" => o.tools_rootfs = Some(value.into()),
+            "--native-rustc" => o.native_rustc = Some(native::RustcSource::parse(&value)?),
             _ => unreachable!("listed above"),
         }
         i += 1;
@@ -389,10 +393,14 @@ pub fn set_lockfile_version(text: &str, v: u32) -> String {
 
 /// Ask the rootfs's rustc for `-vV` (one short emulated run, cached in its cargo home).
 fn rootfs_rustc(sandbox: &SandboxArgs, cargo_home: &Path, guest_home: &str) -> Result<RustcInfo> {
-    // Cached per rootfs (several rootfs of one architecture share a cargo home).
-    let key = crate::store::fetch::hex(
-        &Sha256::digest(sandbox.rootfs.as_os_str().as_encoded_bytes())[..6],
-    );
+    // Cached per rootfs and PATH (native mode may put a rustup toolchain first).
+    let mut h = Sha256::new();
+    h.update(sandbox.rootfs.as_os_str().as_encoded_bytes());
+    for e in &sandbox.env {
+        h.update(b"\0");
+        h.update(e.as_bytes());
+    }
+    let key = crate::store::fetch::hex(&h.finalize()[..6]);
     let out = cargo_home.join(format!("rustc-vV-{key}.txt"));
     let script = cargo_home.join(format!("rustc-answer-{key}.sh"));
     if !out.is_file() {
@@ -507,26 +515,53 @@ fn configured_mode(o: &Options) -> Result<Mode> {
     }
 }
 
+fn configured_rustc_source(o: &Options) -> Result<native::RustcSource> {
+    if let Some(r) = o.native_rustc {
+        return Ok(r);
+    }
+    if let Some(r) = std::env::var("CARGO_FOR_ARM_NATIVE_RUSTC")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        return native::RustcSource::parse(&r).context("CARGO_FOR_ARM_NATIVE_RUSTC");
+    }
+    match crate::store::user_config_str("native-rustc")? {
+        Some(r) => native::RustcSource::parse(&r).context("native-rustc in the user's config file"),
+        None => Ok(native::RustcSource::Auto),
+    }
+}
+
 /// Native or emulated: `Some` when native mode can build for this rootfs. In auto mode every
 /// reason to emulate is said; with `--mode native` it is an error.
-fn choose_mode(o: &Options, arm: &Path, arch: Arch, desc: &str) -> Result<Option<native::Setup>> {
+fn choose_mode(
+    o: &Options,
+    arm: &Path,
+    arch: Arch,
+    desc: &str,
+    quiet: bool,
+) -> Result<Option<native::Setup>> {
+    use native::RustcSource;
     let mode = configured_mode(o)?;
     if arch.runs_natively() {
         // An amd64 rootfs on an amd64 host: its cargo runs at full speed, nothing is emulated.
         return Ok(None);
     }
     if mode == Mode::Emulate {
-        eprintln!(
-            "cargo-for-arm: mode emulate (asked for): cargo runs emulated in {}",
-            arm.display()
-        );
+        if !quiet {
+            eprintln!(
+                "cargo-for-arm: mode emulate (asked for): cargo runs emulated in {}",
+                arm.display()
+            );
+        }
         return Ok(None);
     }
     let fallback = |reason: String| -> Result<Option<native::Setup>> {
         if mode == Mode::Native {
             bail!("--mode native: {reason}");
         }
-        eprintln!("cargo-for-arm: mode emulate: {reason}");
+        if !quiet {
+            eprintln!("cargo-for-arm: mode emulate: {reason}");
+        }
         Ok(None)
     };
     let (Some(target), Some(host_triple)) = (native::Target::of(arch, desc), host_triple()) else {
@@ -534,14 +569,49 @@ fn choose_mode(o: &Options, arm: &Path, arch: Arch, desc: &str) -> Result<Option
             "native mode builds for armhf and arm64 on x86_64 and arm64 hosts; {desc} is emulated"
         ));
     };
-    let Some(std) = native::find_std(arm, target.triple)? else {
-        return fallback(format!(
-            "{} has no Rust standard library for {} (usr/lib/rustlib/{}); in Debian it is the package \
-             libstd-rust-dev: cargo for-arm rootfs shell NAME, then apt-get install libstd-rust-dev",
-            arm.display(),
-            target.triple,
-            target.triple
-        ));
+    // The compiler: the user's rustup toolchain when it has the target (and may be used),
+    // else the tools rootfs's rustc with the ARM rootfs's Debian std.
+    let source = configured_rustc_source(o)?;
+    let mut rustup = None;
+    if source != RustcSource::Rootfs {
+        let sysroot = native::host_sysroot();
+        let std = match &sysroot {
+            Some(s) => native::find_std_in_sysroot(s, target.triple)?,
+            None => None,
+        };
+        match (sysroot, std) {
+            (Some(sysroot), Some(std)) => rustup = Some((sysroot, std)),
+            (sysroot, _) if source == RustcSource::Rustup => bail!(
+                "--native-rustc rustup: {}",
+                match sysroot {
+                    Some(s) => format!(
+                        "the toolchain {} has no standard library for {}: rustup target add {}",
+                        s.display(),
+                        target.triple,
+                        target.triple
+                    ),
+                    None => "no rustc toolchain (cargo and rustc) on PATH".to_string(),
+                }
+            ),
+            _ => {}
+        }
+    }
+    let std = match &rustup {
+        Some((_, std)) => std.clone(),
+        None => match native::find_std(arm, target.triple)? {
+            Some(std) => std,
+            None => {
+                return fallback(format!(
+                    "{} has no Rust standard library for {} (usr/lib/rustlib/{}); in Debian it is the package \
+                     libstd-rust-dev: cargo for-arm rootfs shell NAME, then apt-get install libstd-rust-dev \
+                     (or: rustup target add {})",
+                    arm.display(),
+                    target.triple,
+                    target.triple,
+                    target.triple
+                ))
+            }
+        },
     };
     let tools = match configured_tools(o)? {
         Some(t) => t,
@@ -599,7 +669,7 @@ fn choose_mode(o: &Options, arm: &Path, arch: Arch, desc: &str) -> Result<Option
             Arch::host().debian_name("")
         );
     }
-    let missing = native::missing_tools(&tools_abs);
+    let missing = native::missing_tools(&tools_abs, rustup.is_some());
     if !missing.is_empty() {
         return fallback(format!(
             "the tools rootfs {} lacks {}: install them in it (cargo for-arm rootfs shell NAME, then \
@@ -610,13 +680,23 @@ fn choose_mode(o: &Options, arm: &Path, arch: Arch, desc: &str) -> Result<Option
             native::TOOLS_PACKAGES
         ));
     }
-    let Some(host_std) = native::find_std(&tools_abs, host_triple)? else {
+    let (host_root, host_std) = match &rustup {
+        Some((sysroot, _)) => (
+            sysroot.clone(),
+            native::find_std_in_sysroot(sysroot, host_triple)?,
+        ),
+        None => (
+            tools_abs.clone(),
+            native::find_std(&tools_abs, host_triple)?,
+        ),
+    };
+    let Some(host_std) = host_std else {
         return fallback(format!(
-            "the tools rootfs {} has no Rust standard library for {host_triple}",
-            tools_abs.display()
+            "{} has no Rust standard library for {host_triple}",
+            host_root.display()
         ));
     };
-    if let Err(e) = native::check_versions(&host_std.version, &std.version, &tools_abs, arm) {
+    if let Err(e) = native::check_versions(&host_std.version, &std.version, &host_root, arm) {
         if mode == Mode::Native {
             return Err(e);
         }
@@ -627,6 +707,7 @@ fn choose_mode(o: &Options, arm: &Path, arch: Arch, desc: &str) -> Result<Option
         tools_rootfs: tools_abs,
         host_version: host_std.version,
         target_std: std,
+        rustup: rustup.map(|(s, _)| s),
     }))
 }
 
@@ -643,7 +724,7 @@ pub fn run(args: &[String], quiet: bool) -> Result<i32> {
         Some(a) => (Arch::parse(a)?, a.clone()),
         None => plan::detect_arch(&rootfs_abs)?,
     };
-    let setup = choose_mode(&o, &rootfs_abs, arch, &desc)?;
+    let setup = choose_mode(&o, &rootfs_abs, arch, &desc, quiet)?;
     if setup.is_none() && !plan::exists_in_root(&rootfs_abs, "/usr/bin/cargo") {
         bail!(
             "the rootfs {} has no cargo (/usr/bin/cargo): use a rootfs with cargo installed, or install it \
@@ -700,10 +781,22 @@ pub fn run(args: &[String], quiet: bool) -> Result<i32> {
             rootfs_abs.display(),
             native::GUEST_SYSROOT
         ));
-        binds.push(format!(
-            "{}:/usr/lib/rustlib/{triple}:ro",
-            s.target_std.dir.display()
-        ));
+        match &s.rustup {
+            // The whole toolchain, its bin first on PATH.
+            Some(sysroot) => {
+                binds.push(format!("{}:{}:ro", sysroot.display(), native::GUEST_RUST));
+                env.push(format!(
+                    "PATH={}/bin:{}",
+                    native::GUEST_RUST,
+                    plan::DEFAULT_PATH
+                ));
+            }
+            // The target std beside the tools rootfs's own host std.
+            None => binds.push(format!(
+                "{}:/usr/lib/rustlib/{triple}:ro",
+                s.target_std.dir.display()
+            )),
+        }
         if let Some(dir) = native::multiarch_dir(&rootfs_abs, &s.target)? {
             binds.push(format!("{}:/usr/lib/{}:ro", dir.display(), s.target.clang));
         }
@@ -760,7 +853,12 @@ pub fn run(args: &[String], quiet: bool) -> Result<i32> {
                     binds: binds.clone(),
                     no_bind_cwd: true,
                     workdir: Some("/".into()),
-                    env: vec![],
+                    // PATH: the rustc that will build answers.
+                    env: env
+                        .iter()
+                        .filter(|e| e.starts_with("PATH="))
+                        .cloned()
+                        .collect(),
                     network: Network::None,
                     map: o.map,
                     seccomp: o.seccomp.clone(),
@@ -813,10 +911,14 @@ pub fn run(args: &[String], quiet: bool) -> Result<i32> {
         }
         match &setup {
             Some(s) => eprintln!(
-                "    Native cargo {} for {} [{deb}]: {} of {} against {}; ARM programs run emulated (target dir {})",
+                "    Native cargo {} for {} [{deb}]: {} of {}, clang and lld of {}, against {}; ARM programs run emulated (target dir {})",
                 o.subcommand,
                 s.target.triple,
                 s.host_version,
+                match &s.rustup {
+                    Some(r) => format!("the toolchain {}", r.display()),
+                    None => "the tools rootfs".to_string(),
+                },
                 s.tools_rootfs.display(),
                 rootfs_abs.display(),
                 target_dir.display()

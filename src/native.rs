@@ -192,15 +192,25 @@ pub struct Std {
 }
 
 pub fn find_std(rootfs: &Path, triple: &str) -> Result<Option<Std>> {
-    let dir = rootfs.join("usr/lib/rustlib").join(triple);
-    let Ok(dir) = dir.canonicalize() else {
+    find_std_under(rootfs, "usr", triple)
+}
+
+/// `find_std` for a rustc sysroot (`<sysroot>/lib/rustlib/<triple>`), e.g. a rustup toolchain.
+pub fn find_std_in_sysroot(sysroot: &Path, triple: &str) -> Result<Option<Std>> {
+    find_std_under(sysroot, "", triple)
+}
+
+fn find_std_under(root: &Path, prefix: &str, triple: &str) -> Result<Option<Std>> {
+    let rel = Path::new(prefix).join("lib/rustlib").join(triple);
+    let Ok(dir) = root.join(&rel).canonicalize() else {
         return Ok(None);
     };
-    let root = rootfs.canonicalize()?;
-    if !dir.starts_with(&root) {
+    let canon_root = root.canonicalize()?;
+    if !dir.starts_with(&canon_root) {
         bail!(
-            "{}/usr/lib/rustlib/{triple} leads outside the rootfs (to {}): refusing to use it",
-            rootfs.display(),
+            "{}/{} leads outside it (to {}): refusing to use it",
+            root.display(),
+            rel.display(),
             dir.display()
         );
     }
@@ -253,14 +263,51 @@ pub fn tools_name(suite: &str) -> String {
     format!("debian-{suite}-{}-tools", host.debian_name(""))
 }
 
-/// Programs of [`TOOLS`] a tools rootfs lacks.
-pub fn missing_tools(tools_rootfs: &Path) -> Vec<&'static str> {
+/// Programs of [`TOOLS`] a tools rootfs lacks; with a rustup toolchain, cargo and rustc come
+/// from that toolchain and only the C tools are needed.
+pub fn missing_tools(tools_rootfs: &Path, rustup: bool) -> Vec<&'static str> {
     TOOLS
         .iter()
         .copied()
+        .filter(|t| !(rustup && (t.ends_with("/cargo") || t.ends_with("/rustc"))))
         .filter(|t| !crate::plan::exists_in_root(tools_rootfs, t))
         .collect()
 }
+
+/// Where native mode's rustc comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RustcSource {
+    /// The user's rustup toolchain when it has the target, else the tools rootfs's.
+    Auto,
+    Rustup,
+    Rootfs,
+}
+
+impl RustcSource {
+    pub fn parse(s: &str) -> Result<RustcSource> {
+        Ok(match s {
+            "auto" => RustcSource::Auto,
+            "rustup" => RustcSource::Rustup,
+            "rootfs" => RustcSource::Rootfs,
+            v => bail!("--native-rustc {v}: use auto, rustup or rootfs"),
+        })
+    }
+}
+
+/// The sysroot of the host's `rustc` (the user's rustup toolchain, or whatever rustc is on
+/// PATH), if one answers.
+pub fn host_sysroot() -> Option<PathBuf> {
+    let out = std::process::Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()?;
+    let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    (out.status.success() && p.join("bin/cargo").is_file() && p.join("bin/rustc").is_file())
+        .then_some(p)
+}
+
+/// Where a host rustc sysroot appears inside the tools sandbox.
+pub const GUEST_RUST: &str = "/run/cargo-for-arm/rust";
 
 /// Everything native mode needs, checked.
 #[derive(Debug, Clone)]
@@ -269,6 +316,9 @@ pub struct Setup {
     pub tools_rootfs: PathBuf,
     pub target_std: Std,
     pub host_version: String,
+    /// The host rustc sysroot (a rustup toolchain with the target installed) that compiles,
+    /// instead of the tools rootfs's rustc; bound at [`GUEST_RUST`].
+    pub rustup: Option<PathBuf>,
 }
 
 /// Host rustc and target std must be the same compiler build.

@@ -72,9 +72,12 @@ fn project(example: &str, tag: &str) -> TempDir {
     dir
 }
 
+/// cargo-for-arm with the tools rootfs's rustc (the machine's rustup toolchain may have the
+/// targets too; `the_rustup_toolchain_compiles_when_it_has_the_target` covers that source).
 fn cfa(dir: &Path, home: &Path, args: &[&str]) -> Output {
     tool(dir)
         .env("CARGO_FOR_ARM_HOME", home)
+        .env("CARGO_FOR_ARM_NATIVE_RUSTC", "rootfs")
         .args(args)
         .output()
         .unwrap()
@@ -272,6 +275,7 @@ fn auto_emulates_without_a_tools_rootfs_and_says_why() {
     // that names the fix.
     let o = tool(p.path())
         .env("CARGO_FOR_ARM_HOME", empty.path())
+        .env("CARGO_FOR_ARM_NATIVE_RUSTC", "rootfs")
         .env("CARGO_FOR_ARM_OFFLINE", "1")
         .args(["build", "--mode", "native", "--rootfs", &arm_name])
         .output()
@@ -347,4 +351,54 @@ fn a_rustc_and_std_version_mismatch_is_a_clear_error() {
         "{err}"
     );
     assert!(!err.contains("incompatible version of rustc"), "{err}");
+}
+
+#[test]
+fn the_rustup_toolchain_compiles_when_it_has_the_target() {
+    let triple = "armv7-unknown-linux-gnueabihf";
+    let out = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .unwrap();
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if !sysroot
+        .join("lib/rustlib")
+        .join(triple)
+        .join("lib")
+        .is_dir()
+    {
+        let msg = format!(
+            "SKIP: the toolchain {} has no {triple} standard library (rustup target add {triple}; scripts/as-user.sh adds it)",
+            sysroot.display()
+        );
+        // Not a core test: the targets come from static.rust-lang.org, not from Debian.
+        eprintln!("{msg}");
+        return;
+    }
+    let (tools_name, arm_name) = (tools("bookworm"), arm("bookworm", "armhf"));
+    let home = native_home();
+    let p = project("native-sample", "native-rustup");
+    let version =
+        String::from_utf8(Command::new("rustc").arg("-V").output().unwrap().stdout).unwrap();
+    // Auto: the toolchain has the target, so it compiles (Debian 12's rustc is 1.63).
+    let o = tool(p.path())
+        .env("CARGO_FOR_ARM_HOME", &home)
+        .env_remove("CARGO_FOR_ARM_NATIVE_RUSTC")
+        .args(["test", "--rootfs", &arm_name, "--", "--nocapture"])
+        .output()
+        .unwrap();
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(
+        err.contains(&format!(
+            "{} of the toolchain {}",
+            version.trim(),
+            sysroot.display()
+        )) && err.contains(&tools_name),
+        "not compiled by the rustup toolchain:\n{err}"
+    );
+    assert!(
+        out.contains("test result: ok. 3 passed") && out.contains("machine: armv7l"),
+        "{out}\n{err}"
+    );
 }
