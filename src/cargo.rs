@@ -808,6 +808,7 @@ pub fn run(args: &[String], quiet: bool) -> Result<i32> {
             native::GUEST_TOOLCHAIN
         ));
         let exe = std::fs::read_link("/proc/self/exe").context("finding cargo-for-arm itself")?;
+        native::check_runner_glibc(&exe, &s.tools_rootfs)?;
         binds.push(format!("{}:{}:ro", exe.display(), runner::GUEST_EXE));
         let arm = SandboxArgs {
             rootfs: rootfs_abs.clone(),

@@ -309,6 +309,42 @@ pub fn host_sysroot() -> Option<PathBuf> {
 /// Where a host rustc sysroot appears inside the tools sandbox.
 pub const GUEST_RUST: &str = "/run/cargo-for-arm/rust";
 
+/// The glibc version of a Debian rootfs: the `libc6` package's upstream version in its dpkg
+/// status ("2.36-9+deb12u9" → (2, 36)).
+pub fn rootfs_glibc(rootfs: &Path) -> Option<(u32, u32)> {
+    let data = crate::plan::read_in_root(rootfs, "/var/lib/dpkg/status").ok()?;
+    let text = String::from_utf8_lossy(&data);
+    let stanza = text
+        .split("\n\n")
+        .find(|s| s.lines().any(|l| l == "Package: libc6"))?;
+    let version = stanza.lines().find_map(|l| l.strip_prefix("Version: "))?;
+    let mut it = version.split(|c: char| !c.is_ascii_digit());
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// The runner is this very binary, started inside the tools rootfs: it needs that rootfs's
+/// glibc to be at least the one it was linked against. `Err` names the fix.
+pub fn check_runner_glibc(exe: &Path, tools: &Path) -> Result<()> {
+    let need = crate::report::inspect(exe).and_then(|a| a.glibc_floor);
+    let have = rootfs_glibc(tools);
+    if let (Some(need), Some(have)) = (need, have) {
+        if need > have {
+            bail!(
+                "cargo-for-arm ({}) needs glibc {}.{}, but the tools rootfs {} has {}.{}: the target runner \
+                 (cargo-for-arm inside it) could not start. Use a tools rootfs of a newer suite (--tools-rootfs), \
+                 or build cargo-for-arm against an older glibc (or for x86_64-unknown-linux-musl)",
+                exe.display(),
+                need.0,
+                need.1,
+                tools.display(),
+                have.0,
+                have.1
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Everything native mode needs, checked.
 #[derive(Debug, Clone)]
 pub struct Setup {
@@ -364,6 +400,19 @@ mod tests {
                 && e.contains("--mode emulate"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn glibc_of_a_rootfs_from_its_dpkg_status() {
+        let dir = std::env::temp_dir().join(format!("cfa-glibc-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("var/lib/dpkg")).unwrap();
+        std::fs::write(
+            dir.join("var/lib/dpkg/status"),
+            "Package: libc6-dev\nVersion: 9.9-1\n\nPackage: libc6\nStatus: install ok installed\nVersion: 2.36-9+deb12u14\n",
+        )
+        .unwrap();
+        assert_eq!(rootfs_glibc(&dir), Some((2, 36)));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -304,10 +304,11 @@ pub fn unpack(
                     bail!("the archive unpacks to more than {} bytes (raise the limit if this is intended)", limits.max_bytes);
                 }
                 out.flush()?;
+                // Owner first: chown clears setuid and setgid bits, so the mode comes after.
+                chown(pfd.as_raw_fd())?;
                 // SAFETY: fchmod on our fd.
                 unsafe { libc::fchmod(out.as_raw_fd(), clean_mode) };
                 drop(out);
-                chown(pfd.as_raw_fd())?;
                 set_times(pfd.as_raw_fd(), &name, mtime);
             }
             tar::EntryType::Symlink => {
