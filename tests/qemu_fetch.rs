@@ -225,7 +225,10 @@ fn the_newest_usable_qemu_is_preferred() {
         stdout(&o)
     };
     let text = list(home.path());
-    let used: Vec<&str> = text.lines().filter(|l| l.ends_with("[used]")).collect();
+    let used: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("arm ") && l.ends_with("[used]"))
+        .collect();
     assert!(
         used.len() == 1
             && used[0].starts_with("arm ")
