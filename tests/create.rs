@@ -94,6 +94,50 @@ fn a_bootstrapped_rootfs_is_consistent_and_apt_works_inside() {
 }
 
 #[test]
+fn the_buildd_variant_has_a_working_c_toolchain() {
+    let (h, _turn) = home();
+    // Kept between runs like minbase-armhf (and its tree is kept too).
+    if !h.join("rootfs/buildd-armhf/entry.toml").exists() {
+        let o = cmd(&h)
+            .args([
+                "rootfs",
+                "create",
+                "buildd-armhf",
+                "--suite",
+                "bookworm",
+                "--arch",
+                "armhf",
+                "--variant",
+                "buildd",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "create --variant buildd failed:\n{}",
+            stderr(&o)
+        );
+    }
+    let o = cmd(&h)
+        .args(["-q", "run", "--rootfs", "buildd-armhf", "--", "sh", "-c"])
+        .arg(
+            "dpkg --audit; dpkg-query -W -f '${Status}\\n' build-essential; \
+             printf 'int main(void){return 7;}' > /tmp/t.c && gcc -o /tmp/t /tmp/t.c && { /tmp/t; echo \"ran $?\"; }; \
+             make --version | head -1",
+        )
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", stderr(&o));
+    assert!(
+        out.starts_with("install ok installed\n")
+            && out.contains("ran 7")
+            && out.contains("GNU Make"),
+        "{out}"
+    );
+}
+
+#[test]
 fn an_unsatisfiable_include_names_the_package() {
     let h = TempDir::new("unsat");
     let o = cmd(h.path())
