@@ -35,8 +35,9 @@ echo "==> a shell inside: cargo for-arm run --rootfs $rootfs -- sh -c '…'  (in
 cargo for-arm run --rootfs "$rootfs" -- sh -c '. /etc/os-release; echo "sh in $PRETTY_NAME on $(uname -m), uid $(id -u) inside"'
 echo "==> cargo for-arm run --rootfs $rootfs -- target/for-arm/$arch/release/hello-arm"
 cargo for-arm run --rootfs "$rootfs" -- "target/for-arm/$arch/release/hello-arm"
-# Native mode: the same crate compiled at host speed by Debian's rustc of the same suite,
-# against the ARM rootfs (the tools rootfs is created once, a minute or two).
+# Native mode: the same crate compiled at host speed against the ARM rootfs, by the rustup
+# toolchain when it has the ARM target, else by Debian's rustc of the same suite (the tools
+# rootfs is created once, a minute or two).
 echo "==> cargo for-arm build --release --arch $arch --mode native"
 cargo for-arm build --release --arch "$arch" --mode native
 triple=$([ "$arch" = armhf ] && echo armv7-unknown-linux-gnueabihf || echo aarch64-unknown-linux-gnu)

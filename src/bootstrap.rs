@@ -336,9 +336,9 @@ essential=""
 while [ "$1" != "--" ]; do essential="$essential $1"; shift; done
 shift
 opts="--force-depends --force-confdef --force-confold --force-unsafe-io"
-echo "    Installing essential packages (dpkg, emulated)" >&2
+echo "    Installing essential packages (dpkg, in the sandbox)" >&2
 dpkg $opts --install $essential >/tmp/dpkg-essential.log 2>&1 || { cat /tmp/dpkg-essential.log >&2; exit 1; }
-echo "    Installing $# more packages (dpkg, emulated)" >&2
+echo "    Installing $# more packages (dpkg, in the sandbox)" >&2
 dpkg $opts --install "$@" >/tmp/dpkg-rest.log 2>&1 || { cat /tmp/dpkg-rest.log >&2; exit 1; }
 dpkg --configure -a >&2
 dpkg --audit >&2
