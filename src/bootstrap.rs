@@ -531,18 +531,7 @@ fn restore_snapshot(snapshot: &Path, tmp: &Path, map: &IdMap, quiet: bool) -> Re
     let root = tmp.join("root");
     std::fs::create_dir_all(&root)?;
     let limits = crate::store::unpack::Limits::default();
-    let args = vec![
-        "__unpack".to_string(),
-        snapshot.display().to_string(),
-        root.display().to_string(),
-        limits.max_bytes.to_string(),
-        limits.max_entries.to_string(),
-        limits.xz_memlimit.to_string(),
-        "--keep-setid".to_string(),
-    ];
-    if crate::sandbox::reexec_in_userns(map, &args)? != 0 {
-        bail!("unpacking failed (see above)");
-    }
+    crate::store::unpack_in_userns(map, snapshot, &root, &limits, true)?;
     Ok(())
 }
 

@@ -21,15 +21,7 @@ struct Project {
 impl Project {
     fn new(tag: &str) -> Project {
         let dir = TempDir::new(tag);
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-arm");
-        let st = Command::new("cp")
-            .arg("-r")
-            .arg(format!("{}/.", src.display()))
-            .arg(dir.path())
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let _ = std::fs::remove_dir_all(dir.path().join("target"));
+        copy_example("hello-arm", dir.path());
         Project {
             dir,
             cache: TempDir::new(&format!("{tag}-cache")),
@@ -54,12 +46,6 @@ impl Project {
             .output()
             .unwrap()
     }
-}
-
-fn elf_machine(p: &Path) -> u16 {
-    let data = std::fs::read(p).unwrap();
-    assert_eq!(&data[..4], b"\x7fELF", "{} is not an ELF file", p.display());
-    u16::from_le_bytes([data[18], data[19]])
 }
 
 fn build_and_run(

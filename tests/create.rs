@@ -339,15 +339,7 @@ fn a_second_create_of_the_same_packages_restores_the_kept_tree() {
 fn build_without_a_rootfs_creates_the_default_then_reuses_it() {
     let (h, _turn) = home();
     let proj = TempDir::new("default");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-arm");
-    assert!(Command::new("cp")
-        .arg("-r")
-        .arg(format!("{}/.", src.display()))
-        .arg(proj.path())
-        .status()
-        .unwrap()
-        .success());
-    let _ = std::fs::remove_dir_all(proj.path().join("target"));
+    copy_example("hello-arm", proj.path());
     let build = || {
         tool(proj.path())
             .env("CARGO_FOR_ARM_HOME", &h)

@@ -58,17 +58,7 @@ fn arm(suite: &str, arch: &str) -> String {
 /// A copy of an example crate the test owns.
 fn project(example: &str, tag: &str) -> TempDir {
     let dir = TempDir::new(tag);
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(example);
-    let st = Command::new("cp")
-        .arg("-r")
-        .arg(format!("{}/.", src.display()))
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let _ = std::fs::remove_dir_all(dir.path().join("target"));
+    copy_example(example, dir.path());
     dir
 }
 
@@ -81,12 +71,6 @@ fn cfa(dir: &Path, home: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn elf_machine(p: &Path) -> u16 {
-    let data = std::fs::read(p).unwrap();
-    assert_eq!(&data[..4], b"\x7fELF", "{} is not an ELF file", p.display());
-    u16::from_le_bytes([data[18], data[19]])
 }
 
 struct Expect {

@@ -244,18 +244,7 @@ impl Store {
         let owners_kept = keep_owners_if_possible && matches!(map, IdMap::Full { .. });
         if owners_kept {
             // Inside a user namespace with the full map, the archive's owners (0–65535) are real.
-            let args = vec![
-                "__unpack".to_string(),
-                archive.display().to_string(),
-                root.display().to_string(),
-                limits.max_bytes.to_string(),
-                limits.max_entries.to_string(),
-                limits.xz_memlimit.to_string(),
-            ];
-            let code = sandbox::reexec_in_userns(&map, &args)?;
-            if code != 0 {
-                bail!("unpacking {} failed (see above)", archive.display());
-            }
+            unpack_in_userns(&map, archive, &root, limits, false)?;
         } else {
             if !quiet && keep_owners_if_possible {
                 eprintln!(
@@ -341,6 +330,33 @@ impl Store {
         })?;
         Ok(entry)
     }
+}
+
+/// The checked unpack of `archive` into `root`, run as root of a user namespace with `map`
+/// (`__unpack`), so the archive's owners are kept. `keep_setid` only for the tool's own
+/// snapshots.
+pub fn unpack_in_userns(
+    map: &IdMap,
+    archive: &Path,
+    root: &Path,
+    limits: &Limits,
+    keep_setid: bool,
+) -> Result<()> {
+    let mut args = vec![
+        "__unpack".to_string(),
+        archive.display().to_string(),
+        root.display().to_string(),
+        limits.max_bytes.to_string(),
+        limits.max_entries.to_string(),
+        limits.xz_memlimit.to_string(),
+    ];
+    if keep_setid {
+        args.push("--keep-setid".into());
+    }
+    if sandbox::reexec_in_userns(map, &args)? != 0 {
+        bail!("unpacking {} failed (see above)", archive.display());
+    }
+    Ok(())
 }
 
 pub fn report_summary(sum: &unpack::Summary, quiet: bool) {

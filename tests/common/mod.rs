@@ -141,3 +141,25 @@ pub fn processes_with(needle: &str) -> Vec<u32> {
     }
     found
 }
+
+/// `e_machine` of an ELF file (40 ARM, 183 AArch64).
+pub fn elf_machine(p: &Path) -> u16 {
+    let data = std::fs::read(p).unwrap();
+    assert_eq!(&data[..4], b"\x7fELF", "{} is not an ELF file", p.display());
+    u16::from_le_bytes([data[18], data[19]])
+}
+
+/// Copy examples/EXAMPLE into `dir` (without its target dir).
+pub fn copy_example(example: &str, dir: &Path) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(example);
+    let st = Command::new("cp")
+        .arg("-r")
+        .arg(format!("{}/.", src.display()))
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let _ = std::fs::remove_dir_all(dir.join("target"));
+}
