@@ -157,7 +157,7 @@ pub enum RootfsCommand {
         max_entries: u64,
     },
     /// Bootstrap a Debian rootfs (with cargo, or what you --include) from a mirror, rootlessly.
-    Create(crate::bootstrap::CreateOptions),
+    Create(crate::rootfs::bootstrap::CreateOptions),
     /// Add a directory or archive of your own to the store.
     Import {
         source: PathBuf,

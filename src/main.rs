@@ -1,20 +1,15 @@
 //! cargo-for-arm: build and run Rust projects for ARM on x86_64 Linux, rootless.
 
 mod arch;
-mod bootstrap;
-mod cargo;
+mod build;
 mod cli;
-mod debian;
-mod doctor;
+mod commands;
 mod idmap;
-mod native;
-mod plan;
 mod qemu;
 mod report;
-mod runner;
+mod rootfs;
 mod sandbox;
 mod seccomp;
-mod store;
 mod supervise;
 
 use std::process::ExitCode;
@@ -90,7 +85,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(args) => {
-            let plan = plan::RunPlan::new(&args.sandbox, args.command)?;
+            let plan = sandbox::spec::RunPlan::new(&args.sandbox, args.command)?;
             if !cli.quiet {
                 for n in &plan.notes {
                     eprintln!("cargo-for-arm: note: {n}");
@@ -103,9 +98,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(outcome.code)
         }
-        Command::Doctor(args) => doctor::run(&args.arches),
-        Command::Cargo(args) => cargo::run(&args, cli.quiet),
-        Command::Rootfs(cmd) => store::commands::run(cmd, cli.quiet),
+        Command::Doctor(args) => commands::doctor::run(&args.arches),
+        Command::Cargo(args) => build::run(&args, cli.quiet),
+        Command::Rootfs(cmd) => commands::rootfs::run(cmd, cli.quiet),
         Command::Qemu(cli::QemuCommand::List) => qemu::list().map(|()| 0),
         Command::Qemu(cli::QemuCommand::Fetch {
             arch,
@@ -132,34 +127,34 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             xz_memlimit,
             keep_setid,
         } => {
-            let limits = store::unpack::Limits {
+            let limits = rootfs::unpack::Limits {
                 max_bytes,
                 max_entries,
                 xz_memlimit,
             };
-            let reader = store::unpack::decompressed(&archive, &limits)?;
-            let sum = store::unpack::unpack(reader, &dest, &limits, true, false, keep_setid)
+            let reader = rootfs::unpack::decompressed(&archive, &limits)?;
+            let sum = rootfs::unpack::unpack(reader, &dest, &limits, true, false, keep_setid)
                 .map_err(|e| anyhow::anyhow!("unpacking {}: {e:#}", archive.display()))?;
-            store::report_summary(&sum, cli.quiet);
+            rootfs::store::report_summary(&sum, cli.quiet);
             Ok(0)
         }
         Command::InternalExtractDebs { root, debs } => {
-            let limits = store::unpack::Limits::default();
+            let limits = rootfs::unpack::Limits::default();
             for deb in debs {
-                let data = debian::deb_data(&deb)?;
-                store::unpack::unpack(data, &root, &limits, true, true, false)
+                let data = rootfs::debian::deb_data(&deb)?;
+                rootfs::unpack::unpack(data, &root, &limits, true, true, false)
                     .map_err(|e| anyhow::anyhow!("unpacking {}: {e:#}", deb.display()))?;
             }
             Ok(0)
         }
-        Command::InternalRunTarget { argv } => runner::client(argv),
+        Command::InternalRunTarget { argv } => build::runner::client(argv),
         Command::InternalPack { root, out } => {
-            store::unpack::pack(&root, &out)
+            rootfs::unpack::pack(&root, &out)
                 .map_err(|e| anyhow::anyhow!("packing {}: {e:#}", root.display()))?;
             Ok(0)
         }
         Command::InternalRemoveTree { path } => {
-            store::unpack::remove_tree(&path)
+            rootfs::unpack::remove_tree(&path)
                 .map_err(|e| anyhow::anyhow!("removing {}: {e}", path.display()))?;
             Ok(0)
         }

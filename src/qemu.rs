@@ -158,7 +158,7 @@ pub fn validate(path: &Path, arch: Arch) -> Result<()> {
 
 /// `$CARGO_FOR_ARM_HOME/qemu/<version>/qemu-<arch>`: fetched qemus, read-only.
 pub fn cache_dir() -> Result<PathBuf> {
-    Ok(crate::store::home()?.join("qemu"))
+    Ok(crate::rootfs::store::home()?.join("qemu"))
 }
 
 /// The newest cached qemu for `arch`, if any.
@@ -212,10 +212,10 @@ pub fn fetch(
     keyring: Option<&Path>,
     quiet: bool,
 ) -> Result<PathBuf> {
-    use crate::debian;
+    use crate::rootfs::debian;
     let mirror = debian::mirror(mirror)?;
     let keyring = debian::keyring(keyring)?;
-    let client = crate::store::fetch::client()?;
+    let client = crate::rootfs::fetch::client()?;
     let host = host_deb_arch()?;
     let suites: Vec<String> = match suite {
         Some(s) => vec![s.to_string()],
@@ -249,7 +249,7 @@ fn fetch_from(
     keyring: &Path,
     quiet: bool,
 ) -> Result<PathBuf> {
-    use crate::debian;
+    use crate::rootfs::debian;
     let s = debian::Suite::open(client, mirror, suite, keyring)?;
     let packages = s.packages(client, "main", host)?;
     let cache = cache_dir()?;
@@ -268,7 +268,7 @@ fn fetch_from(
             client,
             mirror,
             stanza,
-            &crate::store::home()?.join("debs"),
+            &crate::rootfs::store::home()?.join("debs"),
             quiet,
         )?;
         let wanted = [

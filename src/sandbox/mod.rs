@@ -7,6 +7,7 @@
 
 pub mod init;
 pub mod mounts;
+pub mod spec;
 pub mod sys;
 
 use std::ffi::CString;
@@ -19,7 +20,7 @@ use nix::errno::Errno;
 
 use crate::cli::Network;
 use crate::idmap::{self, IdMap};
-use crate::plan::{cpath, RunPlan};
+use crate::sandbox::spec::{cpath, RunPlan};
 
 /// cargo-for-arm could not set the sandbox up (documented in the README and `--help`).
 pub const EXIT_SETUP: i32 = 125;

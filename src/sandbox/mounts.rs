@@ -13,7 +13,7 @@ use anyhow::Result;
 use nix::errno::Errno;
 
 use super::sys::{self, SysError, SysResult};
-use crate::plan::{cpath, Exec, RunPlan};
+use crate::sandbox::spec::{cpath, Exec, RunPlan};
 
 const PROC_FLAGS: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
 
@@ -349,7 +349,7 @@ mod tests {
     use crate::arch::Arch;
     use crate::cli::Network;
     use crate::idmap::IdMap;
-    use crate::plan::Bind;
+    use crate::sandbox::spec::Bind;
     use std::path::PathBuf;
 
     fn plan(exec: Exec) -> RunPlan {

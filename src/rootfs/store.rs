@@ -4,10 +4,6 @@
 //! into place. One lock file per name makes concurrent pulls download once; a temporary tree
 //! left by a killed run is removed by the next run that takes the lock.
 
-pub mod commands;
-pub mod fetch;
-pub mod unpack;
-
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -15,10 +11,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::unpack::{self, Limits};
 use crate::idmap::{self, IdMap, MapMode};
-use crate::plan;
 use crate::sandbox;
-use unpack::Limits;
+use crate::sandbox::spec as plan;
 
 /// `$CARGO_FOR_ARM_HOME`, else `$XDG_CACHE_HOME/cargo-for-arm`, else `~/.cache/cargo-for-arm`.
 pub fn home() -> Result<PathBuf> {

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use super::{check_name, fetch, human_size, unpack::Limits, Store};
 use crate::cli::{RootfsCommand, SandboxArgs};
-use crate::plan::RunPlan;
+use crate::rootfs::store::{check_name, human_size, Store};
+use crate::rootfs::{fetch, unpack::Limits};
+use crate::sandbox::spec::RunPlan;
 
 #[derive(Debug, Deserialize)]
 pub struct Preset {
@@ -96,7 +97,7 @@ pub fn run(cmd: RootfsCommand, quiet: bool) -> Result<i32> {
             pull(&source, sha256, checksums, name, &limits, quiet)
         }
         RootfsCommand::Import { source, name } => import(&source, &name, quiet),
-        RootfsCommand::Create(o) => crate::bootstrap::create(&o, quiet),
+        RootfsCommand::Create(o) => crate::rootfs::bootstrap::create(&o, quiet),
         RootfsCommand::List => {
             let store = Store::open()?;
             let entries = store.list()?;
@@ -150,12 +151,12 @@ pub fn run(cmd: RootfsCommand, quiet: bool) -> Result<i32> {
                 bail!("no rootfs named {name} in the store (cargo for-arm rootfs list)");
             }
             let root = store.root_of(&name);
-            let shell = if crate::plan::exists_in_root(&root, "/bin/bash") {
+            let shell = if crate::sandbox::spec::exists_in_root(&root, "/bin/bash") {
                 "/bin/bash"
             } else {
                 "/bin/sh"
             };
-            let home = if crate::plan::exists_in_root(&root, "/root") {
+            let home = if crate::sandbox::spec::exists_in_root(&root, "/root") {
                 "/root"
             } else {
                 "/"

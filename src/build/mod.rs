@@ -14,9 +14,12 @@ use sha2::{Digest, Sha256};
 use crate::arch::Arch;
 use crate::cli::{Network, SandboxArgs};
 use crate::idmap::MapMode;
-use crate::native::{self, Mode};
-use crate::plan::{self, RunPlan};
-use crate::{report, runner, supervise};
+use crate::sandbox::spec::{self as plan, RunPlan};
+use crate::{report, supervise};
+use native::Mode;
+
+pub mod native;
+pub mod runner;
 
 /// Default hang timeout of builds. Busy CPU is progress, so a long emulated LLVM codegen is
 /// never a hang; only a sandbox where no process computes, reads or writes for this long is.
@@ -234,7 +237,7 @@ fn choose_rootfs(o: &Options, cwd: &Path, root: &Path) -> Result<PathBuf> {
             }
         }
     }
-    if let Some(r) = crate::store::user_config_str("rootfs")? {
+    if let Some(r) = crate::rootfs::store::user_config_str("rootfs")? {
         return Ok(r.into());
     }
     // Nothing configured: the default Debian rootfs with cargo, created on first use.
@@ -243,7 +246,7 @@ fn choose_rootfs(o: &Options, cwd: &Path, root: &Path) -> Result<PathBuf> {
         _ => ("bookworm", "armhf"),
     };
     let name = format!("debian-{suite}-{arch}");
-    let store = crate::store::Store::open()?;
+    let store = crate::rootfs::store::Store::open()?;
     if store.get(&name).is_some() {
         return Ok(name.into());
     }
@@ -255,7 +258,7 @@ fn choose_rootfs(o: &Options, cwd: &Path, root: &Path) -> Result<PathBuf> {
         );
     }
     eprintln!("cargo-for-arm: no rootfs configured: creating the default {name} (Debian {suite}, {arch}, with cargo) from the Debian mirror; this takes a few minutes once");
-    let create = crate::bootstrap::CreateOptions {
+    let create = crate::rootfs::bootstrap::CreateOptions {
         name: name.clone(),
         suite: suite.into(),
         arch: arch.into(),
@@ -266,7 +269,7 @@ fn choose_rootfs(o: &Options, cwd: &Path, root: &Path) -> Result<PathBuf> {
         no_verify: false,
         no_snapshot: false,
     };
-    crate::bootstrap::create(&create, false)?;
+    crate::rootfs::bootstrap::create(&create, false)?;
     Ok(name.into())
 }
 
@@ -315,7 +318,7 @@ fn vendor(
         }
     }
     let digest = Sha256::digest(std::fs::read(&lock)?);
-    let key = crate::store::fetch::hex(&digest[..12]);
+    let key = crate::rootfs::fetch::hex(&digest[..12]);
     let base = cache.join("vendor");
     let dir = base.join(&key);
     if !dir.join("config.toml").is_file() {
@@ -400,7 +403,7 @@ fn rootfs_rustc(sandbox: &SandboxArgs, cargo_home: &Path, guest_home: &str) -> R
         h.update(b"\0");
         h.update(e.as_bytes());
     }
-    let key = crate::store::fetch::hex(&h.finalize()[..6]);
+    let key = crate::rootfs::fetch::hex(&h.finalize()[..6]);
     let out = cargo_home.join(format!("rustc-vV-{key}.txt"));
     let script = cargo_home.join(format!("rustc-answer-{key}.sh"));
     if !out.is_file() {
@@ -496,7 +499,7 @@ fn configured_tools(o: &Options) -> Result<Option<PathBuf>> {
     if let Some(t) = std::env::var_os("CARGO_FOR_ARM_TOOLS_ROOTFS").filter(|v| !v.is_empty()) {
         return Ok(Some(t.into()));
     }
-    Ok(crate::store::user_config_str("tools-rootfs")?.map(PathBuf::from))
+    Ok(crate::rootfs::store::user_config_str("tools-rootfs")?.map(PathBuf::from))
 }
 
 fn configured_mode(o: &Options) -> Result<Mode> {
@@ -509,7 +512,7 @@ fn configured_mode(o: &Options) -> Result<Mode> {
     {
         return Mode::parse(&m).context("CARGO_FOR_ARM_MODE");
     }
-    match crate::store::user_config_str("mode")? {
+    match crate::rootfs::store::user_config_str("mode")? {
         Some(m) => Mode::parse(&m).context("mode in the user's config file"),
         None => Ok(Mode::Auto),
     }
@@ -525,7 +528,7 @@ fn configured_rustc_source(o: &Options) -> Result<native::RustcSource> {
     {
         return native::RustcSource::parse(&r).context("CARGO_FOR_ARM_NATIVE_RUSTC");
     }
-    match crate::store::user_config_str("native-rustc")? {
+    match crate::rootfs::store::user_config_str("native-rustc")? {
         Some(r) => native::RustcSource::parse(&r).context("native-rustc in the user's config file"),
         None => Ok(native::RustcSource::Auto),
     }
@@ -625,7 +628,7 @@ fn choose_mode(
             };
             let name = native::tools_name(&suite);
             let host_deb = Arch::host().debian_name("");
-            let store = crate::store::Store::open()?;
+            let store = crate::rootfs::store::Store::open()?;
             if store.get(&name).is_none() {
                 let create = format!(
                     "cargo for-arm rootfs create {name} --suite {suite} --arch {host_deb} --include {}",
@@ -641,7 +644,7 @@ fn choose_mode(
                     bail!("--mode native: no tools rootfs {name}, and CARGO_FOR_ARM_OFFLINE forbids creating it: {create}");
                 }
                 eprintln!("cargo-for-arm: creating the tools rootfs {name} (Debian {suite} {host_deb} with {}) for native builds; this takes a few minutes once", native::TOOLS_PACKAGES);
-                let c = crate::bootstrap::CreateOptions {
+                let c = crate::rootfs::bootstrap::CreateOptions {
                     name: name.clone(),
                     suite: suite.clone(),
                     arch: host_deb.into(),
@@ -655,7 +658,7 @@ fn choose_mode(
                     no_verify: false,
                     no_snapshot: false,
                 };
-                crate::bootstrap::create(&c, false)?;
+                crate::rootfs::bootstrap::create(&c, false)?;
             }
             PathBuf::from(name)
         }
@@ -738,7 +741,7 @@ pub fn run(args: &[String], quiet: bool) -> Result<i32> {
         Some(_) => format!("native-{deb}"),
         None => deb.to_string(),
     };
-    let cache = crate::store::home()?;
+    let cache = crate::rootfs::store::home()?;
     let cargo_home = cache.join("cargo-home").join(&flavour);
     std::fs::create_dir_all(&cargo_home)
         .with_context(|| format!("creating {}", cargo_home.display()))?;

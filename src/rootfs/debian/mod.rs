@@ -20,7 +20,7 @@ pub fn mirror(flag: Option<&str>) -> Result<String> {
     {
         return Ok(m.trim_end_matches('/').to_string());
     }
-    if let Some(m) = crate::store::user_config_str("mirror")? {
+    if let Some(m) = crate::rootfs::store::user_config_str("mirror")? {
         return Ok(m.trim_end_matches('/').to_string());
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir("/etc/apt/sources.list.d")
@@ -209,7 +209,7 @@ impl Suite {
             .with_context(|| format!("{} lists no {rel}", self.name))?;
         let url = format!("{}/dists/{}/{rel}", self.mirror, self.name);
         let data = get_bytes(client, &url)?;
-        let got = crate::store::fetch::hex(&Sha256::digest(&data));
+        let got = crate::rootfs::fetch::hex(&Sha256::digest(&data));
         if &got != want {
             bail!(
                 "{url} does not match its InRelease (sha256 {got}, expected {want}): the mirror serves an index \
@@ -247,12 +247,12 @@ pub fn fetch_deb(
         .to_lowercase();
     std::fs::create_dir_all(cache)?;
     let dest = cache.join(format!("{want}.deb"));
-    if dest.is_file() && crate::store::fetch::sha256_file(&dest)? == want {
+    if dest.is_file() && crate::rootfs::fetch::sha256_file(&dest)? == want {
         return Ok(dest);
     }
     let part = cache.join(format!("{want}.partial"));
-    crate::store::fetch::download(client, &format!("{mirror}/{file}"), &part, quiet)?;
-    let got = crate::store::fetch::sha256_file(&part)?;
+    crate::rootfs::fetch::download(client, &format!("{mirror}/{file}"), &part, quiet)?;
+    let got = crate::rootfs::fetch::sha256_file(&part)?;
     if got != want {
         let _ = std::fs::remove_file(&part);
         let _ = std::fs::remove_file(part.with_extension("etag"));
@@ -274,8 +274,8 @@ pub fn deb_data(deb: &Path) -> Result<Box<dyn Read>> {
         if id.starts_with("data.tar") {
             let mut buf = Vec::new();
             entry.read_to_end(&mut buf)?;
-            let limits = crate::store::unpack::Limits::default();
-            return crate::store::unpack::decompress(std::io::Cursor::new(buf), &limits);
+            let limits = crate::rootfs::unpack::Limits::default();
+            return crate::rootfs::unpack::decompress(std::io::Cursor::new(buf), &limits);
         }
     }
     bail!(

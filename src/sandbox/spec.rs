@@ -55,7 +55,7 @@ pub struct RunPlan {
     /// never modified by a run (`rootfs shell` turns it off to change them on purpose).
     pub ephemeral: bool,
     /// A stored rootfs is locked (shared) while it is in use, so `rootfs rm` waits.
-    pub _store_lock: Option<std::rc::Rc<crate::store::Lock>>,
+    pub _store_lock: Option<std::rc::Rc<crate::rootfs::store::Lock>>,
     /// The syscall filter, compiled before clone.
     pub seccomp: Vec<seccompiler::BpfProgram>,
 }
@@ -66,7 +66,7 @@ pub fn resolve_rootfs(arg: &Path) -> Result<PathBuf> {
 }
 
 /// `resolve_rootfs`, and for a stored rootfs the shared lock that keeps `rm` away from it.
-pub fn resolve_rootfs_locked(arg: &Path) -> Result<(PathBuf, Option<crate::store::Lock>)> {
+pub fn resolve_rootfs_locked(arg: &Path) -> Result<(PathBuf, Option<crate::rootfs::store::Lock>)> {
     if arg.is_dir() {
         let p = arg
             .canonicalize()
@@ -75,7 +75,7 @@ pub fn resolve_rootfs_locked(arg: &Path) -> Result<(PathBuf, Option<crate::store
     }
     let name = arg.to_string_lossy();
     if !name.contains('/') {
-        let store = crate::store::Store::open()?;
+        let store = crate::rootfs::store::Store::open()?;
         let lock = store.lock_shared(&name)?;
         if store.get(&name).is_some() {
             return Ok((store.root_of(&name), Some(lock)));
@@ -215,7 +215,7 @@ pub fn host_registration(arch: Arch) -> Option<String> {
 impl RunPlan {
     pub fn new(args: &SandboxArgs, argv: Vec<String>) -> Result<RunPlan> {
         let (rootfs, store_lock) = resolve_rootfs_locked(&args.rootfs)?;
-        let ephemeral = rootfs.starts_with(crate::store::home()?);
+        let ephemeral = rootfs.starts_with(crate::rootfs::store::home()?);
         if rootfs == Path::new("/") {
             bail!("the host's / cannot be a rootfs");
         }

@@ -203,7 +203,7 @@ pub fn run(arches: &[String]) -> Result<i32> {
     let (host_ok, host_detail) = host_binfmt();
     let has_host_f = Arch::ALL
         .iter()
-        .any(|a| crate::plan::host_registration(*a).is_some());
+        .any(|a| crate::sandbox::spec::host_registration(*a).is_some());
     checks.push(Check {
         name: "private binfmt_misc",
         ok: binfmt.is_ok() || has_host_f,

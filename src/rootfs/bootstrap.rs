@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use crate::debian::{self, Suite};
 use crate::idmap::{self, IdMap, MapMode};
-use crate::store::Store;
+use crate::rootfs::debian::{self, Suite};
+use crate::rootfs::store::Store;
 
 type Stanza = HashMap<String, String>;
 
@@ -346,7 +346,7 @@ rm -f /usr/sbin/policy-rc.d
 "#;
 
 pub fn create(o: &CreateOptions, quiet: bool) -> Result<i32> {
-    crate::store::check_name(&o.name)?;
+    crate::rootfs::store::check_name(&o.name)?;
     let (map, _) = idmap::choose(MapMode::Full, &idmap::Sources::default())
         .context("rootfs create needs the full id map (dpkg sets file owners inside)")?;
     let store = Store::open()?;
@@ -362,7 +362,7 @@ pub fn create(o: &CreateOptions, quiet: bool) -> Result<i32> {
     }
     let mirror = debian::mirror(o.mirror.as_deref())?;
     let keyring = debian::keyring(o.keyring.as_deref())?;
-    let client = crate::store::fetch::client()?;
+    let client = crate::rootfs::fetch::client()?;
     if o.no_verify {
         eprintln!("cargo-for-arm: WARNING: --no-verify: the InRelease signature is NOT checked; the rootfs is recorded as unverified");
     }
@@ -412,7 +412,7 @@ pub fn create(o: &CreateOptions, quiet: bool) -> Result<i32> {
         }
     }
     // Downloads, a few at a time; the threads end before any namespace is entered.
-    let debs_dir = crate::store::home()?.join("debs");
+    let debs_dir = crate::rootfs::store::home()?.join("debs");
     let paths = std::sync::Mutex::new(HashMap::<String, PathBuf>::new());
     let errors = std::sync::Mutex::new(Vec::<String>::new());
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -514,8 +514,8 @@ fn snapshot_path(index: &Index, set: &[String], arch: &str, verified: bool) -> R
         let field = |k: &str| st.get(k).map(String::as_str).unwrap_or("");
         h.update(format!("{n} {} {}\n", field("Version"), field("SHA256")));
     }
-    let key = crate::store::fetch::hex(&h.finalize()[..16]);
-    Ok(crate::store::home()?
+    let key = crate::rootfs::fetch::hex(&h.finalize()[..16]);
+    Ok(crate::rootfs::store::home()?
         .join("snapshots")
         .join(format!("{key}.tar.zst")))
 }
@@ -530,8 +530,8 @@ fn restore_snapshot(snapshot: &Path, tmp: &Path, map: &IdMap, quiet: bool) -> Re
     }
     let root = tmp.join("root");
     std::fs::create_dir_all(&root)?;
-    let limits = crate::store::unpack::Limits::default();
-    crate::store::unpack_in_userns(map, snapshot, &root, &limits, true)?;
+    let limits = crate::rootfs::unpack::Limits::default();
+    crate::rootfs::store::unpack_in_userns(map, snapshot, &root, &limits, true)?;
     Ok(())
 }
 
@@ -671,7 +671,7 @@ fn build_tree(
         map: MapMode::Full,
         seccomp: "default".into(),
     };
-    let mut plan = crate::plan::RunPlan::new(&sandbox, argv)?;
+    let mut plan = crate::sandbox::spec::RunPlan::new(&sandbox, argv)?;
     plan.keep_caps = true;
     plan.ephemeral = false;
     let outcome = crate::supervise::run_supervised(

@@ -249,7 +249,7 @@ pub fn multiarch_dir(rootfs: &Path, target: &Target) -> Result<Option<PathBuf>> 
 
 /// The Debian codename of a rootfs (`VERSION_CODENAME` of its os-release).
 pub fn suite_of(rootfs: &Path) -> Option<String> {
-    let data = crate::plan::read_in_root(rootfs, "/etc/os-release").ok()?;
+    let data = crate::sandbox::spec::read_in_root(rootfs, "/etc/os-release").ok()?;
     let text = String::from_utf8_lossy(&data);
     text.lines()
         .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
@@ -270,7 +270,7 @@ pub fn missing_tools(tools_rootfs: &Path, rustup: bool) -> Vec<&'static str> {
         .iter()
         .copied()
         .filter(|t| !(rustup && (t.ends_with("/cargo") || t.ends_with("/rustc"))))
-        .filter(|t| !crate::plan::exists_in_root(tools_rootfs, t))
+        .filter(|t| !crate::sandbox::spec::exists_in_root(tools_rootfs, t))
         .collect()
 }
 
@@ -312,7 +312,7 @@ pub const GUEST_RUST: &str = "/run/cargo-for-arm/rust";
 /// The glibc version of a Debian rootfs: the `libc6` package's upstream version in its dpkg
 /// status ("2.36-9+deb12u9" → (2, 36)).
 pub fn rootfs_glibc(rootfs: &Path) -> Option<(u32, u32)> {
-    let data = crate::plan::read_in_root(rootfs, "/var/lib/dpkg/status").ok()?;
+    let data = crate::sandbox::spec::read_in_root(rootfs, "/var/lib/dpkg/status").ok()?;
     let text = String::from_utf8_lossy(&data);
     let stanza = text
         .split("\n\n")

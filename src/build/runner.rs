@@ -26,7 +26,7 @@ use anyhow::{bail, Context, Result};
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use serde::{Deserialize, Serialize};
 
-use crate::plan::RunPlan;
+use crate::sandbox::spec::RunPlan;
 
 /// Where the service's directory (with its socket) appears inside the tools sandbox.
 pub const GUEST_DIR: &str = "/run/cargo-for-arm/runner";
@@ -192,14 +192,14 @@ pub fn plan_for(template: &RunPlan, allowed: &[PathBuf], req: Request) -> Result
         .first()
         .context("a runner request without a program")?;
     let under = |p: &Path| allowed.iter().any(|a| p.starts_with(a));
-    let exe_path =
-        crate::plan::guest_path(Path::new(exe)).with_context(|| format!("program {exe}"))?;
+    let exe_path = crate::sandbox::spec::guest_path(Path::new(exe))
+        .with_context(|| format!("program {exe}"))?;
     if !under(&exe_path) {
         bail!(
             "{exe} is outside the project and target directories, so the ARM sandbox cannot see it"
         );
     }
-    let cwd = crate::plan::guest_path(Path::new(&req.cwd))
+    let cwd = crate::sandbox::spec::guest_path(Path::new(&req.cwd))
         .ok()
         .filter(|c| under(c))
         .unwrap_or_else(|| allowed.first().cloned().unwrap_or_else(|| "/".into()));
