@@ -325,34 +325,43 @@ impl crate::sandbox::Watcher for RunWatcher<'_> {
     }
 }
 
-/// Run a plan under the heartbeat: a hung run is killed (with everything in its namespace)
-/// and started again, at most `retries` more times. A run that was interrupted (Ctrl-C,
-/// SIGTERM) is never retried. `hang_timeout: None` waits without supervision. With
-/// `status_line`, the command's stderr is piped and a live status line is drawn under it.
-pub fn run_supervised(
-    plan: &crate::sandbox::spec::RunPlan,
-    hang_timeout: Option<Duration>,
-    retries: u32,
-    status_line: bool,
-) -> anyhow::Result<crate::sandbox::Outcome> {
-    run_supervised_until(plan, hang_timeout, retries, status_line, &mut || false)
+/// Whether a run draws the live status line (the command's stderr is then piped through
+/// the tool).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Status {
+    /// The command writes to the tool's stderr directly.
+    #[default]
+    Plain,
+    /// A status line under cargo's output.
+    Line,
 }
 
-/// `run_supervised`, ended early (as if interrupted, never retried) when `abort` answers true.
-pub fn run_supervised_until(
+/// How a run is supervised.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Supervision {
+    /// No progress for this long is a hang; None waits without supervision.
+    pub hang_timeout: Option<Duration>,
+    /// How many more times a hung run is started again.
+    pub retries: u32,
+    pub status: Status,
+}
+
+/// Run a plan under the heartbeat: a hung run is killed (with everything in its namespace)
+/// and started again, at most `how.retries` more times. A run that was interrupted (Ctrl-C,
+/// SIGTERM) is never retried, nor one ended because `abort` answered true (asked every
+/// second: whoever wanted the run is gone).
+pub fn supervise(
     plan: &crate::sandbox::spec::RunPlan,
-    hang_timeout: Option<Duration>,
-    retries: u32,
-    status_line: bool,
+    how: Supervision,
     abort: &mut dyn FnMut() -> bool,
 ) -> anyhow::Result<crate::sandbox::Outcome> {
     let mut attempt = 0;
     loop {
-        let running = crate::sandbox::spawn(plan, status_line)?;
+        let running = crate::sandbox::spawn(plan, how.status == Status::Line)?;
         let mut watcher = RunWatcher {
-            heartbeat: hang_timeout.map(Heartbeat::new),
-            timeout: hang_timeout.unwrap_or_default(),
-            status: status_line.then(StatusLine::new),
+            heartbeat: how.hang_timeout.map(Heartbeat::new),
+            timeout: how.hang_timeout.unwrap_or_default(),
+            status: (how.status == Status::Line).then(StatusLine::new),
             abort: &mut *abort,
             aborted: false,
         };
@@ -365,7 +374,7 @@ pub fn run_supervised_until(
         if !outcome.killed || outcome.interrupted {
             return Ok(outcome);
         }
-        if attempt >= retries {
+        if attempt >= how.retries {
             eprintln!(
                 "cargo-for-arm: giving up after {} hung attempt(s)",
                 attempt + 1
@@ -374,8 +383,43 @@ pub fn run_supervised_until(
             return Ok(outcome);
         }
         attempt += 1;
-        eprintln!("cargo-for-arm: killed the hung sandbox; retrying ({attempt}/{retries})");
+        eprintln!(
+            "cargo-for-arm: killed the hung sandbox; retrying ({attempt}/{})",
+            how.retries
+        );
     }
+}
+
+/// [`supervise`] never aborted. The positional forms are kept for the callers that still
+/// use them; new code passes a [`Supervision`].
+pub fn run_supervised(
+    plan: &crate::sandbox::spec::RunPlan,
+    hang_timeout: Option<Duration>,
+    retries: u32,
+    status_line: bool,
+) -> anyhow::Result<crate::sandbox::Outcome> {
+    run_supervised_until(plan, hang_timeout, retries, status_line, &mut || false)
+}
+
+/// [`supervise`] in the positional form kept for the callers that still use it.
+pub fn run_supervised_until(
+    plan: &crate::sandbox::spec::RunPlan,
+    hang_timeout: Option<Duration>,
+    retries: u32,
+    status_line: bool,
+    abort: &mut dyn FnMut() -> bool,
+) -> anyhow::Result<crate::sandbox::Outcome> {
+    let status = if status_line {
+        Status::Line
+    } else {
+        Status::Plain
+    };
+    let how = Supervision {
+        hang_timeout,
+        retries,
+        status,
+    };
+    supervise(plan, how, abort)
 }
 
 #[cfg(test)]
