@@ -1,16 +1,17 @@
 //! `cargo for-arm doctor`: every prerequisite checked by trying it in a throwaway child.
 
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::fmt::Write as _;
+use std::io::Read as _;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use anyhow::Result;
-use nix::errno::Errno;
 
 use crate::arch::Arch;
 use crate::idmap::{self, IdMap, MapMode};
 use crate::qemu;
-use crate::sandbox::{self, sys};
+use crate::sandbox;
+use crate::sandbox::sys::{self, FdWriter, Kernel};
 
 struct Check {
     name: &'static str,
@@ -27,29 +28,21 @@ fn read_sysctl(name: &str) -> Option<String> {
 }
 
 /// Clone with `flags`, write `map`, run `action` in the child and return what it reported.
-fn probe(
-    flags: libc::c_int,
-    map: &IdMap,
-    action: fn() -> Result<(), String>,
-) -> Result<(), String> {
-    let mut rep = [0; 2];
-    // SAFETY: a pipe we own.
-    if unsafe { libc::pipe2(rep.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(format!("pipe2 => {}", Errno::last()));
-    }
-    let (rep_rd, rep_wr) = unsafe { (OwnedFd::from_raw_fd(rep[0]), OwnedFd::from_raw_fd(rep[1])) };
+fn probe(flags: libc::c_int, map: &IdMap, action: probes::Action) -> Result<(), String> {
+    let (rep_rd, rep_wr) = sys::pipe().map_err(|e| e.to_string())?;
     let wfd = rep_wr.as_raw_fd();
     let res = sandbox::in_userns(flags & !libc::CLONE_NEWUSER, map, &|| {
-        let msg = match action() {
-            Ok(()) => "ok".to_string(),
-            Err(e) => e,
+        // The child writes its answer with write(2), allocating nothing.
+        let mut w = FdWriter::new(&Kernel, wfd);
+        let _ = match action(&Kernel) {
+            Ok(()) => w.write_str("ok"),
+            Err(e) => write!(w, "{e}"),
         };
-        let _ = sys::write_all(wfd, msg.as_bytes());
+        let _ = w.finish();
         0
     });
     drop(rep_wr);
     let mut out = String::new();
-    use std::io::Read;
     std::fs::File::from(rep_rd).read_to_string(&mut out).ok();
     match res {
         Err(e) => Err(format!("{e:#}")),
@@ -59,38 +52,68 @@ fn probe(
     }
 }
 
-fn private_tmp() -> Result<(), String> {
-    sys::mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None, "/")
-        .map_err(|e| e.to_string())?;
-    sys::mount(Some(c"tmpfs"), c"/tmp", Some(c"tmpfs"), 0, None, "/tmp").map_err(|e| e.to_string())
-}
+/// What the probes' children try: kernel calls only, through `Kernel` (they run after
+/// clone and allocate nothing).
+mod probes {
+    // Their errors live on the stack: no Box after clone.
+    #![allow(clippy::result_large_err, clippy::large_enum_variant)]
 
-fn try_mounts() -> Result<(), String> {
-    private_tmp()?;
-    let p = CString::new("/tmp/proc").expect("no NUL");
-    // SAFETY: mkdir in our private tmpfs.
-    unsafe { libc::mkdir(p.as_ptr(), 0o755) };
-    sys::mount(Some(c"proc"), &p, Some(c"proc"), 0, None, "/tmp/proc").map_err(|e| e.to_string())
-}
+    use crate::sandbox::sys::{Kernel, Sys, SysError};
 
-fn try_binfmt() -> Result<(), String> {
-    private_tmp()?;
-    let p = CString::new("/tmp/binfmt").expect("no NUL");
-    // SAFETY: mkdir in our private tmpfs.
-    unsafe { libc::mkdir(p.as_ptr(), 0o755) };
-    sys::mount(
-        Some(c"binfmt_misc"),
-        &p,
-        Some(c"binfmt_misc"),
-        0,
-        None,
-        "binfmt_misc",
-    )
-    .map_err(|e| e.to_string())?;
-    if Path::new("/tmp/binfmt/register").exists() {
+    /// Why a probe failed, as its child reports it.
+    #[derive(Debug, thiserror::Error)]
+    pub enum ProbeError {
+        #[error(transparent)]
+        Sys(#[from] SysError),
+        #[error("binfmt_misc mounted but has no register file")]
+        NoRegisterFile,
+    }
+
+    /// What a probe's child tries: kernel calls only, through `Kernel` (it runs after clone).
+    pub type Action = fn(&Kernel) -> Result<(), ProbeError>;
+
+    pub fn nothing(_: &Kernel) -> Result<(), ProbeError> {
         Ok(())
-    } else {
-        Err("binfmt_misc mounted but has no register file".into())
+    }
+
+    fn private_tmp(k: &Kernel) -> Result<(), ProbeError> {
+        k.mount(
+            None,
+            c"/",
+            None,
+            libc::MS_REC | libc::MS_PRIVATE,
+            None,
+            c"/",
+        )?;
+        k.mount(Some(c"tmpfs"), c"/tmp", Some(c"tmpfs"), 0, None, c"/tmp")?;
+        Ok(())
+    }
+
+    pub fn try_mounts(k: &Kernel) -> Result<(), ProbeError> {
+        private_tmp(k)?;
+        // In our private tmpfs; a failure shows in the mount below.
+        let _ = k.mkdirat(libc::AT_FDCWD, c"/tmp/proc", 0o755);
+        k.mount(
+            Some(c"proc"),
+            c"/tmp/proc",
+            Some(c"proc"),
+            0,
+            None,
+            c"/tmp/proc",
+        )?;
+        Ok(())
+    }
+
+    pub fn try_binfmt(k: &Kernel) -> Result<(), ProbeError> {
+        private_tmp(k)?;
+        let _ = k.mkdirat(libc::AT_FDCWD, c"/tmp/binfmt", 0o755);
+        let fs = Some(c"binfmt_misc");
+        k.mount(fs, c"/tmp/binfmt", fs, 0, None, c"binfmt_misc")?;
+        if k.exists(c"/tmp/binfmt/register") {
+            Ok(())
+        } else {
+            Err(ProbeError::NoRegisterFile)
+        }
     }
 }
 
@@ -161,7 +184,7 @@ pub fn run(arches: &[String]) -> Result<i32> {
     let gid = nix::unistd::getgid().as_raw();
     let single = IdMap::Single { uid, gid };
     let mut checks = Vec::new();
-    let userns = probe(libc::CLONE_NEWUSER, &single, || Ok(()));
+    let userns = probe(libc::CLONE_NEWUSER, &single, probes::nothing);
     checks.push(Check {
         name: "user namespaces + id map",
         ok: userns.is_ok(),
@@ -173,7 +196,7 @@ pub fn run(arches: &[String]) -> Result<i32> {
         required: true,
     });
     let flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID;
-    let mounts = probe(flags, &single, try_mounts);
+    let mounts = probe(flags, &single, probes::try_mounts);
     checks.push(Check {
         name: "mount + pid namespaces, procfs",
         ok: mounts.is_ok(),
@@ -187,7 +210,7 @@ pub fn run(arches: &[String]) -> Result<i32> {
         required: true,
     });
     let (full, full_ok) = match idmap::choose(MapMode::Full, &idmap::Sources::default()) {
-        Ok((m, _)) => match probe(libc::CLONE_NEWUSER, &m, || Ok(())) {
+        Ok((m, _)) => match probe(libc::CLONE_NEWUSER, &m, probes::nothing) {
             Ok(()) => (format!("{m} written by newuidmap/newgidmap"), true),
             Err(e) => (format!("{e}; runs fall back to a single-id map"), false),
         },
@@ -199,7 +222,11 @@ pub fn run(arches: &[String]) -> Result<i32> {
         detail: full,
         required: false,
     });
-    let binfmt = probe(libc::CLONE_NEWUSER | libc::CLONE_NEWNS, &single, try_binfmt);
+    let binfmt = probe(
+        libc::CLONE_NEWUSER | libc::CLONE_NEWNS,
+        &single,
+        probes::try_binfmt,
+    );
     let (host_ok, host_detail) = host_binfmt();
     let has_host_f = Arch::ALL
         .iter()

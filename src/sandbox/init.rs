@@ -1,349 +1,360 @@
 //! The code that runs inside the new namespaces: the set-up stage (mounts, binfmt,
-//! pivot_root) and then PID 1 of the sandbox, which forks the command, forwards signals,
-//! reaps every child and exits with the command's status.
+//! pivot_root), then PID 1 of the sandbox, which forks the command, forwards signals, reaps
+//! every child and exits with the command's status, and the command stage (drop privileges,
+//! seccomp, execve).
 //!
-//! Nothing here returns to the caller; failures are reported to the host over the report
-//! pipe as one `kind\tmessage` line, then the process exits.
+//! Nothing here returns to the caller, and nothing here allocates: everything it needs was
+//! prepared before clone (the [`ChildSpec`], the [`ExecArgs`]), and it calls the kernel only
+//! through [`Sys`]. A failure is reported to the host over the report pipe as one
+//! `kind\tmessage` line written with write(2), then the process exits.
 
-use std::ffi::{CStr, CString};
+// Errors here live on the stack on purpose: the code between clone and exec may not
+// allocate (no Box), and a fixed buffer keeps the paths they name whole.
+#![allow(clippy::result_large_err, clippy::large_enum_variant)]
+
+use std::ffi::{c_char, CStr, CString};
+use std::fmt::Write as _;
+use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, RawFd};
 
 use nix::errno::Errno;
 
 use super::mounts;
-use super::sys::{self, SysResult};
+use super::sys::{self, CPath, ErrnoText, FdWriter, Kernel, Sys, SysError, Text};
 use super::{ChildSpec, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_SETUP, FORWARDED};
 
-fn report(fd: RawFd, kind: &str, msg: &str) {
-    let line = format!("{kind}\t{}\n", msg.replace('\n', " "));
-    let _ = sys::write_all(fd, line.as_bytes());
+/// Why the set-up stage failed (reported as `setup\t<message>`, exit 125).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Sys(#[from] SysError),
+    #[error("creating mount point {guest} in the rootfs: {source}")]
+    MountPoint { guest: Text, source: SysError },
+    #[error(
+        "resolving {guest} in the rootfs (a symlink to the rootfs's root; refusing to mount over it) => {}",
+        ErrnoText(Errno::ELOOP)
+    )]
+    RootTarget { guest: Text },
+    #[error(
+        "{} (a container that masks /proc forbids a new procfs; cargo-for-arm never falls back to the host's) => {}",
+        .0.what(),
+        .0.errno_text()
+    )]
+    Proc(SysError),
+    #[error(
+        "{}; this kernel does not allow a private binfmt_misc in a user namespace \
+         (needs Linux 6.7 or later) and the host has no qemu registration with the \
+         F flag to fall back on: upgrade the kernel, or ask an administrator to \
+         register a static qemu with flag F; run 'cargo for-arm doctor' => {}",
+        .0.what(),
+        .0.errno_text()
+    )]
+    NoPrivateBinfmt(SysError),
+    #[error("registering qemu in {guest}/register => {}", ErrnoText(*errno))]
+    Register { guest: Text, errno: Errno },
+    #[error("fork => {0}")]
+    Fork(Errno),
 }
 
-fn note(msg: &str) {
-    let _ = sys::write_all(2, format!("cargo-for-arm: note: {msg}\n").as_bytes());
+/// Why the command could not be started (reported as `exec\t<code>\t<message>`).
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError<'a> {
+    #[error("working directory {} inside the sandbox: {source}", sys::Lossy(.workdir.to_bytes()))]
+    Workdir { workdir: &'a CStr, source: SysError },
+    #[error("dropping privileges: prctl(PR_CAPBSET_DROP, {cap}) => {errno}")]
+    CapDrop { cap: u32, errno: Errno },
+    #[error("dropping privileges: prctl(PR_SET_NO_NEW_PRIVS) => {0}")]
+    NoNewPrivs(Errno),
+    // The wording of the caps and seccompiler crates, which made these calls before.
+    #[error("dropping privileges: capset: caps error: capset failure: {} (os error {})", .0.desc(), *.0 as i32)]
+    Capset(Errno),
+    #[error("installing the seccomp filter: Cannot install empty filter.")]
+    EmptySeccomp,
+    #[error("installing the seccomp filter: Error calling `seccomp`: {} (os error {})", .0.desc(), *.0 as i32)]
+    Seccomp(Errno),
+    #[error("cannot execute {}: {errno}{}", sys::Lossy(.path.to_bytes()), enoexec_hint(*.errno))]
+    CannotExecute { path: &'a CStr, errno: Errno },
+    #[error("{}: command not found in the rootfs (PATH {path})", sys::Lossy(.name.to_bytes()))]
+    NotFound { name: &'a CStr, path: &'a str },
+}
+
+fn enoexec_hint(errno: Errno) -> &'static str {
+    if errno == Errno::ENOEXEC {
+        " (no binfmt handler took this binary: is it built for the rootfs architecture?)"
+    } else {
+        ""
+    }
+}
+
+impl ExecError<'_> {
+    /// The tool's exit code for this failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ExecError::CannotExecute { .. } => EXIT_NOT_EXECUTABLE,
+            ExecError::NotFound { .. } => EXIT_NOT_FOUND,
+            _ => EXIT_SETUP,
+        }
+    }
+}
+
+/// argv and envp as the NULL-terminated pointer arrays execve takes, built before clone
+/// from the spec they point into.
+pub struct ExecArgs<'a> {
+    argv: Vec<*const c_char>,
+    envp: Vec<*const c_char>,
+    _spec: PhantomData<&'a ChildSpec>,
+}
+
+impl<'a> ExecArgs<'a> {
+    pub fn new(spec: &'a ChildSpec) -> ExecArgs<'a> {
+        let ptrs = |v: &[CString]| -> Vec<*const c_char> {
+            v.iter()
+                .map(|a| a.as_ptr())
+                .chain([std::ptr::null()])
+                .collect()
+        };
+        ExecArgs {
+            argv: ptrs(&spec.argv),
+            envp: ptrs(&spec.envp),
+            _spec: PhantomData,
+        }
+    }
+}
+
+/// One report line for the host: `kind\t[code\t]message`, the message's newlines as spaces.
+fn report<S: Sys>(sys: &S, fd: RawFd, kind: &str, code: Option<i32>, msg: &dyn std::fmt::Display) {
+    let mut w = FdWriter::new(sys, fd);
+    let _ = match code {
+        Some(code) => write!(w, "{kind}\t{code}\t{msg}"),
+        None => write!(w, "{kind}\t{msg}"),
+    };
+    w.raw(b"\n");
+    let _ = w.finish();
+}
+
+/// The first thing a cloned child does: die with the tool, and wait until the host has
+/// written the id maps. EOF on `go_fd` means the host gave up or died: exit 125.
+pub fn await_host<S: Sys>(sys: &S, go_fd: RawFd) {
+    // If the tool dies, even by SIGKILL, the kernel kills PID 1 and with it the whole pid
+    // namespace: no qemu or build process outlives cargo-for-arm.
+    sys.die_with_parent();
+    if sys.read_byte(go_fd).is_none() {
+        sys.exit(EXIT_SETUP);
+    }
 }
 
 /// Entry point of the cloned child. Never returns.
-pub fn child_main(spec: &ChildSpec) -> ! {
-    // If the tool dies, even by SIGKILL, the kernel kills PID 1 and with it the whole pid
-    // namespace: no qemu or build process outlives cargo-for-arm.
-    // SAFETY: plain prctl.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-    // Wait until the host has written the id maps; EOF means the host gave up or died.
-    let mut go = [0u8; 1];
-    // SAFETY: reading one byte into a stack buffer.
-    let n = unsafe { libc::read(spec.go_fd, go.as_mut_ptr().cast(), 1) };
-    if n != 1 {
-        unsafe { libc::_exit(EXIT_SETUP) };
-    }
-    // SAFETY: closing our copy of the go pipe.
-    unsafe { libc::close(spec.go_fd) };
-    if let Err(e) = setup(spec) {
-        report(spec.report_fd, "setup", &e.to_string());
-        unsafe { libc::_exit(EXIT_SETUP) };
-    }
-    run_init(spec)
+pub fn child_main(spec: &ChildSpec, args: &ExecArgs<'_>) -> ! {
+    stages(&Kernel, spec, args)
 }
 
-fn setup(spec: &ChildSpec) -> SysResult<()> {
+/// The child's stages in order: wait for the host, set up, become PID 1 and start the command.
+fn stages<S: Sys>(sys: &S, spec: &ChildSpec, args: &ExecArgs<'_>) -> ! {
+    await_host(sys, spec.go_fd);
+    sys.close(spec.go_fd);
+    if let Err(e) = setup(sys, spec) {
+        report(sys, spec.report_fd, "setup", None, &e);
+        sys.exit(EXIT_SETUP);
+    }
+    run_init(sys, spec, args)
+}
+
+/// The set-up stage: a private mount tree with the rootfs (and every mount of the plan) as
+/// its root.
+pub fn setup<S: Sys>(sys: &S, spec: &ChildSpec) -> Result<(), SetupError> {
     if spec.full_map {
         // Supplementary groups of the host user are unmapped (nobody) inside; drop them.
-        // SAFETY: setgroups with an empty list.
-        unsafe { libc::setgroups(0, std::ptr::null()) };
+        sys.drop_supplementary_groups();
     }
     if spec.new_net {
-        loopback_up();
+        sys.loopback_up();
     }
     // Nothing we mount may propagate back to the host's mount namespace.
-    sys::mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None, "/")?;
-    let shown = spec.rootfs.to_string_lossy();
+    sys.mount(
+        None,
+        c"/",
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+        c"/",
+    )?;
+    let rootfs = spec.rootfs.as_c_str();
     if spec.ephemeral {
-        ephemeral_root(spec)?;
+        ephemeral_root(sys, rootfs)?;
     }
-    sys::mount(
-        Some(&spec.rootfs),
-        &spec.rootfs,
-        None,
-        libc::MS_BIND | libc::MS_REC,
-        None,
-        &shown,
-    )?;
-    let root = sys::open(&spec.rootfs, libc::O_PATH | libc::O_DIRECTORY)?;
-    let locked = sys::locked_flags(root.as_raw_fd())?;
+    let bind = libc::MS_BIND | libc::MS_REC;
+    sys.mount(Some(rootfs), rootfs, None, bind, None, rootfs)?;
+    let root = sys.open(rootfs, libc::O_PATH | libc::O_DIRECTORY)?;
+    let locked = sys.locked_flags(root.as_raw_fd())?;
     // The rootfs may hold setuid files or device nodes from an archive: neither works here.
-    sys::mount(
-        None,
-        &spec.rootfs,
-        None,
-        libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NOSUID | libc::MS_NODEV | locked,
-        None,
-        &shown,
-    )?;
-    let mut notes = note;
+    let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NOSUID | libc::MS_NODEV | locked;
+    sys.mount(None, rootfs, None, flags, None, rootfs)?;
     for op in &spec.mounts {
-        mounts::apply(root.as_raw_fd(), op, &mut notes)?;
+        mounts::apply(sys, root.as_raw_fd(), op)?;
     }
-    sys::fchdir(root.as_raw_fd(), &shown)?;
+    sys.fchdir(root.as_raw_fd(), rootfs)?;
     // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves nothing
     // of the host visible but the binds.
-    sys::pivot_root(c".", c".")?;
-    sys::umount_detach(c".")?;
-    sys::chdir(c"/")?;
+    sys.pivot_root(c".", c".")?;
+    sys.umount_detach(c".")?;
+    sys.chdir(c"/")?;
     Ok(())
 }
 
 /// Cover the rootfs with an overlay whose upper layer is a private tmpfs: mount points and
 /// anything the command writes land there and vanish with the sandbox, so a stored rootfs is
 /// never modified by a run.
-fn ephemeral_root(spec: &ChildSpec) -> SysResult<()> {
-    let tmp = sys::detached_mount(c"tmpfs", &[(c"mode", Some(c"0755"))])?;
+fn ephemeral_root<S: Sys>(sys: &S, rootfs: &CStr) -> Result<(), SetupError> {
+    let tmp = sys.detached_mount(c"tmpfs", &[(c"mode", Some(c"0755"))])?;
     for d in [c"upper", c"work"] {
-        sys::mkdirat(tmp.as_raw_fd(), d, 0o755)?;
+        sys.mkdirat(tmp.as_raw_fd(), d, 0o755)?;
     }
-    let upper = CString::new(format!("/proc/self/fd/{}/upper", tmp.as_raw_fd())).expect("no NUL");
-    let work = CString::new(format!("/proc/self/fd/{}/work", tmp.as_raw_fd())).expect("no NUL");
-    let ovl = sys::detached_mount(
+    let upper = CPath::fd(tmp.as_raw_fd(), b"/upper")?;
+    let work = CPath::fd(tmp.as_raw_fd(), b"/work")?;
+    let ovl = sys.detached_mount(
         c"overlay",
         &[
-            (c"lowerdir", Some(&spec.rootfs)),
-            (c"upperdir", Some(&upper)),
-            (c"workdir", Some(&work)),
+            (c"lowerdir", Some(rootfs)),
+            (c"upperdir", Some(upper.as_cstr())),
+            (c"workdir", Some(work.as_cstr())),
             (c"userxattr", None),
         ],
     )?;
-    sys::move_mount_to(&ovl, &spec.rootfs)
+    Ok(sys.move_mount_to(ovl.as_raw_fd(), rootfs)?)
 }
 
-/// Bring `lo` up in a new network namespace, so local services still work.
-fn loopback_up() {
-    // SAFETY: an ioctl on a throwaway socket with a zeroed ifreq naming "lo".
-    unsafe {
-        let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if s < 0 {
-            return;
-        }
-        let mut ifr: libc::ifreq = std::mem::zeroed();
-        for (d, b) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
-            *d = *b as libc::c_char;
-        }
-        if libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr) == 0 {
-            ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-            libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr);
-        }
-        libc::close(s);
+/// PID 1: start the command in its own process, then forward signals and reap until it ends.
+fn run_init<S: Sys>(sys: &S, spec: &ChildSpec, args: &ExecArgs<'_>) -> ! {
+    if spec.interactive {
+        // The sandbox becomes the terminal's foreground job; the tool takes it back after.
+        sys.take_terminal();
+    } else {
+        // A new session without a controlling terminal: TIOCSTI cannot push input into the
+        // user's shell.
+        sys.new_session();
     }
-}
-
-fn forwarded_set() -> libc::sigset_t {
-    // SAFETY: building a sigset on the stack.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in FORWARDED {
-            libc::sigaddset(&mut set, s);
+    match sys.fork() {
+        Err(e) => {
+            report(
+                sys,
+                spec.report_fd,
+                "setup",
+                None,
+                &SetupError::Fork(e.errno),
+            );
+            sys.exit(EXIT_SETUP)
         }
-        libc::sigaddset(&mut set, libc::SIGCHLD);
-        set
+        Ok(0) => exec_command(sys, spec, args),
+        Ok(cmd) => forward_and_reap(sys, cmd),
     }
 }
 
-fn run_init(spec: &ChildSpec) -> ! {
-    // SAFETY: session and process-group calls on ourselves.
-    unsafe {
-        if spec.interactive {
-            // The sandbox becomes the terminal's foreground job; the tool takes it back after.
-            libc::setpgid(0, 0);
-            libc::tcsetpgrp(0, libc::getpid());
-        } else {
-            // A new session without a controlling terminal: TIOCSTI cannot push input into
-            // the user's shell.
-            libc::setsid();
-        }
-    }
-    // SAFETY: fork in a single-threaded process.
-    let cmd = unsafe { libc::fork() };
-    if cmd < 0 {
-        report(
-            spec.report_fd,
-            "setup",
-            &format!("fork => {}", Errno::last()),
-        );
-        unsafe { libc::_exit(EXIT_SETUP) };
-    }
-    if cmd == 0 {
-        exec_command(spec);
-    }
-    let set = forwarded_set();
+/// PID 1's loop: pass signals on to the command, reap every child (PID 1 adopts every
+/// orphan), and exit with the command's status when it ends.
+fn forward_and_reap<S: Sys>(sys: &S, cmd: libc::pid_t) -> ! {
+    let set = sys::sigset(FORWARDED.into_iter().chain([libc::SIGCHLD]));
     loop {
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: waiting for a blocked signal.
-        let sig = unsafe { libc::sigwaitinfo(&set, &mut info) };
-        if sig < 0 {
+        let Some((sig, code)) = sys.wait_signal(&set) else {
             continue;
-        }
+        };
         if sig == libc::SIGCHLD {
-            loop {
-                let mut status = 0;
-                // SAFETY: reaping any child (PID 1 adopts every orphan).
-                let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-                if pid <= 0 {
-                    break;
-                }
-                if pid == cmd {
-                    let code = if libc::WIFEXITED(status) {
-                        libc::WEXITSTATUS(status)
-                    } else if libc::WIFSIGNALED(status) {
-                        128 + libc::WTERMSIG(status)
-                    } else {
-                        continue;
-                    };
+            while let Some((pid, status)) = sys.reap_any() {
+                if let (true, Some(code)) = (pid == cmd, sys::exit_code(status)) {
                     // Our exit takes every remaining process of the namespace with it.
-                    unsafe { libc::_exit(code) };
+                    sys.exit(code);
                 }
             }
-        } else if info.si_code != libc::SI_KERNEL {
+        } else if code != libc::SI_KERNEL {
             // Signals the terminal sent to our foreground group reached the command already
             // (SI_KERNEL); those from the tool or a user's kill are passed on.
-            unsafe { libc::kill(cmd, sig) };
+            sys.kill(cmd, sig);
         }
     }
 }
 
-fn drop_privileges() -> Result<(), String> {
-    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
-        .unwrap_or(40);
-    for cap in 0..=last {
-        // SAFETY: dropping one capability from the bounding set (we hold CAP_SETPCAP).
-        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0
-            && Errno::last() != Errno::EINVAL
-        {
-            return Err(format!(
-                "prctl(PR_CAPBSET_DROP, {cap}) => {}",
-                Errno::last()
-            ));
+/// The command stage: prepare, exec; on failure report and exit with the failure's code.
+fn exec_command<S: Sys>(sys: &S, spec: &ChildSpec, args: &ExecArgs<'_>) -> ! {
+    let err = match prepare_command(sys, spec) {
+        Ok(()) => exec(sys, spec, args),
+        Err(e) => e,
+    };
+    let code = err.exit_code();
+    report(sys, spec.report_fd, "exec", Some(code), &err);
+    sys.exit(code)
+}
+
+/// Everything between fork and execve, seccomp last: nothing after it needs a filtered call.
+fn prepare_command<'a, S: Sys>(sys: &S, spec: &'a ChildSpec) -> Result<(), ExecError<'a>> {
+    sys.reset_signals();
+    if let Some(fd) = spec.stderr_fd {
+        // Our stderr becomes the pipe the tool reads.
+        sys.dup2(fd, 2);
+    }
+    sys.chdir(&spec.workdir)
+        .map_err(|source| ExecError::Workdir {
+            workdir: &spec.workdir,
+            source,
+        })?;
+    if spec.keep_caps {
+        // Capabilities stay (they are the namespace's, not the host's).
+        let _ = sys.set_no_new_privs();
+    } else {
+        drop_privileges(sys)?;
+    }
+    for prog in &spec.seccomp {
+        if prog.is_empty() {
+            return Err(ExecError::EmptySeccomp);
         }
+        sys.seccomp_filter(prog)
+            .map_err(|e| ExecError::Seccomp(e.errno))?;
     }
-    // SAFETY: plain prctls.
-    unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL,
-            0,
-            0,
-            0,
-        );
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-            return Err(format!("prctl(PR_SET_NO_NEW_PRIVS) => {}", Errno::last()));
-        }
-    }
-    for set in [
-        caps::CapSet::Inheritable,
-        caps::CapSet::Effective,
-        caps::CapSet::Permitted,
-    ] {
-        caps::clear(None, set).map_err(|e| format!("capset: {e}"))?;
-    }
+    sys.cloexec_from(3);
     Ok(())
 }
 
-fn exec_command(spec: &ChildSpec) -> ! {
-    let fail = |kind: &str, msg: String, code: i32| -> ! {
-        report(spec.report_fd, kind, &format!("{code}\t{msg}"));
-        unsafe { libc::_exit(code) };
-    };
-    // SAFETY: resetting the signal state we (and Rust's runtime, for SIGPIPE) changed.
-    unsafe {
-        for sig in 1..libc::SIGRTMIN() {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
+/// Past the last capability of any kernel (63 fits the two 32-bit words of capset).
+const CAP_MAX: u32 = 63;
+
+/// Empty the bounding, ambient, inheritable, permitted and effective sets, then
+/// no_new_privs: nothing the command executes can gain a privilege back.
+fn drop_privileges<S: Sys>(sys: &S) -> Result<(), ExecError<'static>> {
+    for cap in 0..=CAP_MAX {
+        // EINVAL: past this kernel's last capability.
+        match sys.drop_bounding_cap(cap) {
+            Err(e) if e.errno != Errno::EINVAL => {
+                return Err(ExecError::CapDrop {
+                    cap,
+                    errno: e.errno,
+                })
             }
-        }
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-    }
-    if let Some(fd) = spec.stderr_fd {
-        // SAFETY: replacing our stderr with the pipe the tool reads.
-        unsafe { libc::dup2(fd, 2) };
-    }
-    if let Err(e) = sys::chdir(&spec.workdir) {
-        fail(
-            "exec",
-            format!(
-                "working directory {} inside the sandbox: {e}",
-                spec.workdir.to_string_lossy()
-            ),
-            EXIT_SETUP,
-        );
-    }
-    if spec.keep_caps {
-        // SAFETY: plain prctl; capabilities stay (they are the namespace's, not the host's).
-        unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-    } else if let Err(e) = drop_privileges() {
-        fail("exec", format!("dropping privileges: {e}"), EXIT_SETUP);
-    }
-    // Last step before exec: nothing after this needs a filtered call.
-    for prog in &spec.seccomp {
-        if let Err(e) = seccompiler::apply_filter(prog) {
-            fail(
-                "exec",
-                format!("installing the seccomp filter: {e}"),
-                EXIT_SETUP,
-            );
+            _ => {}
         }
     }
-    sys::cloexec_from(3);
-    let argv: Vec<*const libc::c_char> = spec
-        .argv
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain([std::ptr::null()])
-        .collect();
-    let envp: Vec<*const libc::c_char> = spec
-        .envp
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain([std::ptr::null()])
-        .collect();
-    let mut denied: Option<(&CStr, Errno)> = None;
+    sys.clear_ambient_caps();
+    sys.clear_caps().map_err(|e| ExecError::Capset(e.errno))?;
+    sys.set_no_new_privs()
+        .map_err(|e| ExecError::NoNewPrivs(e.errno))
+}
+
+/// execve each candidate path in turn; only a failure comes back.
+fn exec<'a, S: Sys>(sys: &S, spec: &'a ChildSpec, args: &ExecArgs<'_>) -> ExecError<'a> {
+    let mut denied: Option<&CStr> = None;
     for cand in &spec.exec_candidates {
-        // SAFETY: NULL-terminated arrays of valid C strings that outlive the call.
-        unsafe { libc::execve(cand.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-        let err = Errno::last();
-        match err {
+        match sys.execve(cand, &args.argv, &args.envp) {
             Errno::ENOENT | Errno::ENOTDIR => continue,
-            Errno::EACCES => denied = denied.or(Some((cand, err))),
-            _ => {
-                let hint = if err == Errno::ENOEXEC {
-                    " (no binfmt handler took this binary: is it built for the rootfs architecture?)"
-                } else {
-                    ""
-                };
-                fail(
-                    "exec",
-                    format!("cannot execute {}: {err}{hint}", cand.to_string_lossy()),
-                    EXIT_NOT_EXECUTABLE,
-                );
-            }
+            Errno::EACCES => denied = denied.or(Some(cand)),
+            errno => return ExecError::CannotExecute { path: cand, errno },
         }
     }
-    let name = spec.argv[0].to_string_lossy();
     match denied {
-        Some((p, e)) => fail(
-            "exec",
-            format!("cannot execute {}: {e}", p.to_string_lossy()),
-            EXIT_NOT_EXECUTABLE,
-        ),
-        None => fail(
-            "exec",
-            format!(
-                "{name}: command not found in the rootfs (PATH {})",
-                spec.path_shown
-            ),
-            EXIT_NOT_FOUND,
-        ),
+        Some(path) => ExecError::CannotExecute {
+            path,
+            errno: Errno::EACCES,
+        },
+        None => ExecError::NotFound {
+            name: &spec.argv[0],
+            path: &spec.path_shown,
+        },
     }
 }
 
@@ -362,20 +373,307 @@ pub fn exec_candidates(argv0: &str, path: &str) -> Vec<CString> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sandbox::mounts::{Kind, MountOp};
+    use crate::sandbox::recording::{exit_code_of, Recorder};
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+
+    fn c(s: &str) -> CString {
+        CString::new(s).unwrap()
+    }
+
+    const REPORT: RawFd = 5;
+
+    fn register_line() -> Vec<u8> {
+        b":qemu-arm:M::\\x7fELF:\\xff:/q:FP".to_vec()
+    }
+
+    /// A spec with one mount of each kind, binfmt last as `mount_plan` orders it.
+    fn spec() -> ChildSpec {
+        ChildSpec {
+            rootfs: c("/r"),
+            mounts: vec![
+                MountOp::Proc { guest: c("/proc") },
+                MountOp::Tmpfs {
+                    guest: c("/dev"),
+                    data: c("mode=755"),
+                    flags: libc::MS_NOSUID,
+                },
+                MountOp::Bind {
+                    host: c("/dev/null"),
+                    guest: c("/dev/null"),
+                    kind: Kind::File,
+                    readonly: false,
+                    optional: false,
+                },
+                MountOp::Devpts {
+                    guest: c("/dev/pts"),
+                },
+                MountOp::Symlink {
+                    guest: c("/dev/fd"),
+                    target: c("/proc/self/fd"),
+                },
+                MountOp::Bind {
+                    host: c("/src"),
+                    guest: c("/work"),
+                    kind: Kind::Dir,
+                    readonly: true,
+                    optional: false,
+                },
+                MountOp::Binfmt {
+                    guest: c("/proc/sys/fs/binfmt_misc"),
+                    register_line: register_line(),
+                    fallback_note: None,
+                },
+            ],
+            workdir: c("/work"),
+            argv: vec![c("true"), c("-x")],
+            envp: vec![c("PATH=/usr/bin:/bin")],
+            exec_candidates: vec![c("/usr/bin/true"), c("/bin/true")],
+            path_shown: "/usr/bin:/bin".into(),
+            full_map: false,
+            new_net: false,
+            keep_caps: false,
+            ephemeral: false,
+            seccomp: vec![vec![seccompiler::sock_filter {
+                code: 6,
+                jt: 0,
+                jf: 0,
+                k: 0x7fff_0000,
+            }]],
+            interactive: false,
+            go_fd: 3,
+            report_fd: REPORT,
+            stderr_fd: None,
+        }
+    }
+
+    /// Run the child's stages against `sys`; the exit code and the calls made.
+    fn run(sys: &Recorder, spec: &ChildSpec) -> (i32, Vec<String>) {
+        let args = ExecArgs::new(spec);
+        let code = exit_code_of(|| stages(sys, spec, &args));
+        (code, sys.calls.borrow().clone())
+    }
+
+    /// The position of the first call starting with each prefix; all must be in order.
+    fn assert_in_order(calls: &[String], prefixes: &[&str]) {
+        let mut last = None;
+        for p in prefixes {
+            let at = calls
+                .iter()
+                .position(|c| c.starts_with(p))
+                .unwrap_or_else(|| panic!("no call {p:?} in\n{}", calls.join("\n")));
+            assert!(
+                last.is_none_or(|l| l < at),
+                "{p:?} is out of order in\n{}",
+                calls.join("\n")
+            );
+            last = Some(at);
+        }
+    }
 
     #[test]
-    fn candidates_follow_path_or_slash() {
-        let c = exec_candidates("sh", "/usr/bin:/bin/");
-        assert_eq!(
-            c,
-            vec![
-                CString::new("/usr/bin/sh").unwrap(),
-                CString::new("/bin/sh").unwrap()
-            ]
+    fn stages_run_in_order_and_seccomp_is_last_before_execve() {
+        let sys = Recorder::default();
+        let (code, calls) = run(&sys, &spec());
+        assert_in_order(
+            &calls,
+            &[
+                "die_with_parent",
+                "read_byte(3)",
+                "close(3)",
+                "mount(none, /, none)",
+                "mount(/r, /r, none)",
+                "mount(none, /r, none) remount",
+                // The mounts, in list order.
+                "mount(proc, /proc, proc)",
+                "mount(tmpfs, /dev, tmpfs)",
+                "mount(/dev/null, /dev/null, none)",
+                "mount(devpts, /dev/pts, devpts)",
+                "symlink(fd -> /proc/self/fd)",
+                "mount(/src, /work, none)",
+                "mount(none, /work, none) remount ro",
+                "mount(binfmt_misc, /proc/sys/fs/binfmt_misc, binfmt_misc)",
+                "open(/proc/self/fd/",
+                "write(",
+                "mount(none, /proc/sys/fs/binfmt_misc, none) remount ro",
+                "fchdir(/r)",
+                "pivot_root(., .)",
+                "umount2(., MNT_DETACH)",
+                "chdir(/)",
+                "setsid",
+                "fork",
+                // The command.
+                "reset_signals",
+                "chdir(/work)",
+                "prctl(PR_CAPBSET_DROP, 0)",
+                "prctl(PR_CAPBSET_DROP, 63)",
+                "clear_ambient_caps",
+                "capset",
+                "prctl(PR_SET_NO_NEW_PRIVS)",
+                "seccomp(1 instructions)",
+                "cloexec_from(3)",
+                "execve(/usr/bin/true)",
+                "execve(/bin/true)",
+                "write(5, exec\t127\t",
+                "exit(127)",
+            ],
         );
-        assert_eq!(
-            exec_candidates("./x", "/bin"),
-            vec![CString::new("./x").unwrap()]
+        // The register line goes out whole, in one write, to the binfmt_misc just mounted.
+        let reg = calls
+            .iter()
+            .position(|c| c.starts_with("open(/proc/self/fd/"))
+            .unwrap();
+        assert!(calls[reg].ends_with("/register)"), "{}", calls[reg]);
+        let line = String::from_utf8_lossy(&register_line()).into_owned();
+        assert!(
+            calls[reg + 1].starts_with("write(") && calls[reg + 1].ends_with(&format!(", {line})")),
+            "{}",
+            calls[reg + 1]
         );
+        // seccomp is the last step that is not exec itself or the failure report.
+        let seccomp = calls.iter().position(|c| c.starts_with("seccomp")).unwrap();
+        assert!(calls[seccomp + 1..]
+            .iter()
+            .all(|c| c.starts_with("cloexec_from")
+                || c.starts_with("execve")
+                || c.starts_with("write(5")
+                || c.starts_with("exit")));
+        assert_eq!(code, EXIT_NOT_FOUND);
+        assert_eq!(
+            sys.written_to(REPORT),
+            "exec\t127\ttrue: command not found in the rootfs (PATH /usr/bin:/bin)\n"
+        );
+    }
+
+    #[test]
+    fn keep_caps_only_sets_no_new_privs() {
+        let sys = Recorder::default();
+        let (_, calls) = run(
+            &sys,
+            &ChildSpec {
+                keep_caps: true,
+                ..spec()
+            },
+        );
+        assert!(!calls.iter().any(|c| c.contains("CAPBSET") || c == "capset"));
+        assert_in_order(&calls, &["prctl(PR_SET_NO_NEW_PRIVS)", "seccomp", "execve"]);
+    }
+
+    #[test]
+    fn a_refused_procfs_is_reported_and_nothing_follows() {
+        let sys = Recorder {
+            fail: vec![("mount(proc,", Errno::EPERM)],
+            ..Recorder::default()
+        };
+        let (code, calls) = run(&sys, &spec());
+        assert_eq!(code, EXIT_SETUP);
+        assert_eq!(
+            sys.written_to(REPORT),
+            "setup\tmount(proc, /proc, proc) (a container that masks /proc forbids a new \
+             procfs; cargo-for-arm never falls back to the host's) => EPERM (Operation not \
+             permitted)\n"
+        );
+        assert!(!calls
+            .iter()
+            .any(|c| c.starts_with("pivot_root") || c == "fork"));
+    }
+
+    #[test]
+    fn binfmt_refused_falls_back_with_a_note_or_fails_with_the_fix() {
+        let fail = vec![("mount(binfmt_misc,", Errno::EPERM)];
+        let sys = Recorder {
+            fail: fail.clone(),
+            ..Recorder::default()
+        };
+        let (code, _) = run(&sys, &spec());
+        let e = sys.written_to(REPORT);
+        assert_eq!(code, EXIT_SETUP);
+        assert!(
+            e.starts_with("setup\tmount(binfmt_misc, /proc/sys/fs/binfmt_misc, binfmt_misc); this kernel does not allow a private binfmt_misc")
+                && e.ends_with("run 'cargo for-arm doctor' => EPERM (Operation not permitted)\n"),
+            "{e}"
+        );
+        let mut with_note = spec();
+        if let Some(MountOp::Binfmt { fallback_note, .. }) = with_note.mounts.last_mut() {
+            *fallback_note = Some("using the host's registration".into());
+        }
+        let sys = Recorder {
+            fail,
+            ..Recorder::default()
+        };
+        let (code, calls) = run(&sys, &with_note);
+        assert_eq!(code, EXIT_NOT_FOUND);
+        assert_eq!(
+            sys.written_to(2),
+            "cargo-for-arm: note: using the host's registration\n"
+        );
+        assert!(calls.iter().any(|c| c.starts_with("pivot_root")));
+    }
+
+    #[test]
+    fn exec_failures_name_the_path_and_exit_126() {
+        let sys = Recorder {
+            fail: vec![("execve(/usr/bin/true)", Errno::ENOEXEC)],
+            ..Recorder::default()
+        };
+        let (code, _) = run(&sys, &spec());
+        assert_eq!(code, EXIT_NOT_EXECUTABLE);
+        assert_eq!(
+            sys.written_to(REPORT),
+            "exec\t126\tcannot execute /usr/bin/true: ENOEXEC: Exec format error (no binfmt \
+             handler took this binary: is it built for the rootfs architecture?)\n"
+        );
+        // Permission denied on one candidate, not found on the next: the denial is reported.
+        let sys = Recorder {
+            fail: vec![("execve(/usr/bin/true)", Errno::EACCES)],
+            ..Recorder::default()
+        };
+        let (code, _) = run(&sys, &spec());
+        assert_eq!(code, EXIT_NOT_EXECUTABLE);
+        assert_eq!(
+            sys.written_to(REPORT),
+            "exec\t126\tcannot execute /usr/bin/true: EACCES: Permission denied\n"
+        );
+    }
+
+    #[test]
+    fn a_missing_workdir_is_reported_with_its_call() {
+        let sys = Recorder {
+            fail: vec![("chdir(/work)", Errno::ENOENT)],
+            ..Recorder::default()
+        };
+        let (code, calls) = run(&sys, &spec());
+        assert_eq!(code, EXIT_SETUP);
+        assert_eq!(
+            sys.written_to(REPORT),
+            "exec\t125\tworking directory /work inside the sandbox: chdir(/work) => ENOENT \
+             (No such file or directory)\n"
+        );
+        assert!(!calls
+            .iter()
+            .any(|c| c.starts_with("seccomp") || c.starts_with("execve")));
+    }
+
+    #[test]
+    fn pid1_forwards_signals_reaps_orphans_and_exits_with_the_command() {
+        let sys = Recorder {
+            signals: RefCell::new(VecDeque::from([
+                (libc::SIGTERM, libc::SI_USER),
+                // From the terminal: the command's group got it already.
+                (libc::SIGINT, libc::SI_KERNEL),
+                (libc::SIGCHLD, libc::CLD_EXITED),
+                (libc::SIGCHLD, libc::CLD_EXITED),
+            ])),
+            // An orphan, nothing more for now; at the next SIGCHLD the command's exit 42.
+            children: RefCell::new(VecDeque::from([Some((9, 0)), None, Some((7, 42 << 8))])),
+            ..Recorder::default()
+        };
+        let code = exit_code_of(|| forward_and_reap(&sys, 7));
+        assert_eq!(code, 42);
+        let calls = sys.calls.borrow();
+        let kills: Vec<&String> = calls.iter().filter(|c| c.starts_with("kill")).collect();
+        assert_eq!(kills, [&format!("kill(7, {})", libc::SIGTERM)]);
+        assert!(sys.children.borrow().is_empty());
     }
 }

@@ -3,20 +3,25 @@
 //!
 //! Stages (see docs/ARCHITECTURE.md): host (plan → `ChildSpec`, clone, id maps, wait) →
 //! child set-up (`init::setup`: mounts, binfmt, pivot_root) → PID 1 (`init::run_init`) →
-//! command (`init::exec_command`: drop privileges, execve).
+//! command (`init::exec_command`: drop privileges, seccomp, execve). Everything between
+//! clone and exec calls the kernel through `sys::Sys` and allocates nothing.
 
 pub mod init;
 pub mod mounts;
+#[cfg(test)]
+mod recording;
 pub mod spec;
 pub mod sys;
 
 use std::ffi::CString;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
+
+use sys::{Kernel, Sys};
 
 use crate::cli::Network;
 use crate::idmap::{self, IdMap};
@@ -75,15 +80,6 @@ pub struct Outcome {
     pub killed: bool,
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills two fds we then own.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        bail!("pipe2 => {}", Errno::last());
-    }
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
 /// Forking from a multi-threaded process can leave the child stuck on a lock another thread
 /// held; the sandbox is always entered from a single thread.
 fn assert_single_threaded() -> Result<()> {
@@ -97,18 +93,6 @@ fn assert_single_threaded() -> Result<()> {
         bail!("internal error: cargo-for-arm has {threads} threads when entering the sandbox");
     }
     Ok(())
-}
-
-pub fn sigset(signals: &[i32]) -> libc::sigset_t {
-    // SAFETY: building a sigset on the stack.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for &s in signals {
-            libc::sigaddset(&mut set, s);
-        }
-        set
-    }
 }
 
 fn is_foreground_tty() -> bool {
@@ -212,19 +196,20 @@ pub trait Watcher {
 /// on return; the caller waits with [`Running::wait`]. With `pipe_stderr` the command's
 /// stderr is a pipe the watcher reads.
 pub fn spawn(plan: &RunPlan, pipe_stderr: bool) -> Result<Running> {
-    let (go_rd, go_wr) = pipe()?;
-    let (rep_rd, rep_wr) = pipe()?;
-    let err_pipe = if pipe_stderr { Some(pipe()?) } else { None };
+    let (go_rd, go_wr) = sys::pipe()?;
+    let (rep_rd, rep_wr) = sys::pipe()?;
+    let err_pipe = pipe_stderr.then(sys::pipe).transpose()?;
     let spec = child_spec(
         plan,
         go_rd.as_raw_fd(),
         rep_wr.as_raw_fd(),
         err_pipe.as_ref().map(|(_, w)| w.as_raw_fd()),
     )?;
-    let mut blocked: Vec<i32> = FORWARDED.to_vec();
-    blocked.extend([libc::SIGCHLD, libc::SIGTTOU]);
+    // The pointer arrays execve takes: the child builds nothing.
+    let exec_args = init::ExecArgs::new(&spec);
+    let blocked = sys::sigset(FORWARDED.into_iter().chain([libc::SIGCHLD, libc::SIGTTOU]));
     // SAFETY: changing our own signal mask; the child inherits it and PID 1 waits on it.
-    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &sigset(&blocked), std::ptr::null_mut()) };
+    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &blocked, std::ptr::null_mut()) };
     assert_single_threaded()?;
     let mut flags = libc::CLONE_NEWUSER
         | libc::CLONE_NEWNS
@@ -236,9 +221,10 @@ pub fn spawn(plan: &RunPlan, pipe_stderr: bool) -> Result<Running> {
     }
     let pid = clone_fork(flags)?;
     if pid == 0 {
-        drop(go_wr);
-        drop(rep_rd);
-        init::child_main(&spec);
+        // From here to execve the child calls the kernel only through `sys`.
+        Kernel.close(go_wr.into_raw_fd());
+        Kernel.close(rep_rd.into_raw_fd());
+        init::child_main(&spec, &exec_args);
     }
     drop(go_rd);
     drop(rep_wr);
@@ -256,7 +242,9 @@ pub fn spawn(plan: &RunPlan, pipe_stderr: bool) -> Result<Running> {
         }
         return Err(e);
     }
-    sys::write_all(go_wr.as_raw_fd(), &[1]).context("starting the sandbox")?;
+    Kernel
+        .write_all(go_wr.as_raw_fd(), &[1])
+        .context("starting the sandbox")?;
     Ok(Running {
         pid,
         report: rep_rd,
@@ -283,37 +271,14 @@ impl Running {
     /// Wait for PID 1, forwarding signals, feeding the watcher; when its `tick` answers
     /// true the whole sandbox is killed (PID 1 dies, and with it its namespace).
     pub fn wait(mut self, w: &mut dyn Watcher) -> Result<Outcome> {
-        let mut watched: Vec<i32> = FORWARDED.to_vec();
-        watched.push(libc::SIGCHLD);
-        let set = sigset(&watched);
-        let zero = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
+        let set = sys::sigset(FORWARDED.into_iter().chain([libc::SIGCHLD]));
         let (mut interrupted, mut killed) = (false, false);
         let mut next_tick = Instant::now() + Duration::from_secs(1);
         let status = loop {
             // Sleep until output arrives or 250 ms pass (signals are blocked; they wait for us).
-            let mut pfd = libc::pollfd {
-                fd: self.stderr.as_ref().map_or(-1, |f| f.as_raw_fd()),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one pollfd on the stack (fd -1 is ignored by poll).
-            unsafe { libc::poll(&mut pfd, 1, 250) };
+            self.poll_stderr(250);
             self.drain(w);
-            loop {
-                // SAFETY: collecting pending blocked signals without waiting.
-                let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &zero) };
-                if sig <= 0 {
-                    break;
-                }
-                if sig != libc::SIGCHLD {
-                    interrupted = true;
-                    // SAFETY: forwarding to our own child.
-                    unsafe { libc::kill(self.pid, sig) };
-                }
-            }
+            interrupted |= self.forward_pending(&set);
             let mut status = 0;
             // SAFETY: non-blocking reap of our child.
             if unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) } == self.pid {
@@ -328,7 +293,48 @@ impl Running {
                 }
             }
         };
-        // Everything in the namespace is gone: the pipe holds the last output, then EOF.
+        let mut outcome = self.finish(w, status);
+        outcome.interrupted = interrupted;
+        outcome.killed = killed;
+        Ok(outcome)
+    }
+
+    /// Wait up to `ms` milliseconds for output on the piped stderr (or just sleep).
+    fn poll_stderr(&self, ms: i32) {
+        let mut pfd = libc::pollfd {
+            fd: self.stderr.as_ref().map_or(-1, |f| f.as_raw_fd()),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd on the stack (fd -1 is ignored by poll).
+        unsafe { libc::poll(&mut pfd, 1, ms) };
+    }
+
+    /// Collect the pending blocked signals without waiting and forward all but SIGCHLD to
+    /// PID 1; whether any was forwarded.
+    fn forward_pending(&self, set: &libc::sigset_t) -> bool {
+        let zero = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        let mut forwarded = false;
+        loop {
+            // SAFETY: collecting pending blocked signals without waiting.
+            let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &zero) };
+            if sig <= 0 {
+                return forwarded;
+            }
+            if sig != libc::SIGCHLD {
+                forwarded = true;
+                // SAFETY: forwarding to our own child.
+                unsafe { libc::kill(self.pid, sig) };
+            }
+        }
+    }
+
+    /// PID 1 is gone, and with it everything in the namespace: pass on the last output,
+    /// take the terminal back, and read the report.
+    fn finish(mut self, w: &mut dyn Watcher, status: i32) -> Outcome {
         self.drain(w);
         w.finish();
         if self.interactive {
@@ -339,10 +345,7 @@ impl Running {
         std::fs::File::from(self.report)
             .read_to_string(&mut text)
             .ok();
-        let mut outcome = interpret(status, &text);
-        outcome.interrupted = interrupted;
-        outcome.killed = killed;
-        Ok(outcome)
+        interpret(status, &text)
     }
 }
 
@@ -368,15 +371,8 @@ pub fn interpret(status: i32, report: &str) -> Outcome {
             _ => {}
         }
     }
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else if libc::WIFSIGNALED(status) {
-        128 + libc::WTERMSIG(status)
-    } else {
-        EXIT_SETUP
-    };
     Outcome {
-        code,
+        code: sys::exit_code(status).unwrap_or(EXIT_SETUP),
         ..Outcome::default()
     }
 }
@@ -385,26 +381,19 @@ pub fn interpret(status: i32, report: &str) -> Outcome {
 /// host writes first; return its exit code. `child` runs in a fork-like clone: it should
 /// only make system calls or exec (the caller may have had threads).
 pub fn in_userns(extra: libc::c_int, map: &IdMap, child: &dyn Fn() -> i32) -> Result<i32> {
-    let (go_rd, go_wr) = pipe()?;
+    let (go_rd, go_wr) = sys::pipe()?;
     // The child only reads a byte and runs `child`.
     let pid = clone_fork(libc::CLONE_NEWUSER | extra)?;
     if pid == 0 {
-        drop(go_wr);
+        Kernel.close(go_wr.into_raw_fd());
         // Dies with the tool, even when the tool is SIGKILLed mid-unpack.
-        // SAFETY: plain prctl.
-        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-        let mut b = [0u8; 1];
-        // SAFETY: one byte into a stack buffer; EOF means the host gave up.
-        if unsafe { libc::read(go_rd.as_raw_fd(), b.as_mut_ptr().cast(), 1) } != 1 {
-            unsafe { libc::_exit(EXIT_SETUP) };
-        }
-        let code = child();
-        unsafe { libc::_exit(code) };
+        init::await_host(&Kernel, go_rd.as_raw_fd());
+        Kernel.exit(child());
     }
     drop(go_rd);
     let mapped = idmap::write_maps(map, pid);
     if mapped.is_ok() {
-        sys::write_all(go_wr.as_raw_fd(), &[1]).ok();
+        Kernel.write_all(go_wr.as_raw_fd(), &[1]).ok();
     }
     drop(go_wr);
     let mut status = 0;
@@ -428,8 +417,7 @@ pub fn reexec_in_userns(map: &IdMap, args: &[String]) -> Result<i32> {
         .chain([std::ptr::null()])
         .collect();
     in_userns(0, map, &|| {
-        // SAFETY: valid, NULL-terminated argv prepared before the clone.
-        unsafe { libc::execv(exe.as_ptr(), ptrs.as_ptr()) };
+        sys::execv(&exe, &ptrs);
         EXIT_NOT_EXECUTABLE
     })
 }

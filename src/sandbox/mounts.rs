@@ -5,14 +5,20 @@
 //! through its `/proc/self/fd/N` link, so a rootfs whose `/proc -> /` or `/tmp -> /home`
 //! cannot redirect a mount to the host.
 
+// Errors here live on the stack on purpose: the code between clone and exec may not
+// allocate (no Box), and a fixed buffer keeps the paths they name whole.
+#![allow(clippy::result_large_err, clippy::large_enum_variant)]
+
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::fmt::Write as _;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 
 use anyhow::Result;
 use nix::errno::Errno;
 
-use super::sys::{self, SysError, SysResult};
+use super::init::SetupError;
+use super::sys::{CPath, FdWriter, Sys, SysResult, Text};
 use crate::sandbox::spec::{cpath, Exec, RunPlan};
 
 const PROC_FLAGS: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
@@ -156,97 +162,146 @@ fn split(path: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
+/// How many dangling symlinks [`ensure`] follows before it gives up.
+const MAX_LINKS: u32 = 16;
+
+/// What [`create_missing`] did to a path that did not resolve.
+enum Created {
+    /// Every missing component was created: open the path again.
+    Done,
+    /// A component is a dangling symlink: this is the path with the link replaced by its
+    /// target (inside the root), to be created instead.
+    Redirect(CPath),
+}
+
 /// Resolve `path` inside the root, creating it (and its parents) if missing. A dangling
 /// symlink on the way (`/etc/resolv.conf -> ../run/...`) is followed, inside the root.
-pub fn ensure(root: RawFd, path: &[u8], kind: &Kind, depth: u32) -> SysResult<OwnedFd> {
-    let cp = CString::new(path).expect("guest paths have no NUL");
-    match sys::openat_in_root(root, &cp, libc::O_PATH as u64) {
-        Err(e) if e.errno == Errno::ENOENT && depth < 16 => {
-            let (parent, name) = split(path);
-            let pfd = ensure(root, parent, &Kind::Dir, depth)?;
-            let cname = CString::new(name).expect("no NUL");
-            if let Some(target) = sys::readlinkat(pfd.as_raw_fd(), &cname) {
-                let t = target.as_bytes();
-                let next = if t.starts_with(b"/") {
-                    t.to_vec()
-                } else {
-                    [parent, b"/", t].concat()
-                };
-                return ensure(root, &next, kind, depth + 1);
-            }
-            match kind {
-                Kind::Dir => sys::mkdirat(pfd.as_raw_fd(), &cname, 0o755)?,
-                Kind::File => sys::mkfileat(pfd.as_raw_fd(), &cname)?,
-            }
-            sys::openat_in_root(root, &cp, libc::O_PATH as u64)
+/// Iterative, with its buffers on the stack, so a hostile rootfs cannot make it recurse.
+pub fn ensure<S: Sys>(sys: &S, root: RawFd, path: &[u8], kind: &Kind) -> SysResult<S::Fd> {
+    let mut cur = CPath::new(&[path])?;
+    let mut links = 0;
+    loop {
+        match sys.openat_in_root(root, cur.as_cstr(), libc::O_PATH as u64) {
+            Err(e) if e.errno == Errno::ENOENT && links < MAX_LINKS => {}
+            r => return r,
         }
-        r => r,
+        match create_missing(sys, root, cur.as_bytes(), kind)? {
+            Created::Redirect(next) => {
+                cur = next;
+                links += 1;
+            }
+            Created::Done => return sys.openat_in_root(root, cur.as_cstr(), libc::O_PATH as u64),
+        }
     }
 }
 
-/// Refuse a target that resolves to the root directory itself (a rootfs with `/proc -> /`).
-fn not_root(root: RawFd, fd: &OwnedFd, guest: &CStr) -> SysResult<()> {
-    let (a, b) = (sys::fstat(root)?, sys::fstat(fd.as_raw_fd())?);
-    if a.st_dev == b.st_dev && a.st_ino == b.st_ino {
-        return Err(SysError {
-            call: format!(
-                "resolving {} in the rootfs (a symlink to the rootfs's root; refusing to mount over it)",
-                guest.to_string_lossy()
-            ),
-            errno: Errno::ELOOP,
+/// Walk `path` from the top and create each component that is missing (directories, and
+/// `kind` for the last), unless one is a dangling symlink.
+fn create_missing<S: Sys>(sys: &S, root: RawFd, path: &[u8], kind: &Kind) -> SysResult<Created> {
+    let mut parent = sys.openat_in_root(root, c"/", libc::O_PATH as u64)?;
+    let mut end = 0;
+    while let Some(len) = next_component(&path[end..]) {
+        let dir_end = end;
+        let start = end + path[end..].iter().take_while(|&&b| b == b'/').count();
+        end += len;
+        let prefix = CPath::new(&[&path[..end]])?;
+        match sys.openat_in_root(root, prefix.as_cstr(), libc::O_PATH as u64) {
+            Err(e) if e.errno == Errno::ENOENT => {}
+            r => {
+                parent = r?;
+                continue;
+            }
+        }
+        let name = CPath::new(&[&path[start..end]])?;
+        let mut link = [0u8; libc::PATH_MAX as usize];
+        if let Some(n) = sys.readlinkat(parent.as_raw_fd(), name.as_cstr(), &mut link) {
+            let (target, rest) = (&link[..n], &path[end..]);
+            let next = if target.starts_with(b"/") {
+                CPath::new(&[target, rest])?
+            } else {
+                CPath::new(&[&path[..dir_end], b"/", target, rest])?
+            };
+            return Ok(Created::Redirect(next));
+        }
+        let last = next_component(&path[end..]).is_none();
+        match (last, kind) {
+            (true, Kind::File) => sys.mkfileat(parent.as_raw_fd(), name.as_cstr())?,
+            _ => sys.mkdirat(parent.as_raw_fd(), name.as_cstr(), 0o755)?,
+        }
+        parent = sys.openat_in_root(root, prefix.as_cstr(), libc::O_PATH as u64)?;
+    }
+    Ok(Created::Done)
+}
+
+/// The length of the next component of `rest` with the slashes before it, or None at the end.
+fn next_component(rest: &[u8]) -> Option<usize> {
+    let slashes = rest.iter().take_while(|&&b| b == b'/').count();
+    let name = rest[slashes..].iter().take_while(|&&b| b != b'/').count();
+    (name > 0).then_some(slashes + name)
+}
+
+/// The mount point for `guest`, created if missing; refused if it resolves to the root
+/// directory itself (a rootfs with `/proc -> /`).
+fn target<S: Sys>(sys: &S, root: RawFd, guest: &CStr, kind: &Kind) -> Result<S::Fd, SetupError> {
+    let fd =
+        ensure(sys, root, guest.to_bytes(), kind).map_err(|source| SetupError::MountPoint {
+            guest: Text::lossy(guest.to_bytes()),
+            source,
+        })?;
+    if sys.same_file(root, fd.as_raw_fd())? {
+        return Err(SetupError::RootTarget {
+            guest: Text::lossy(guest.to_bytes()),
         });
     }
-    Ok(())
-}
-
-fn target(root: RawFd, guest: &CStr, kind: &Kind) -> SysResult<OwnedFd> {
-    let fd = ensure(root, guest.to_bytes(), kind, 0).map_err(|e| SysError {
-        call: format!(
-            "creating mount point {} in the rootfs: {}",
-            guest.to_string_lossy(),
-            e.call
-        ),
-        errno: e.errno,
-    })?;
-    not_root(root, &fd, guest)?;
     Ok(fd)
 }
 
-fn remount_readonly(root: RawFd, guest: &CStr, extra: libc::c_ulong) -> SysResult<()> {
+fn remount_readonly<S: Sys>(
+    sys: &S,
+    root: RawFd,
+    guest: &CStr,
+    extra: libc::c_ulong,
+) -> SysResult<()> {
     // Re-resolve: the fd taken before the mount points under it, not at the new mount.
-    let fd = sys::openat_in_root(root, guest, libc::O_PATH as u64)?;
-    let locked = sys::locked_flags(fd.as_raw_fd())?;
-    sys::mount(
+    let fd = sys.openat_in_root(root, guest, libc::O_PATH as u64)?;
+    let locked = sys.locked_flags(fd.as_raw_fd())?;
+    sys.mount(
         None,
-        &sys::fd_path(&fd),
+        CPath::fd(fd.as_raw_fd(), b"")?.as_cstr(),
         None,
         libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | locked | extra,
         None,
-        &guest.to_string_lossy(),
+        guest,
     )
 }
 
-/// Apply one operation; `note` receives messages meant for the user's stderr.
-pub fn apply(root: RawFd, op: &MountOp, note: &mut dyn FnMut(&str)) -> SysResult<()> {
+/// A fresh filesystem of type `fs` at `guest`.
+fn fresh<S: Sys>(
+    sys: &S,
+    root: RawFd,
+    guest: &CStr,
+    fs: &CStr,
+    flags: libc::c_ulong,
+    data: Option<&CStr>,
+) -> Result<SysResult<()>, SetupError> {
+    let fd = target(sys, root, guest, &Kind::Dir)?;
+    let at = CPath::fd(fd.as_raw_fd(), b"")?;
+    Ok(sys.mount(Some(fs), at.as_cstr(), Some(fs), flags, data, guest))
+}
+
+/// Apply one operation. Notes meant for the user go to stderr.
+pub fn apply<S: Sys>(sys: &S, root: RawFd, op: &MountOp) -> Result<(), SetupError> {
     match op {
         MountOp::Proc { guest } => {
-            let fd = target(root, guest, &Kind::Dir)?;
-            sys::mount(Some(c"proc"), &sys::fd_path(&fd), Some(c"proc"), PROC_FLAGS, None, "/proc")
-                .map_err(|e| SysError {
-                    call: format!("{} (a container that masks /proc forbids a new procfs; cargo-for-arm never falls back to the host's)", e.call),
-                    errno: e.errno,
-                })
+            fresh(sys, root, guest, c"proc", PROC_FLAGS, None)?.map_err(SetupError::Proc)
         }
         MountOp::Tmpfs { guest, data, flags } => {
-            let fd = target(root, guest, &Kind::Dir)?;
-            sys::mount(
-                Some(c"tmpfs"),
-                &sys::fd_path(&fd),
-                Some(c"tmpfs"),
-                *flags,
-                Some(data),
-                &guest.to_string_lossy(),
-            )
+            Ok(fresh(sys, root, guest, c"tmpfs", *flags, Some(data))??)
+        }
+        MountOp::Devpts { guest } => {
+            let flags = libc::MS_NOSUID | libc::MS_NOEXEC;
+            let data = c"newinstance,ptmxmode=0666,mode=620";
+            Ok(fresh(sys, root, guest, c"devpts", flags, Some(data))??)
         }
         MountOp::Bind {
             host,
@@ -255,92 +310,77 @@ pub fn apply(root: RawFd, op: &MountOp, note: &mut dyn FnMut(&str)) -> SysResult
             readonly,
             optional,
         } => {
-            if *optional && !Path::new(&*host.to_string_lossy()).exists() {
+            if *optional && !sys.exists(host) {
                 return Ok(());
             }
-            let fd = match target(root, guest, kind) {
+            let fd = match target(sys, root, guest, kind) {
                 Err(_) if *optional => return Ok(()),
                 r => r?,
             };
-            match sys::mount(
-                Some(host),
-                &sys::fd_path(&fd),
-                None,
-                libc::MS_BIND | libc::MS_REC,
-                None,
-                &guest.to_string_lossy(),
-            ) {
+            let at = CPath::fd(fd.as_raw_fd(), b"")?;
+            let flags = libc::MS_BIND | libc::MS_REC;
+            match sys.mount(Some(host), at.as_cstr(), None, flags, None, guest) {
                 Err(_) if *optional => return Ok(()),
                 r => r?,
             }
             if *readonly {
-                remount_readonly(root, guest, 0)?;
+                remount_readonly(sys, root, guest, 0)?;
             }
             Ok(())
         }
-        MountOp::Devpts { guest } => {
-            let fd = target(root, guest, &Kind::Dir)?;
-            sys::mount(
-                Some(c"devpts"),
-                &sys::fd_path(&fd),
-                Some(c"devpts"),
-                libc::MS_NOSUID | libc::MS_NOEXEC,
-                Some(c"newinstance,ptmxmode=0666,mode=620"),
-                "/dev/pts",
-            )
-        }
         MountOp::Symlink { guest, target: to } => {
             let (parent, name) = split(guest.to_bytes());
-            let pfd = ensure(root, parent, &Kind::Dir, 0)?;
-            sys::symlinkat(to, pfd.as_raw_fd(), &CString::new(name).expect("no NUL"))
+            let pfd = ensure(sys, root, parent, &Kind::Dir)?;
+            Ok(sys.symlinkat(to, pfd.as_raw_fd(), CPath::new(&[name])?.as_cstr())?)
         }
         MountOp::Binfmt {
             guest,
             register_line,
             fallback_note,
-        } => {
-            let fd = target(root, guest, &Kind::Dir)?;
-            let shown = guest.to_string_lossy();
-            let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-            if let Err(e) = sys::mount(
-                Some(c"binfmt_misc"),
-                &sys::fd_path(&fd),
-                Some(c"binfmt_misc"),
-                flags,
-                None,
-                &shown,
-            ) {
-                return match fallback_note {
-                    Some(n) => {
-                        note(n);
-                        Ok(())
-                    }
-                    None => Err(SysError {
-                        call: format!(
-                            "{}; this kernel does not allow a private binfmt_misc in a user namespace \
-                             (needs Linux 6.7 or later) and the host has no qemu registration with the \
-                             F flag to fall back on: upgrade the kernel, or ask an administrator to \
-                             register a static qemu with flag F; run 'cargo for-arm doctor'",
-                            e.call
-                        ),
-                        errno: e.errno,
-                    }),
-                };
-            }
-            let mnt = sys::openat_in_root(root, guest, libc::O_PATH as u64)?;
-            let reg = CString::new(format!("/proc/self/fd/{}/register", mnt.as_raw_fd()))
-                .expect("no NUL");
-            let regfd = sys::open(&reg, libc::O_WRONLY)?;
-            // One write per registration: binfmt_misc parses each write(2) as one line.
-            sys::write_all(regfd.as_raw_fd(), register_line).map_err(|e| SysError {
-                call: format!("registering qemu in {shown}/register"),
-                errno: e.errno,
-            })?;
-            drop(regfd);
-            // Root inside must not be able to add, change or disable handlers (item 23).
-            remount_readonly(root, guest, flags)
-        }
+        } => binfmt(sys, root, guest, register_line, fallback_note.as_deref()),
     }
+}
+
+/// A private binfmt_misc at `guest` with one registration, then read-only.
+fn binfmt<S: Sys>(
+    sys: &S,
+    root: RawFd,
+    guest: &CStr,
+    register_line: &[u8],
+    fallback_note: Option<&str>,
+) -> Result<(), SetupError> {
+    let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    if let Err(e) = fresh(sys, root, guest, c"binfmt_misc", flags, None)? {
+        return match fallback_note {
+            Some(n) => {
+                note(sys, n);
+                Ok(())
+            }
+            None => Err(SetupError::NoPrivateBinfmt(e)),
+        };
+    }
+    let mnt = sys.openat_in_root(root, guest, libc::O_PATH as u64)?;
+    let regfd = sys.open(
+        CPath::fd(mnt.as_raw_fd(), b"/register")?.as_cstr(),
+        libc::O_WRONLY,
+    )?;
+    // One write per registration: binfmt_misc parses each write(2) as one line.
+    sys.write_all(regfd.as_raw_fd(), register_line)
+        .map_err(|e| SetupError::Register {
+            guest: Text::lossy(guest.to_bytes()),
+            errno: e.errno,
+        })?;
+    drop(regfd);
+    // Root inside must not be able to add, change or disable handlers (item 23).
+    Ok(remount_readonly(sys, root, guest, flags)?)
+}
+
+/// `cargo-for-arm: note: ...` on stderr, from the child.
+fn note<S: Sys>(sys: &S, msg: &str) {
+    let mut w = FdWriter::new(sys, 2);
+    let _ = write!(w, "cargo-for-arm: note: {msg}");
+    w.raw(b"\n");
+    let _ = w.finish();
 }
 
 #[cfg(test)]
@@ -412,6 +452,51 @@ mod tests {
     fn native_plan_has_no_binfmt() {
         let ops = mount_plan(&plan(Exec::Native)).unwrap();
         assert!(!ops.iter().any(|o| matches!(o, MountOp::Binfmt { .. })));
+    }
+
+    /// A scratch directory standing in for a rootfs (openat2 needs no privilege).
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let dir =
+            std::env::temp_dir().join(format!("cfa-ensure-{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn ensure_creates_inside_the_root_and_follows_dangling_links_there() {
+        use crate::sandbox::sys::Kernel;
+        use std::os::unix::fs::symlink;
+        let r = scratch("links");
+        std::fs::create_dir(r.join("etc")).unwrap();
+        // Dangling, relative: the file is created where it points, inside the root.
+        symlink("../run/x/resolv.conf", r.join("etc/resolv.conf")).unwrap();
+        // Dangling, absolute, and climbing out: resolved as if the root were /.
+        symlink("/../../../../outside", r.join("up")).unwrap();
+        let root = std::fs::File::open(&r).unwrap();
+        let fd = root.as_raw_fd();
+        ensure(&Kernel, fd, b"/etc/resolv.conf", &Kind::File).unwrap();
+        assert!(r.join("run/x/resolv.conf").is_file());
+        ensure(&Kernel, fd, b"/up/a/b/", &Kind::Dir).unwrap();
+        assert!(r.join("outside/a/b").is_dir());
+        ensure(&Kernel, fd, b"/c//d/e", &Kind::Dir).unwrap();
+        assert!(r.join("c/d/e").is_dir());
+        // A mount point resolving to the root itself is refused.
+        symlink("/", r.join("proc")).unwrap();
+        let e = target(&Kernel, fd, c"/proc", &Kind::Dir).err().unwrap();
+        assert!(
+            e.to_string()
+                .starts_with("resolving /proc in the rootfs (a symlink to the rootfs's root"),
+            "{e}"
+        );
+        // A loop of dangling links ends.
+        symlink("/loop2", r.join("loop1")).unwrap();
+        symlink("/loop1", r.join("loop2")).unwrap();
+        assert!(ensure(&Kernel, fd, b"/loop1/x", &Kind::Dir).is_err());
+        std::fs::remove_dir_all(&r).unwrap();
     }
 
     #[test]
