@@ -179,74 +179,88 @@ fn host_binfmt() -> (bool, String) {
     }
 }
 
-pub fn run(arches: &[String]) -> Result<i32> {
-    let uid = nix::unistd::getuid().as_raw();
-    let gid = nix::unistd::getgid().as_raw();
-    let single = IdMap::Single { uid, gid };
-    let mut checks = Vec::new();
-    let userns = probe(libc::CLONE_NEWUSER, &single, probes::nothing);
-    checks.push(Check {
-        name: "user namespaces + id map",
-        ok: userns.is_ok(),
-        detail: match &userns {
-            Ok(()) => "unprivileged user namespace created and single-id map written".into(),
-            Err(e) if e.contains("clone(") => format!("{e}; {}", userns_fix()),
-            Err(e) => format!("{e}; {}", apparmor_fix()),
-        },
-        required: true,
-    });
+/// The namespaces a sandbox needs, each tried in a throwaway child with a single-id map.
+fn namespace_checks(single: &IdMap) -> Vec<Check> {
+    let userns = probe(libc::CLONE_NEWUSER, single, probes::nothing);
     let flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID;
-    let mounts = probe(flags, &single, probes::try_mounts);
-    checks.push(Check {
-        name: "mount + pid namespaces, procfs",
-        ok: mounts.is_ok(),
-        detail: match &mounts {
-            Ok(()) => "tmpfs and a fresh procfs mounted in a new mount namespace".into(),
-            Err(e) => format!(
-                "{e}; {} (inside a container with a masked /proc a new procfs is refused)",
-                apparmor_fix()
-            ),
+    let mounts = probe(flags, single, probes::try_mounts);
+    vec![
+        Check {
+            name: "user namespaces + id map",
+            ok: userns.is_ok(),
+            detail: match &userns {
+                Ok(()) => "unprivileged user namespace created and single-id map written".into(),
+                Err(e) if e.contains("clone(") => format!("{e}; {}", userns_fix()),
+                Err(e) => format!("{e}; {}", apparmor_fix()),
+            },
+            required: true,
         },
-        required: true,
-    });
-    let (full, full_ok) = match idmap::choose(MapMode::Full, &idmap::Sources::default()) {
+        Check {
+            name: "mount + pid namespaces, procfs",
+            ok: mounts.is_ok(),
+            detail: match &mounts {
+                Ok(()) => "tmpfs and a fresh procfs mounted in a new mount namespace".into(),
+                Err(e) => format!(
+                    "{e}; {} (inside a container with a masked /proc a new procfs is refused)",
+                    apparmor_fix()
+                ),
+            },
+            required: true,
+        },
+    ]
+}
+
+/// A full id map from /etc/subuid, written by newuidmap/newgidmap (optional).
+fn full_map_check() -> Check {
+    let (detail, ok) = match idmap::choose(MapMode::Full, &idmap::Sources::default()) {
         Ok((m, _)) => match probe(libc::CLONE_NEWUSER, &m, probes::nothing) {
             Ok(()) => (format!("{m} written by newuidmap/newgidmap"), true),
             Err(e) => (format!("{e}; runs fall back to a single-id map"), false),
         },
         Err(e) => (format!("{e:#}; runs use a single-id map"), false),
     };
-    checks.push(Check {
+    Check {
         name: "full id map (subuid)",
-        ok: full_ok,
-        detail: full,
+        ok,
+        detail,
         required: false,
-    });
+    }
+}
+
+/// A private binfmt_misc (or the host's F registrations to fall back on), and what the host
+/// has registered.
+fn binfmt_checks(single: &IdMap) -> Vec<Check> {
     let binfmt = probe(
         libc::CLONE_NEWUSER | libc::CLONE_NEWNS,
-        &single,
+        single,
         probes::try_binfmt,
     );
     let (host_ok, host_detail) = host_binfmt();
     let has_host_f = Arch::ALL
         .iter()
         .any(|a| crate::sandbox::spec::host_registration(*a).is_some());
-    checks.push(Check {
-        name: "private binfmt_misc",
-        ok: binfmt.is_ok() || has_host_f,
-        detail: match &binfmt {
-            Ok(()) => "binfmt_misc mounted inside a user namespace (Linux 6.7+)".into(),
-            Err(e) if has_host_f => format!("{e}; falling back to the host's F registrations"),
-            Err(e) => format!("{e}; needs Linux 6.7 or later, or a host registration of a static qemu with flag F"),
+    vec![
+        Check {
+            name: "private binfmt_misc",
+            ok: binfmt.is_ok() || has_host_f,
+            detail: match &binfmt {
+                Ok(()) => "binfmt_misc mounted inside a user namespace (Linux 6.7+)".into(),
+                Err(e) if has_host_f => format!("{e}; falling back to the host's F registrations"),
+                Err(e) => format!("{e}; needs Linux 6.7 or later, or a host registration of a static qemu with flag F"),
+            },
+            required: true,
         },
-        required: true,
-    });
-    checks.push(Check {
-        name: "host binfmt_misc",
-        ok: host_ok,
-        detail: host_detail,
-        required: false,
-    });
+        Check {
+            name: "host binfmt_misc",
+            ok: host_ok,
+            detail: host_detail,
+            required: false,
+        },
+    ]
+}
+
+/// A static qemu for each architecture asked for (the first one is required).
+fn qemu_checks(arches: &[String]) -> Result<Vec<Check>> {
     let arches: Vec<Arch> = if arches.is_empty() {
         vec![Arch::Arm, Arch::Aarch64]
     } else {
@@ -256,20 +270,28 @@ pub fn run(arches: &[String]) -> Result<i32> {
             .collect::<Result<_>>()?
     };
     let path = std::env::var("PATH").ok();
-    for (i, a) in arches.iter().enumerate() {
-        let q = qemu::find(*a, None, path.as_deref());
-        checks.push(Check {
-            name: if i == 0 { "static qemu" } else { "" },
-            ok: q.is_ok(),
-            detail: match q {
-                Ok(q) => format!("{a}: {}", q.path.display()),
-                Err(e) => format!("{e:#}"),
-            },
-            required: i == 0,
-        });
-    }
+    Ok(arches
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let q = qemu::find(*a, None, path.as_deref());
+            Check {
+                name: if i == 0 { "static qemu" } else { "" },
+                ok: q.is_ok(),
+                detail: match q {
+                    Ok(q) => format!("{a}: {}", q.path.display()),
+                    Err(e) => format!("{e:#}"),
+                },
+                required: i == 0,
+            }
+        })
+        .collect())
+}
+
+/// Print the checks and the verdict; whether every required check passed.
+fn print_checks(checks: &[Check]) -> bool {
     let mut ok = true;
-    for c in &checks {
+    for c in checks {
         let mark = if c.ok {
             "ok  "
         } else if c.required {
@@ -288,5 +310,16 @@ pub fn run(arches: &[String]) -> Result<i32> {
             "cargo-for-arm cannot run sandboxes here until the FAIL lines are fixed"
         }
     );
-    Ok(if ok { 0 } else { 1 })
+    ok
+}
+
+pub fn run(arches: &[String]) -> Result<i32> {
+    let uid = nix::unistd::getuid().as_raw();
+    let gid = nix::unistd::getgid().as_raw();
+    let single = IdMap::Single { uid, gid };
+    let mut checks = namespace_checks(&single);
+    checks.push(full_map_check());
+    checks.extend(binfmt_checks(&single));
+    checks.extend(qemu_checks(arches)?);
+    Ok(if print_checks(&checks) { 0 } else { 1 })
 }
