@@ -140,16 +140,16 @@ pub fn collect(profile_dir: &Path, since: SystemTime, tests: bool) -> Vec<Artifa
 
 pub fn print_human(artifacts: &[Artifact]) {
     if artifacts.is_empty() {
-        eprintln!("    Report no ELF artifacts");
+        crate::ui::status("Report", "no ELF artifacts");
     }
     for a in artifacts {
-        eprintln!("    Artifact {}", a.path.display());
-        eprintln!("             {}; {}", a.machine, a.floor_text());
+        crate::ui::status("Artifact", a.path.display());
+        crate::ui::detail(format_args!("{}; {}", a.machine, a.floor_text()));
         if !a.needed.is_empty() {
-            eprintln!("             needs {}", a.needed.join(", "));
+            crate::ui::detail(format_args!("needs {}", a.needed.join(", ")));
         }
         for w in a.warnings() {
-            eprintln!("     warning: {w}");
+            crate::ui::warn(w);
         }
     }
 }

@@ -330,7 +330,7 @@ impl crate::sandbox::Watcher for RunWatcher<'_> {
 /// SIGTERM) is never retried. `hang_timeout: None` waits without supervision. With
 /// `status_line`, the command's stderr is piped and a live status line is drawn under it.
 pub fn run_supervised(
-    plan: &crate::sandbox::spec::RunPlan,
+    plan: &crate::sandbox::spec::Spec,
     hang_timeout: Option<Duration>,
     retries: u32,
     status_line: bool,
@@ -340,7 +340,7 @@ pub fn run_supervised(
 
 /// `run_supervised`, ended early (as if interrupted, never retried) when `abort` answers true.
 pub fn run_supervised_until(
-    plan: &crate::sandbox::spec::RunPlan,
+    plan: &crate::sandbox::spec::Spec,
     hang_timeout: Option<Duration>,
     retries: u32,
     status_line: bool,

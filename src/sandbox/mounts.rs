@@ -13,7 +13,7 @@ use anyhow::Result;
 use nix::errno::Errno;
 
 use super::sys::{self, SysError, SysResult};
-use crate::sandbox::spec::{cpath, Exec, RunPlan};
+use crate::sandbox::spec::{cpath, Exec, Spec};
 
 const PROC_FLAGS: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
 
@@ -63,7 +63,7 @@ fn c(s: &str) -> CString {
 }
 
 /// The mount list for a plan, in the order it is applied.
-pub fn mount_plan(plan: &RunPlan) -> Result<Vec<MountOp>> {
+pub fn mount_plan(plan: &Spec) -> Result<Vec<MountOp>> {
     let mut ops = vec![
         MountOp::Proc { guest: c("/proc") },
         MountOp::Tmpfs {
@@ -123,9 +123,17 @@ pub fn mount_plan(plan: &RunPlan) -> Result<Vec<MountOp>> {
             } else {
                 Kind::File
             },
-            readonly: b.readonly,
+            readonly: b.readonly(),
             optional: false,
         });
+        // The tool's own home, where this bind would show it: covered, read-only and empty.
+        for m in plan.masks.iter().filter(|m| m.starts_with(&b.guest)) {
+            ops.push(MountOp::Tmpfs {
+                guest: cpath(m)?,
+                data: c("mode=555,size=4k"),
+                flags: libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            });
+        }
     }
     if let Exec::Qemu {
         register_line,
@@ -346,37 +354,18 @@ pub fn apply(root: RawFd, op: &MountOp, note: &mut dyn FnMut(&str)) -> SysResult
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::Arch;
-    use crate::cli::Network;
-    use crate::idmap::IdMap;
-    use crate::sandbox::spec::Bind;
-    use std::path::PathBuf;
+    use crate::idmap::MapMode;
+    use crate::sandbox::spec::{Access, Bind, Root, SpecBuilder};
 
-    fn plan(exec: Exec) -> RunPlan {
-        RunPlan {
-            rootfs: "/r".into(),
-            arch: Arch::Arm,
-            arch_desc: "arm".into(),
-            exec,
-            binds: vec![Bind {
-                host: "/tmp".into(),
-                guest: "/work".into(),
-                readonly: true,
-            }],
-            workdir: PathBuf::from("/work"),
-            env: vec![],
-            network: Network::Host,
-            idmap: IdMap::Single {
-                uid: 1000,
-                gid: 1000,
-            },
-            notes: vec![],
-            argv: vec!["true".into()],
-            keep_caps: false,
-            ephemeral: false,
-            _store_lock: None,
-            seccomp: vec![],
-        }
+    fn plan(exec: Exec) -> Spec {
+        SpecBuilder::new(Root::dir("/r"), exec)
+            .bind(Bind::new("/tmp", "/work", Access::ReadOnly))
+            .workdir("/work")
+            .map(MapMode::Single)
+            .seccomp(crate::seccomp::Policy::Off)
+            .argv(vec!["true".into()])
+            .build()
+            .unwrap()
     }
 
     fn guest(op: &MountOp) -> String {
