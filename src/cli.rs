@@ -80,15 +80,6 @@ pub enum Network {
     None,
 }
 
-impl From<Network> for crate::sandbox::spec::Network {
-    fn from(n: Network) -> Self {
-        match n {
-            Network::Host => crate::sandbox::spec::Network::Host,
-            Network::None => crate::sandbox::spec::Network::None,
-        }
-    }
-}
-
 #[derive(Debug, Args, Clone)]
 pub struct SandboxArgs {
     /// Root filesystem to run in: a directory, or the name of a rootfs in the store.
@@ -214,4 +205,13 @@ pub struct DoctorArgs {
     /// Architectures to look for a static qemu for (default: arm and aarch64).
     #[arg(long = "arch", value_name = "ARCH")]
     pub arches: Vec<String>,
+}
+
+impl From<Network> for crate::sandbox::spec::Network {
+    fn from(n: Network) -> Self {
+        match n {
+            Network::Host => crate::sandbox::spec::Network::Host,
+            Network::None => crate::sandbox::spec::Network::None,
+        }
+    }
 }

@@ -275,7 +275,7 @@ pub fn fetch(
             Ok(p) => return Ok(p),
             Err(e) => {
                 if !quiet {
-                    eprintln!("cargo-for-arm: note: no usable qemu from {s}: {e:#}");
+                    crate::ui::note(format_args!("no usable qemu from {s}: {e:#}"));
                 }
                 tried.push(format!("{s}: {e:#}"));
             }
@@ -309,7 +309,10 @@ fn fetch_from(
         };
         let version = stanza.get("Version").cloned().unwrap_or_default();
         if !quiet {
-            eprintln!("    Fetching {pkg} {version} ({suite}, {host}) from {mirror}, verified against its signed InRelease");
+            crate::ui::status(
+                "Fetching",
+                format_args!("{pkg} {version} ({suite}, {host}) from {mirror}, verified against its signed InRelease"),
+            );
         }
         let deb = debian::fetch_deb(
             client,
@@ -318,46 +321,18 @@ fn fetch_from(
             &crate::rootfs::store::home()?.join("debs"),
             quiet,
         )?;
-        let wanted = [
-            format!("usr/bin/qemu-{}", arch.qemu_name()),
-            format!("usr/bin/qemu-{}-static", arch.qemu_name()),
-        ];
-        let mut tar = tar::Archive::new(debian::deb_data(&deb)?);
         let dir = cache.join(version.replace(':', "_"));
-        std::fs::create_dir_all(&dir)?;
-        let dest = dir.join(format!("qemu-{}", arch.qemu_name()));
-        let tmp = dir.join(format!(
-            ".tmp-qemu-{}-{}",
-            arch.qemu_name(),
-            std::process::id()
-        ));
-        let mut got = false;
-        for entry in tar.entries()? {
-            let mut entry = entry?;
-            let path = entry
-                .path()?
-                .to_string_lossy()
-                .trim_start_matches("./")
-                .to_string();
-            if wanted.contains(&path) && entry.header().entry_type().is_file() {
-                let mut f = std::fs::File::create(&tmp)?;
-                std::io::copy(&mut entry, &mut f)?;
-                got = true;
-                break;
-            }
-        }
-        if !got {
+        let Some(tmp) = extract_qemu(&deb, arch, &dir)? else {
             continue;
-        }
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o555))?;
+        };
         if let Err(e) = validate(&tmp, arch) {
             let _ = std::fs::remove_file(&tmp);
             if !quiet {
-                eprintln!("cargo-for-arm: note: {pkg} {version}: {e:#}");
+                crate::ui::note(format_args!("{pkg} {version}: {e:#}"));
             }
             continue;
         }
+        let dest = dir.join(format!("qemu-{}", arch.qemu_name()));
         std::fs::rename(&tmp, &dest)?;
         std::fs::write(
             dir.join(format!("qemu-{}.source", arch.qemu_name())),
@@ -366,6 +341,38 @@ fn fetch_from(
         return Ok(dest);
     }
     bail!("{suite} has no static qemu-{} for {host}", arch.qemu_name())
+}
+
+/// Copy `qemu-<arch>` (or `-static`) out of a .deb into a read-only temporary file of `dir`.
+fn extract_qemu(deb: &Path, arch: Arch, dir: &Path) -> Result<Option<PathBuf>> {
+    use crate::rootfs::debian;
+    let wanted = [
+        format!("usr/bin/qemu-{}", arch.qemu_name()),
+        format!("usr/bin/qemu-{}-static", arch.qemu_name()),
+    ];
+    let mut tar = tar::Archive::new(debian::deb_data(deb)?);
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".tmp-qemu-{}-{}",
+        arch.qemu_name(),
+        std::process::id()
+    ));
+    for entry in tar.entries()? {
+        let mut entry = entry?;
+        let path = entry
+            .path()?
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_string();
+        if wanted.contains(&path) && entry.header().entry_type().is_file() {
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::copy(&mut entry, &mut f)?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o555))?;
+            return Ok(Some(tmp));
+        }
+    }
+    Ok(None)
 }
 
 fn version_line(p: &Path) -> String {
