@@ -4,6 +4,7 @@ mod arch;
 mod build;
 mod cli;
 mod commands;
+mod hostfs;
 mod idmap;
 mod qemu;
 mod report;

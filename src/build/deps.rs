@@ -4,8 +4,6 @@
 //! sandbox can write). Without a host cargo, cargo in the sandbox fetches with the sparse
 //! protocol (network on).
 
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -142,10 +140,7 @@ fn rustc_probe(job: &Job, p: &Prepared) -> Result<RustcInfo> {
 /// Run `rustc -vV` in the build's sandbox (no network), writing into a fresh directory of
 /// its own, and return the answer if every line is plain printable text.
 fn ask_rustc(job: &Job, p: &Prepared) -> Result<String> {
-    let dir = job
-        .home
-        .join("run")
-        .join(format!("probe-{}", std::process::id()));
+    let dir = job.run_dir.0.join("probe");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let spec = p
@@ -161,7 +156,7 @@ fn ask_rustc(job: &Job, p: &Prepared) -> Result<String> {
         ])
         .build()?;
     let o = supervise::run_supervised(&spec, None, 0, false)?;
-    let answer = read_answer(&dir.join("rustc-vV.txt"));
+    let answer = read_answer(&dir);
     let _ = std::fs::remove_dir_all(&dir);
     if o.code != 0 {
         bail!(
@@ -172,17 +167,11 @@ fn ask_rustc(job: &Job, p: &Prepared) -> Result<String> {
     answer
 }
 
-fn read_answer(path: &Path) -> Result<String> {
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .with_context(|| format!("reading the rustc -vV answer {}", path.display()))?;
-    if !f.metadata()?.is_file() {
-        bail!("{} is not a regular file", path.display());
-    }
-    let mut text = String::new();
-    f.take(64 << 10).read_to_string(&mut text)?;
+fn read_answer(dir: &Path) -> Result<String> {
+    let d = crate::hostfs::open_dir(dir, Path::new(""))?;
+    let data = crate::hostfs::read_regular(&d, Path::new("rustc-vV.txt"), 64 << 10)
+        .context("reading the answer of rustc -vV")?;
+    let text = String::from_utf8_lossy(&data).into_owned();
     let plain = |l: &str| l.chars().all(|c| (' '..='~').contains(&c));
     if !text.lines().all(plain) || parse_rustc_release(&text).is_none() {
         bail!("unexpected `rustc -vV` output in the rootfs: {text:?}");

@@ -64,6 +64,9 @@ pub struct Job {
     pub desc: String,
     /// The tool's home (`rootfs::store::home`).
     pub home: PathBuf,
+    /// This build's own directory (cargo home, runner socket, probe), removed at the end.
+    pub run_dir: RunDir,
+    /// The build's own cargo home: nothing one build writes there reaches another.
     pub cargo_home: PathBuf,
     pub target_dir: PathBuf,
     pub timeout: Option<Duration>,
@@ -97,16 +100,22 @@ impl Job {
             false => deb.to_string(),
         };
         let home = crate::rootfs::store::home()?;
-        let cargo_home = home.join("cargo-home").join(&flavour);
+        let run_dir = RunDir::create(&home)?;
+        let cargo_home = run_dir.0.join("cargo-home");
         std::fs::create_dir_all(&cargo_home)
             .with_context(|| format!("creating {}", cargo_home.display()))?;
         let target_dir = match &opts.target_dir {
             Some(t) => {
                 let t = project.cwd.join(t);
                 std::fs::create_dir_all(&t)?;
-                t
+                t.canonicalize()?
             }
-            None => project.root.join("target/for-arm").join(&flavour),
+            None => {
+                // Created by the host, never through a symlink a build could have left.
+                let rel = PathBuf::from("target/for-arm").join(&flavour);
+                crate::hostfs::make_dirs(&project.root, &rel)?;
+                project.root.join(rel)
+            }
         };
         let timeout = (opts.hang_timeout > 0).then(|| Duration::from_secs(opts.hang_timeout));
         Ok(Job {
@@ -116,6 +125,7 @@ impl Job {
             arch,
             desc,
             home,
+            run_dir,
             cargo_home,
             target_dir,
             timeout,
@@ -127,8 +137,8 @@ impl Job {
         self.arch.debian_name(&self.desc)
     }
 
-    /// The directories a build writes, at their own paths: the project, and the target dir
-    /// when it lies outside it.
+    /// The directories ARM programs of a build may be and run in: the project, and the
+    /// target dir when it lies outside it.
     pub fn writable(&self) -> Vec<PathBuf> {
         let mut dirs = vec![self.project.root.clone()];
         if !self.target_dir.starts_with(&self.project.root) {
@@ -137,11 +147,22 @@ impl Job {
         dirs
     }
 
+    /// The project read-only (so nothing a build script does changes what the host's own
+    /// cargo and rustup read next: Cargo.toml, rust-toolchain files, .cargo/config), except
+    /// the target dir — and Cargo.lock when cargo in the sandbox resolves it (no host cargo).
     pub fn project_binds(&self) -> Vec<Bind> {
-        self.writable()
-            .into_iter()
-            .map(|d| Bind::same(d, Access::ReadWrite))
-            .collect()
+        let root = &self.project.root;
+        let mut binds = vec![Bind::same(root, Access::ReadOnly)];
+        binds.push(Bind::same(&self.target_dir, Access::ReadWrite));
+        if !self.project.host_cargo {
+            let lock = root.join("Cargo.lock");
+            if std::fs::symlink_metadata(&lock).is_err() {
+                // An empty lockfile is a missing one to cargo; it gives the bind a target.
+                let _ = std::fs::File::create(&lock);
+            }
+            binds.push(Bind::same(lock, Access::ReadWrite));
+        }
+        binds
     }
 
     /// What the sandbox of either executor has: the project, the build's cargo home, the
@@ -160,6 +181,39 @@ impl Job {
             b = b.env("CARGO_TERM_COLOR", "always");
         }
         b
+    }
+}
+
+/// `<home>/run/<pid>`: what one build writes outside the project, removed when it ends;
+/// directories of builds that died (their pid is gone) are removed by the next build.
+pub struct RunDir(pub PathBuf);
+
+impl RunDir {
+    fn create(home: &std::path::Path) -> Result<RunDir> {
+        let base = home.join("run");
+        std::fs::create_dir_all(&base)?;
+        for e in std::fs::read_dir(&base)?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name.strip_prefix("probe-").unwrap_or(&name);
+            let dead = pid
+                .parse::<u32>()
+                .is_ok_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists());
+            if dead {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        let dir = base.join(std::process::id().to_string());
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        Ok(RunDir(dir))
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -202,9 +256,10 @@ fn report_artifacts(job: &Job, base: &std::path::Path, started: SystemTime) -> R
             .iter()
             .any(|a| a == "--tests" || a == "--benches" || a == "--all-targets");
     let dir = project::profile_dir(base, &o.subcommand, &o.cargo_args);
+    let rel = dir.strip_prefix(&job.target_dir).unwrap_or(&dir);
     // A second's slack: filesystem timestamps may be coarser than the clock.
     let since = started - Duration::from_secs(1);
-    let artifacts = report::collect(&dir, since, tests);
+    let artifacts = report::collect(&job.target_dir, rel, since, tests);
     match o.report {
         ReportMode::Json => report::print_json(&artifacts)?,
         _ => report::print_human(&artifacts),

@@ -377,7 +377,7 @@ pub fn prepare(job: &Job, s: &Setup) -> Result<Prepared> {
     let exe = std::fs::read_link("/proc/self/exe").context("finding cargo-for-arm itself")?;
     check_runner_glibc(&exe, &s.tools)?;
     b = b.bind(Bind::new(&exe, runner::GUEST_EXE, Access::ReadOnly));
-    let run_dir = job.home.join("run").join(std::process::id().to_string());
+    let run_dir = job.run_dir.0.join("runner");
     let service = runner::Service::start(
         &run_dir,
         arm_template(job)?,
