@@ -1,4 +1,5 @@
-//! The command line, as clap parses it. Validation into a plan happens in `plan.rs`.
+//! The command line, as clap parses it. The commands turn it into typed values (a
+//! `sandbox::spec::Spec`, build options); nothing below them sees these types.
 
 use std::path::PathBuf;
 
@@ -204,4 +205,13 @@ pub struct DoctorArgs {
     /// Architectures to look for a static qemu for (default: arm and aarch64).
     #[arg(long = "arch", value_name = "ARCH")]
     pub arches: Vec<String>,
+}
+
+impl From<Network> for crate::sandbox::spec::Network {
+    fn from(n: Network) -> Self {
+        match n {
+            Network::Host => crate::sandbox::spec::Network::Host,
+            Network::None => crate::sandbox::spec::Network::None,
+        }
+    }
 }

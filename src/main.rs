@@ -4,13 +4,16 @@ mod arch;
 mod build;
 mod cli;
 mod commands;
+mod hostfs;
 mod idmap;
 mod qemu;
 mod report;
 mod rootfs;
 mod sandbox;
 mod seccomp;
+mod settings;
 mod supervise;
+mod ui;
 
 use std::process::ExitCode;
 
@@ -84,20 +87,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Run(args) => {
-            let plan = sandbox::spec::RunPlan::new(&args.sandbox, args.command)?;
-            if !cli.quiet {
-                for n in &plan.notes {
-                    eprintln!("cargo-for-arm: note: {n}");
-                }
-            }
-            let timeout = args.hang_timeout.map(std::time::Duration::from_secs);
-            let outcome = supervise::run_supervised(&plan, timeout, args.retries, false)?;
-            if let Some(e) = &outcome.error {
-                eprintln!("error: {e}");
-            }
-            Ok(outcome.code)
-        }
+        Command::Run(args) => commands::run::run(args, cli.quiet),
         Command::Doctor(args) => commands::doctor::run(&args.arches),
         Command::Cargo(args) => build::run(&args, cli.quiet),
         Command::Rootfs(cmd) => commands::rootfs::run(cmd, cli.quiet),

@@ -6,10 +6,57 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::arch::{elf_info, Arch};
+use crate::sandbox::spec::{host_registration, Exec};
 
 #[derive(Debug, Clone)]
 pub struct Qemu {
     pub path: PathBuf,
+}
+
+/// Why no qemu could be used; `NotFound` (none anywhere) is the one a caller may answer by
+/// fetching Debian's.
+#[derive(Debug, thiserror::Error)]
+pub enum QemuError {
+    #[error("no qemu for {arch}: none of {names} is on PATH (fetch one without root: cargo for-arm qemu fetch {arch}); {hint}")]
+    NotFound {
+        arch: Arch,
+        names: String,
+        hint: String,
+    },
+    #[error("no usable qemu for {arch}: {rejected}; {hint}")]
+    NoneUsable {
+        arch: Arch,
+        rejected: String,
+        hint: String,
+    },
+    /// The qemu the user named (flag or environment) cannot be used.
+    #[error(transparent)]
+    Named(#[from] anyhow::Error),
+}
+
+/// How a sandbox for `arch` runs its programs: natively, or through the qemu `find` picks —
+/// fetched from Debian, verified, when there is none anywhere and fetching is allowed.
+pub fn exec_for(arch: Arch, flag: Option<&Path>) -> Result<Exec> {
+    if arch.runs_natively() {
+        return Ok(Exec::Native);
+    }
+    let path_var = std::env::var("PATH").ok();
+    let q = match find(arch, flag, path_var.as_deref()) {
+        Ok(q) => q,
+        Err(e @ QemuError::NotFound { .. }) if may_fetch() => {
+            crate::ui::say(format_args!(
+                "no static qemu for {arch} on this machine; fetching Debian's (set CARGO_FOR_ARM_OFFLINE=1 to forbid)"
+            ));
+            let path = fetch(arch, None, None, None, false).with_context(|| e.to_string())?;
+            Qemu { path }
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Exec::Qemu {
+        register_line: arch.binfmt_register_line(&q.path)?,
+        path: q.path,
+        host_fallback: host_registration(arch),
+    })
 }
 
 /// `CARGO_FOR_ARM_QEMU_<ARCH>`, e.g. `CARGO_FOR_ARM_QEMU_AARCH64`.
@@ -36,7 +83,7 @@ fn install_hint(arch: Arch) -> String {
 /// (newer qemus are faster and fixed deadlocks of older ones). The first one named is
 /// validated; one that is unusable is an error, not a reason to look further (the user named
 /// it for a reason).
-pub fn find(arch: Arch, flag: Option<&Path>, path_var: Option<&str>) -> Result<Qemu> {
+pub fn find(arch: Arch, flag: Option<&Path>, path_var: Option<&str>) -> Result<Qemu, QemuError> {
     if let Some(p) = flag {
         validate(p, arch)?;
         return Ok(Qemu { path: absolute(p)? });
@@ -73,17 +120,17 @@ pub fn find(arch: Arch, flag: Option<&Path>, path_var: Option<&str>) -> Result<Q
         return Ok(Qemu { path });
     }
     if rejected.is_empty() {
-        bail!(
-            "no qemu for {arch}: none of {} is on PATH (fetch one without root: cargo for-arm qemu fetch {arch}); {}",
-            names.join(", "),
-            install_hint(arch)
-        );
+        return Err(QemuError::NotFound {
+            arch,
+            names: names.join(", "),
+            hint: install_hint(arch),
+        });
     }
-    bail!(
-        "no usable qemu for {arch}: {}; {}",
-        rejected.join("; "),
-        install_hint(arch)
-    )
+    Err(QemuError::NoneUsable {
+        arch,
+        rejected: rejected.join("; "),
+        hint: install_hint(arch),
+    })
 }
 
 /// The candidate whose `--version` names the highest version; the first among equals (and
@@ -228,7 +275,7 @@ pub fn fetch(
             Ok(p) => return Ok(p),
             Err(e) => {
                 if !quiet {
-                    eprintln!("cargo-for-arm: note: no usable qemu from {s}: {e:#}");
+                    crate::ui::note(format_args!("no usable qemu from {s}: {e:#}"));
                 }
                 tried.push(format!("{s}: {e:#}"));
             }
@@ -262,7 +309,10 @@ fn fetch_from(
         };
         let version = stanza.get("Version").cloned().unwrap_or_default();
         if !quiet {
-            eprintln!("    Fetching {pkg} {version} ({suite}, {host}) from {mirror}, verified against its signed InRelease");
+            crate::ui::status(
+                "Fetching",
+                format_args!("{pkg} {version} ({suite}, {host}) from {mirror}, verified against its signed InRelease"),
+            );
         }
         let deb = debian::fetch_deb(
             client,
@@ -271,46 +321,18 @@ fn fetch_from(
             &crate::rootfs::store::home()?.join("debs"),
             quiet,
         )?;
-        let wanted = [
-            format!("usr/bin/qemu-{}", arch.qemu_name()),
-            format!("usr/bin/qemu-{}-static", arch.qemu_name()),
-        ];
-        let mut tar = tar::Archive::new(debian::deb_data(&deb)?);
         let dir = cache.join(version.replace(':', "_"));
-        std::fs::create_dir_all(&dir)?;
-        let dest = dir.join(format!("qemu-{}", arch.qemu_name()));
-        let tmp = dir.join(format!(
-            ".tmp-qemu-{}-{}",
-            arch.qemu_name(),
-            std::process::id()
-        ));
-        let mut got = false;
-        for entry in tar.entries()? {
-            let mut entry = entry?;
-            let path = entry
-                .path()?
-                .to_string_lossy()
-                .trim_start_matches("./")
-                .to_string();
-            if wanted.contains(&path) && entry.header().entry_type().is_file() {
-                let mut f = std::fs::File::create(&tmp)?;
-                std::io::copy(&mut entry, &mut f)?;
-                got = true;
-                break;
-            }
-        }
-        if !got {
+        let Some(tmp) = extract_qemu(&deb, arch, &dir)? else {
             continue;
-        }
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o555))?;
+        };
         if let Err(e) = validate(&tmp, arch) {
             let _ = std::fs::remove_file(&tmp);
             if !quiet {
-                eprintln!("cargo-for-arm: note: {pkg} {version}: {e:#}");
+                crate::ui::note(format_args!("{pkg} {version}: {e:#}"));
             }
             continue;
         }
+        let dest = dir.join(format!("qemu-{}", arch.qemu_name()));
         std::fs::rename(&tmp, &dest)?;
         std::fs::write(
             dir.join(format!("qemu-{}.source", arch.qemu_name())),
@@ -319,6 +341,38 @@ fn fetch_from(
         return Ok(dest);
     }
     bail!("{suite} has no static qemu-{} for {host}", arch.qemu_name())
+}
+
+/// Copy `qemu-<arch>` (or `-static`) out of a .deb into a read-only temporary file of `dir`.
+fn extract_qemu(deb: &Path, arch: Arch, dir: &Path) -> Result<Option<PathBuf>> {
+    use crate::rootfs::debian;
+    let wanted = [
+        format!("usr/bin/qemu-{}", arch.qemu_name()),
+        format!("usr/bin/qemu-{}-static", arch.qemu_name()),
+    ];
+    let mut tar = tar::Archive::new(debian::deb_data(deb)?);
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".tmp-qemu-{}-{}",
+        arch.qemu_name(),
+        std::process::id()
+    ));
+    for entry in tar.entries()? {
+        let mut entry = entry?;
+        let path = entry
+            .path()?
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_string();
+        if wanted.contains(&path) && entry.header().entry_type().is_file() {
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::copy(&mut entry, &mut f)?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o555))?;
+            return Ok(Some(tmp));
+        }
+    }
+    Ok(None)
 }
 
 fn version_line(p: &Path) -> String {

@@ -84,13 +84,17 @@ fn inspect_elf<H: FileHeader<Endian = Endianness>>(
     Ok((needed, floor, dynamic))
 }
 
-/// Inspect one file; `None` if it is not an ELF executable or shared object.
+/// Inspect one file of the host (the tool's own binary); `None` if it is not an ELF
+/// executable or shared object.
 pub fn inspect(path: &Path) -> Option<Artifact> {
-    let data = std::fs::read(path).ok()?;
-    let info = elf_info(&data).ok()?;
+    inspect_bytes(path, &std::fs::read(path).ok()?)
+}
+
+fn inspect_bytes(path: &Path, data: &[u8]) -> Option<Artifact> {
+    let info = elf_info(data).ok()?;
     let parsed = match data[4] {
-        1 => inspect_elf::<elf::FileHeader32<Endianness>>(&data),
-        _ => inspect_elf::<elf::FileHeader64<Endianness>>(&data),
+        1 => inspect_elf::<elf::FileHeader32<Endianness>>(data),
+        _ => inspect_elf::<elf::FileHeader64<Endianness>>(data),
     };
     let (needed, glibc_floor, dynamic) = parsed.ok()?;
     Some(Artifact {
@@ -102,54 +106,69 @@ pub fn inspect(path: &Path) -> Option<Artifact> {
     })
 }
 
-/// The ELF files of a build in `profile_dir`: binaries and cdylibs at its top, and when
-/// `tests` is set the test executables in `deps/` that this build wrote (changed since
-/// `since`: `deps/` keeps every old hash-suffixed executable too).
-pub fn collect(profile_dir: &Path, since: SystemTime, tests: bool) -> Vec<Artifact> {
+/// Artifacts larger than this are not read (a build could leave a huge sparse file).
+const MAX_ARTIFACT: u64 = 1 << 30;
+
+/// The ELF files of a build in `target_dir/profile` (the target dir the host made; what is
+/// below it a sandbox wrote, so it is read beneath it without following symlinks, regular
+/// files only): binaries and cdylibs at its top, and when `tests` is set the test
+/// executables in `deps/` that this build wrote (changed since `since`: `deps/` keeps every
+/// old hash-suffixed executable too).
+pub fn collect(target_dir: &Path, profile: &Path, since: SystemTime, tests: bool) -> Vec<Artifact> {
     let mut out = Vec::new();
-    let mut scan = |dir: &Path, only_exec: bool, since: Option<SystemTime>| {
-        let Ok(entries) = std::fs::read_dir(dir) else {
+    let mut scan = |rel: &Path, only_exec: bool, since: Option<SystemTime>| {
+        let Ok(dir) = crate::hostfs::open_dir(target_dir, rel) else {
             return;
         };
-        let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-        paths.sort();
-        for p in paths {
-            let Ok(md) = std::fs::metadata(&p) else {
+        for name in crate::hostfs::names(&dir) {
+            let name = Path::new(&name);
+            let is_so = name.extension().is_some_and(|e| e == "so");
+            let Some((f, st)) = crate::hostfs::open_regular(&dir, name) else {
                 continue;
             };
-            use std::os::unix::fs::PermissionsExt;
-            let is_so = p.extension().is_some_and(|e| e == "so");
-            let is_exec = md.permissions().mode() & 0o111 != 0;
-            if !md.is_file() || !(is_exec || (is_so && !only_exec)) {
+            let is_exec = st.st_mode & 0o111 != 0;
+            if !(is_exec || (is_so && !only_exec)) {
                 continue;
             }
-            if since.is_some_and(|s| md.modified().map_or(true, |m| m < s)) {
+            let modified = SystemTime::UNIX_EPOCH
+                + std::time::Duration::new(st.st_mtime as u64, st.st_mtime_nsec as u32);
+            if since.is_some_and(|s| modified < s) {
                 continue;
             }
-            if let Some(a) = inspect(&p) {
+            let path = target_dir.join(rel).join(name);
+            if st.st_size as u64 > MAX_ARTIFACT {
+                crate::ui::warn(format_args!("{} is too large to inspect", path.display()));
+                continue;
+            }
+            let mut data = Vec::new();
+            use std::io::Read;
+            if f.take(MAX_ARTIFACT).read_to_end(&mut data).is_err() {
+                continue;
+            }
+            if let Some(a) = inspect_bytes(&path, &data) {
                 out.push(a);
             }
         }
     };
-    scan(profile_dir, false, None);
+    scan(profile, false, None);
     if tests {
-        scan(&profile_dir.join("deps"), true, Some(since));
+        scan(&profile.join("deps"), true, Some(since));
     }
     out
 }
 
 pub fn print_human(artifacts: &[Artifact]) {
     if artifacts.is_empty() {
-        eprintln!("    Report no ELF artifacts");
+        crate::ui::status("Report", "no ELF artifacts");
     }
     for a in artifacts {
-        eprintln!("    Artifact {}", a.path.display());
-        eprintln!("             {}; {}", a.machine, a.floor_text());
+        crate::ui::status("Artifact", a.path.display());
+        crate::ui::detail(format_args!("{}; {}", a.machine, a.floor_text()));
         if !a.needed.is_empty() {
-            eprintln!("             needs {}", a.needed.join(", "));
+            crate::ui::detail(format_args!("needs {}", a.needed.join(", ")));
         }
         for w in a.warnings() {
-            eprintln!("     warning: {w}");
+            crate::ui::warn(w);
         }
     }
 }

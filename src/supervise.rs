@@ -351,7 +351,7 @@ pub struct Supervision {
 /// SIGTERM) is never retried, nor one ended because `abort` answered true (asked every
 /// second: whoever wanted the run is gone).
 pub fn supervise(
-    plan: &crate::sandbox::spec::RunPlan,
+    plan: &crate::sandbox::spec::Spec,
     how: Supervision,
     abort: &mut dyn FnMut() -> bool,
 ) -> anyhow::Result<crate::sandbox::Outcome> {
@@ -393,7 +393,7 @@ pub fn supervise(
 /// [`supervise`] never aborted. The positional forms are kept for the callers that still
 /// use them; new code passes a [`Supervision`].
 pub fn run_supervised(
-    plan: &crate::sandbox::spec::RunPlan,
+    plan: &crate::sandbox::spec::Spec,
     hang_timeout: Option<Duration>,
     retries: u32,
     status_line: bool,
@@ -403,7 +403,7 @@ pub fn run_supervised(
 
 /// [`supervise`] in the positional form kept for the callers that still use it.
 pub fn run_supervised_until(
-    plan: &crate::sandbox::spec::RunPlan,
+    plan: &crate::sandbox::spec::Spec,
     hang_timeout: Option<Duration>,
     retries: u32,
     status_line: bool,

@@ -530,3 +530,61 @@ fn doctor_passes_here() {
     assert!(out.contains("ok   private binfmt_misc"), "{out}");
     assert!(out.contains("ok   user namespaces"), "{out}");
 }
+
+/// A user's first run, from their home directory, with the default store under
+/// `~/.cache/cargo-for-arm` (which the bound home directory contains) and a fetched qemu
+/// kept there too: it works, and the tool's home is hidden inside (empty, read-only).
+#[test]
+fn run_from_the_home_directory_with_the_default_store() {
+    assert_unprivileged();
+    let t = TempDir::new("home");
+    let home = t.path().join("u");
+    let cfa = home.join(".cache/cargo-for-arm");
+    // A qemu in the tool's own cache, as `qemu fetch` leaves it (read-only).
+    let qdir = cfa.join("qemu/10.0.0");
+    std::fs::create_dir_all(&qdir).unwrap();
+    std::fs::copy(qemu_dir().join("qemu-arm"), qdir.join("qemu-arm")).unwrap();
+    let in_home = |args: &[&str]| {
+        std::process::Command::new(TOOL)
+            .current_dir(&home)
+            .env_clear()
+            .env("HOME", &home)
+            .env("PATH", "/usr/bin:/bin")
+            .env("CARGO_FOR_ARM_OFFLINE", "1")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = in_home(&[
+        "rootfs",
+        "import",
+        armhf().to_str().unwrap(),
+        "--name",
+        "bb",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = in_home(&[
+        "run",
+        "--rootfs",
+        "bb",
+        "--",
+        "sh",
+        "-c",
+        "uname -m; pwd; ls -A \"$0\" | wc -l; touch \"$0/x\" 2>/dev/null && echo writable || echo read-only",
+        cfa.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
+    assert_eq!(
+        lines,
+        vec![
+            "armv7l".to_string(),
+            home.to_string_lossy().into_owned(),
+            "0".into(),
+            "read-only".into()
+        ],
+        "{}",
+        stderr(&o)
+    );
+    assert!(!cfa.join("x").exists());
+}

@@ -14,7 +14,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use super::{runner, Job, Prepared};
 use crate::arch::Arch;
+use crate::rootfs::Rootfs;
+use crate::sandbox::spec::{Access, Bind, SpecBuilder, DEFAULT_PATH};
+use crate::seccomp::Policy;
 
 /// Where the ARM rootfs appears inside the tools sandbox.
 pub const GUEST_SYSROOT: &str = "/run/cargo-for-arm/sysroot";
@@ -30,24 +34,6 @@ pub const TOOLS: [&str; 6] = [
     "/usr/bin/pkg-config",
 ];
 pub const TOOLS_PACKAGES: &str = "cargo,clang,lld,llvm,pkg-config";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Auto,
-    Native,
-    Emulate,
-}
-
-impl Mode {
-    pub fn parse(s: &str) -> Result<Mode> {
-        Ok(match s {
-            "auto" => Mode::Auto,
-            "native" => Mode::Native,
-            "emulate" => Mode::Emulate,
-            v => bail!("--mode {v}: use auto, native or emulate"),
-        })
-    }
-}
 
 /// A target native mode can compile for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,29 +218,24 @@ fn find_std_under(root: &Path, prefix: &str, triple: &str) -> Result<Option<Std>
 /// `libfoo.so -> /lib/<multiarch>/libfoo.so.N` with absolute targets, which must resolve there
 /// or the linker silently takes the static `libfoo.a` instead. The host's own multiarch
 /// directory has another name, so nothing of the tools rootfs is covered.
-pub fn multiarch_dir(rootfs: &Path, target: &Target) -> Result<Option<PathBuf>> {
-    let Ok(dir) = rootfs.join("usr/lib").join(target.clang).canonicalize() else {
+pub fn multiarch_dir(rootfs: &Rootfs, target: &Target) -> Result<Option<PathBuf>> {
+    let Ok(dir) = rootfs
+        .path()
+        .join("usr/lib")
+        .join(target.clang)
+        .canonicalize()
+    else {
         return Ok(None);
     };
-    if !dir.starts_with(rootfs.canonicalize()?) {
+    if !dir.starts_with(rootfs.path()) {
         bail!(
             "{}/usr/lib/{} leads outside the rootfs (to {}): refusing to use it",
-            rootfs.display(),
+            rootfs.path().display(),
             target.clang,
             dir.display()
         );
     }
     Ok(Some(dir))
-}
-
-/// The Debian codename of a rootfs (`VERSION_CODENAME` of its os-release).
-pub fn suite_of(rootfs: &Path) -> Option<String> {
-    let data = crate::sandbox::spec::read_in_root(rootfs, "/etc/os-release").ok()?;
-    let text = String::from_utf8_lossy(&data);
-    text.lines()
-        .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
-        .map(|v| v.trim().trim_matches('"').to_string())
-        .filter(|v| !v.is_empty())
 }
 
 /// The name a tools rootfs for `suite` gets in the store.
@@ -265,33 +246,13 @@ pub fn tools_name(suite: &str) -> String {
 
 /// Programs of [`TOOLS`] a tools rootfs lacks; with a rustup toolchain, cargo and rustc come
 /// from that toolchain and only the C tools are needed.
-pub fn missing_tools(tools_rootfs: &Path, rustup: bool) -> Vec<&'static str> {
+pub fn missing_tools(tools: &Rootfs, rustup: bool) -> Vec<&'static str> {
     TOOLS
         .iter()
         .copied()
         .filter(|t| !(rustup && (t.ends_with("/cargo") || t.ends_with("/rustc"))))
-        .filter(|t| !crate::sandbox::spec::exists_in_root(tools_rootfs, t))
+        .filter(|t| !tools.exists(t))
         .collect()
-}
-
-/// Where native mode's rustc comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RustcSource {
-    /// The user's rustup toolchain when it has the target, else the tools rootfs's.
-    Auto,
-    Rustup,
-    Rootfs,
-}
-
-impl RustcSource {
-    pub fn parse(s: &str) -> Result<RustcSource> {
-        Ok(match s {
-            "auto" => RustcSource::Auto,
-            "rustup" => RustcSource::Rustup,
-            "rootfs" => RustcSource::Rootfs,
-            v => bail!("--native-rustc {v}: use auto, rustup or rootfs"),
-        })
-    }
 }
 
 /// The sysroot of the host's `rustc` (the user's rustup toolchain, or whatever rustc is on
@@ -311,8 +272,8 @@ pub const GUEST_RUST: &str = "/run/cargo-for-arm/rust";
 
 /// The glibc version of a Debian rootfs: the `libc6` package's upstream version in its dpkg
 /// status ("2.36-9+deb12u9" → (2, 36)).
-pub fn rootfs_glibc(rootfs: &Path) -> Option<(u32, u32)> {
-    let data = crate::sandbox::spec::read_in_root(rootfs, "/var/lib/dpkg/status").ok()?;
+pub fn rootfs_glibc(rootfs: &Rootfs) -> Option<(u32, u32)> {
+    let data = rootfs.read("/var/lib/dpkg/status").ok()?;
     let text = String::from_utf8_lossy(&data);
     let stanza = text
         .split("\n\n")
@@ -324,7 +285,7 @@ pub fn rootfs_glibc(rootfs: &Path) -> Option<(u32, u32)> {
 
 /// The runner is this very binary, started inside the tools rootfs: it needs that rootfs's
 /// glibc to be at least the one it was linked against. `Err` names the fix.
-pub fn check_runner_glibc(exe: &Path, tools: &Path) -> Result<()> {
+pub fn check_runner_glibc(exe: &Path, tools: &Rootfs) -> Result<()> {
     let need = crate::report::inspect(exe).and_then(|a| a.glibc_floor);
     let have = rootfs_glibc(tools);
     if let (Some(need), Some(have)) = (need, have) {
@@ -336,7 +297,7 @@ pub fn check_runner_glibc(exe: &Path, tools: &Path) -> Result<()> {
                 exe.display(),
                 need.0,
                 need.1,
-                tools.display(),
+                tools.path().display(),
                 have.0,
                 have.1
             );
@@ -346,10 +307,10 @@ pub fn check_runner_glibc(exe: &Path, tools: &Path) -> Result<()> {
 }
 
 /// Everything native mode needs, checked.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Setup {
     pub target: Target,
-    pub tools_rootfs: PathBuf,
+    pub tools: Rootfs,
     pub target_std: Std,
     pub host_version: String,
     /// The host rustc sysroot (a rustup toolchain with the target installed) that compiles,
@@ -370,6 +331,102 @@ pub fn check_versions(host: &str, target: &str, tools: &Path, arm: &Path) -> Res
         );
     }
     Ok(())
+}
+
+/// The triple of the host's own Rust standard library in a tools rootfs.
+pub fn host_triple() -> Option<&'static str> {
+    match Arch::host() {
+        Arch::X86_64 => Some("x86_64-unknown-linux-gnu"),
+        Arch::Aarch64 => Some("aarch64-unknown-linux-gnu"),
+        _ => None,
+    }
+}
+
+/// The native executor: cargo in a sandbox rooted at the tools rootfs, the ARM rootfs bound
+/// read-only as the sysroot, the compiler wrappers, and the runner service for ARM programs.
+pub fn prepare(job: &Job, s: &Setup) -> Result<Prepared> {
+    let triple = s.target.triple;
+    let (arch, _) = s.tools.arch()?;
+    let exec = crate::qemu::exec_for(arch, None)?;
+    let mut b = SpecBuilder::new(s.tools.sandbox_root()?, exec);
+    b = job.common(b);
+    b = b.bind(Bind::new(
+        job.rootfs.path(),
+        GUEST_SYSROOT,
+        Access::ReadOnly,
+    ));
+    b = match &s.rustup {
+        // The whole toolchain, its bin first on PATH.
+        Some(sysroot) => b
+            .bind(Bind::new(sysroot, GUEST_RUST, Access::ReadOnly))
+            .env("PATH", format!("{GUEST_RUST}/bin:{DEFAULT_PATH}")),
+        // The target std beside the tools rootfs's own host std.
+        None => b.bind(Bind::new(
+            &s.target_std.dir,
+            format!("/usr/lib/rustlib/{triple}"),
+            Access::ReadOnly,
+        )),
+    };
+    if let Some(dir) = multiarch_dir(&job.rootfs, &s.target)? {
+        let guest = format!("/usr/lib/{}", s.target.clang);
+        b = b.bind(Bind::new(dir, guest, Access::ReadOnly));
+    }
+    let wrappers = job.home.join("toolchain").join(triple);
+    write_wrappers(&s.target, &wrappers)?;
+    b = b.bind(Bind::new(&wrappers, GUEST_TOOLCHAIN, Access::ReadOnly));
+    let exe = std::fs::read_link("/proc/self/exe").context("finding cargo-for-arm itself")?;
+    check_runner_glibc(&exe, &s.tools)?;
+    b = b.bind(Bind::new(&exe, runner::GUEST_EXE, Access::ReadOnly));
+    let run_dir = job.run_dir.0.join("runner");
+    let service = runner::Service::start(
+        &run_dir,
+        arm_template(job)?,
+        job.writable(),
+        job.timeout,
+        job.opts.retries,
+    )?;
+    b = b.bind(Bind::new(&run_dir, runner::GUEST_DIR, Access::ReadWrite));
+    for (k, v) in s.target.build_env(&runner::runner_command()) {
+        b = b.env(k, v);
+    }
+    b = b.env(runner::SOCKET_ENV, format!("{}/sock", runner::GUEST_DIR));
+    Ok(Prepared {
+        builder: b,
+        service: Some(service),
+        artifacts: job.target_dir.join(triple),
+        verb: "Native",
+        banner: format!(
+            "cargo {} for {} [{}]: {} of {}, clang and lld of {}, against {}; ARM programs run emulated (target dir {})",
+            job.opts.subcommand,
+            triple,
+            job.deb(),
+            s.host_version,
+            match &s.rustup {
+                Some(r) => format!("the toolchain {}", r.display()),
+                None => "the tools rootfs".to_string(),
+            },
+            s.tools.path().display(),
+            job.rootfs.path().display(),
+            job.target_dir.display()
+        ),
+    })
+}
+
+/// The sandbox the runner service starts ARM programs in: the ARM rootfs, with the project
+/// and target dir at their own paths.
+fn arm_template(job: &Job) -> Result<SpecBuilder> {
+    let asked = job.opts.arch.as_deref().map(Arch::parse).transpose()?;
+    let (arch, _) = job.rootfs.arch_as(asked)?;
+    let exec = crate::qemu::exec_for(arch, job.opts.qemu.as_deref())?;
+    let b = SpecBuilder::new(job.rootfs.sandbox_root()?, exec)
+        .binds(job.project_binds())
+        .workdir(&job.project.root)
+        .network(job.opts.network)
+        .map(job.opts.map)
+        .seccomp(Policy::parse(&job.opts.seccomp));
+    // Validated now, so a bad template fails the build, not every ARM program.
+    b.clone().argv(vec!["true".into()]).build()?;
+    Ok(b)
 }
 
 #[cfg(test)]
@@ -411,7 +468,7 @@ mod tests {
             "Package: libc6-dev\nVersion: 9.9-1\n\nPackage: libc6\nStatus: install ok installed\nVersion: 2.36-9+deb12u14\n",
         )
         .unwrap();
-        assert_eq!(rootfs_glibc(&dir), Some((2, 36)));
+        assert_eq!(rootfs_glibc(&Rootfs::open(&dir).unwrap()), Some((2, 36)));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

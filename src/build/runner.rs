@@ -26,7 +26,7 @@ use anyhow::{bail, Context, Result};
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use serde::{Deserialize, Serialize};
 
-use crate::sandbox::spec::RunPlan;
+use crate::sandbox::spec::{guest_path, Spec, SpecBuilder};
 
 /// Where the service's directory (with its socket) appears inside the tools sandbox.
 pub const GUEST_DIR: &str = "/run/cargo-for-arm/runner";
@@ -74,12 +74,12 @@ pub struct Service {
 }
 
 impl Service {
-    /// Listen on `dir/sock` and fork the service. `template` is the plan of ARM runs: each
-    /// request replaces its command, working directory and environment. Programs and
+    /// Listen on `dir/sock` and fork the service. `template` is the sandbox of ARM runs: each
+    /// request sets its command, working directory and environment. Programs and
     /// working directories must lie under one of `allowed` (the binds they run with).
     pub fn start(
         dir: &Path,
-        template: RunPlan,
+        template: SpecBuilder,
         allowed: Vec<PathBuf>,
         hang_timeout: Option<Duration>,
         retries: u32,
@@ -123,7 +123,7 @@ impl Drop for Service {
 
 fn serve(
     listener: UnixListener,
-    template: &RunPlan,
+    template: &SpecBuilder,
     allowed: &[PathBuf],
     hang_timeout: Option<Duration>,
     retries: u32,
@@ -185,40 +185,36 @@ fn receive(stream: &mut UnixStream) -> Result<(Request, Vec<OwnedFd>)> {
     Ok((req, fds))
 }
 
-/// Check a request against the binds and turn it into a plan.
-pub fn plan_for(template: &RunPlan, allowed: &[PathBuf], req: Request) -> Result<RunPlan> {
+/// Check a request against the binds and turn it into a sandbox of its own.
+pub fn plan_for(template: &SpecBuilder, allowed: &[PathBuf], req: Request) -> Result<Spec> {
     let exe = req
         .argv
         .first()
         .context("a runner request without a program")?;
     let under = |p: &Path| allowed.iter().any(|a| p.starts_with(a));
-    let exe_path = crate::sandbox::spec::guest_path(Path::new(exe))
-        .with_context(|| format!("program {exe}"))?;
+    let exe_path = guest_path(Path::new(exe)).with_context(|| format!("program {exe}"))?;
     if !under(&exe_path) {
         bail!(
             "{exe} is outside the project and target directories, so the ARM sandbox cannot see it"
         );
     }
-    let cwd = crate::sandbox::spec::guest_path(Path::new(&req.cwd))
+    let cwd = guest_path(Path::new(&req.cwd))
         .ok()
         .filter(|c| under(c))
         .unwrap_or_else(|| allowed.first().cloned().unwrap_or_else(|| "/".into()));
-    let mut plan = template.clone();
-    plan.argv = req.argv;
-    plan.workdir = cwd;
+    let mut b = template.clone().argv(req.argv).workdir(cwd);
     for (k, v) in req.env {
         if !forwarded(&k) || k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
             continue;
         }
-        plan.env.retain(|(ek, _)| *ek != k);
-        plan.env.push((k, v));
+        b = b.env(k, v);
     }
-    Ok(plan)
+    b.build()
 }
 
 fn handle(
     mut stream: UnixStream,
-    template: &RunPlan,
+    template: &SpecBuilder,
     allowed: &[PathBuf],
     hang_timeout: Option<Duration>,
     retries: u32,

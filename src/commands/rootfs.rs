@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::cli::{RootfsCommand, SandboxArgs};
+use crate::cli::RootfsCommand;
 use crate::rootfs::store::{check_name, human_size, Store};
 use crate::rootfs::{fetch, unpack::Limits};
-use crate::sandbox::spec::RunPlan;
+use crate::sandbox::spec::{Caps, RootWrites, SpecBuilder};
 
 #[derive(Debug, Deserialize)]
 pub struct Preset {
@@ -97,7 +97,9 @@ pub fn run(cmd: RootfsCommand, quiet: bool) -> Result<i32> {
             pull(&source, sha256, checksums, name, &limits, quiet)
         }
         RootfsCommand::Import { source, name } => import(&source, &name, quiet),
-        RootfsCommand::Create(o) => crate::rootfs::bootstrap::create(&o, quiet),
+        RootfsCommand::Create(o) => {
+            crate::rootfs::bootstrap::create(&o, quiet, &|a| crate::qemu::exec_for(a, None))
+        }
         RootfsCommand::List => {
             let store = Store::open()?;
             let entries = store.list()?;
@@ -150,34 +152,26 @@ pub fn run(cmd: RootfsCommand, quiet: bool) -> Result<i32> {
             if store.get(&name).is_none() {
                 bail!("no rootfs named {name} in the store (cargo for-arm rootfs list)");
             }
-            let root = store.root_of(&name);
-            let shell = if crate::sandbox::spec::exists_in_root(&root, "/bin/bash") {
+            let rootfs = crate::rootfs::Rootfs::open(Path::new(&name))?;
+            let shell = if rootfs.exists("/bin/bash") {
                 "/bin/bash"
             } else {
                 "/bin/sh"
             };
-            let home = if crate::sandbox::spec::exists_in_root(&root, "/root") {
-                "/root"
-            } else {
-                "/"
-            };
-            let args = SandboxArgs {
-                rootfs: root,
-                arch: None,
-                qemu,
-                binds: vec![],
-                no_bind_cwd: true,
-                workdir: Some(home.into()),
-                env: vec![],
-                network,
-                map,
-                seccomp: "default".into(),
-            };
-            let mut plan = RunPlan::new(&args, vec![shell.to_string(), "-l".into()])?;
+            let home = if rootfs.exists("/root") { "/root" } else { "/" };
+            let (arch, _) = rootfs.arch()?;
             // Setting a rootfs up by hand (apt, dpkg, chown) needs root's capabilities inside
-            // the user namespace; they grant nothing outside it.
-            plan.keep_caps = true;
-            plan.ephemeral = false;
+            // the user namespace (they grant nothing outside it), and changes are kept.
+            let mut root = rootfs.sandbox_root()?;
+            root.writes = RootWrites::InPlace;
+            let exec = crate::qemu::exec_for(arch, qemu.as_deref())?;
+            let plan = SpecBuilder::new(root, exec)
+                .workdir(home)
+                .network(network.into())
+                .map(map)
+                .caps(Caps::Keep)
+                .argv(vec![shell.to_string(), "-l".into()])
+                .build()?;
             if !quiet {
                 for n in &plan.notes {
                     eprintln!("cargo-for-arm: note: {n}");

@@ -345,7 +345,11 @@ dpkg --audit >&2
 rm -f /usr/sbin/policy-rc.d
 "#;
 
-pub fn create(o: &CreateOptions, quiet: bool) -> Result<i32> {
+/// How stage 2 runs programs of an architecture: the caller resolves the qemu (the rootfs
+/// room does not look one up), only when stage 2 runs at all.
+pub type Emulator<'a> = &'a dyn Fn(crate::arch::Arch) -> Result<crate::sandbox::spec::Exec>;
+
+pub fn create(o: &CreateOptions, quiet: bool, emulator: Emulator) -> Result<i32> {
     crate::rootfs::store::check_name(&o.name)?;
     let (map, _) = idmap::choose(MapMode::Full, &idmap::Sources::default())
         .context("rootfs create needs the full id map (dpkg sets file owners inside)")?;
@@ -488,7 +492,7 @@ pub fn create(o: &CreateOptions, quiet: bool) -> Result<i32> {
         .dir
         .join(format!(".tmp-{}-{}", o.name, std::process::id()));
     if let Err(e) = build_tree(
-        &tmp, &o.arch, &essential, &rest, &paths, &debs_dir, &map, quiet,
+        &tmp, &o.arch, &essential, &rest, &paths, &debs_dir, &map, quiet, emulator,
     ) {
         let _ = store.remove_tree(&tmp);
         return Err(e);
@@ -611,6 +615,7 @@ fn build_tree(
     debs_dir: &Path,
     map: &IdMap,
     quiet: bool,
+    emulator: Emulator,
 ) -> Result<()> {
     let root = tmp.join("root");
     std::fs::create_dir_all(root.join("usr"))?;
@@ -659,21 +664,14 @@ fn build_tree(
     argv.extend(essential.iter().map(|n| guest(n)));
     argv.push("--".into());
     argv.extend(rest.iter().map(|n| guest(n)));
-    let sandbox = crate::cli::SandboxArgs {
-        rootfs: root.clone(),
-        arch: Some(arch.to_string()),
-        qemu: None,
-        binds: vec![format!("{}:{guest_debs}:ro", debs_dir.display())],
-        no_bind_cwd: true,
-        workdir: Some("/".into()),
-        env: vec![],
-        network: crate::cli::Network::None,
-        map: MapMode::Full,
-        seccomp: "default".into(),
-    };
-    let mut plan = crate::sandbox::spec::RunPlan::new(&sandbox, argv)?;
-    plan.keep_caps = true;
-    plan.ephemeral = false;
+    use crate::sandbox::spec::{Access, Bind, Caps, Root, SpecBuilder};
+    let arch = crate::arch::Arch::parse(arch)?;
+    let plan = SpecBuilder::new(Root::dir(&root), emulator(arch)?)
+        .bind(Bind::new(debs_dir, guest_debs, Access::ReadOnly))
+        .map(MapMode::Full)
+        .caps(Caps::Keep)
+        .argv(argv)
+        .build()?;
     let outcome = crate::supervise::run_supervised(
         &plan,
         Some(std::time::Duration::from_secs(900)),

@@ -6,3 +6,183 @@ pub mod debian;
 pub mod fetch;
 pub mod store;
 pub mod unpack;
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use anyhow::{bail, Context, Result};
+
+use crate::arch::{elf_info, Arch};
+use crate::sandbox::spec::{Root, RootWrites};
+use crate::sandbox::sys;
+
+/// A rootfs resolved once: its canonical path, an open directory for reads inside it, and for
+/// a stored one the shared lock that keeps `rootfs rm` away while it is in use. Every later
+/// stage asks this value instead of deriving facts from a path again.
+#[derive(Debug)]
+pub struct Rootfs {
+    path: PathBuf,
+    dir: File,
+    stored: bool,
+    lock: Option<Rc<store::Lock>>,
+}
+
+impl Rootfs {
+    /// `--rootfs`: a directory, or the name of a complete entry of the store. "Stored" is
+    /// decided on resolved paths, so a store reached through a symlink or a relative
+    /// `CARGO_FOR_ARM_HOME` is still never changed by a run.
+    pub fn open(arg: &Path) -> Result<Rootfs> {
+        let (path, lock) = if arg.is_dir() {
+            let p = arg
+                .canonicalize()
+                .with_context(|| format!("resolving {}", arg.display()))?;
+            (p, None)
+        } else {
+            let name = arg.to_string_lossy();
+            if name.contains('/') {
+                bail!("rootfs {} does not exist", arg.display());
+            }
+            let st = store::Store::open()?;
+            let lock = st.lock_shared(&name)?;
+            if st.get(&name).is_none() {
+                bail!(
+                    "rootfs {name}: no such directory, and no rootfs of that name in the store \
+                     (cargo for-arm rootfs list; cargo for-arm rootfs pull --list-presets)"
+                );
+            }
+            let p = st.root_of(&name).canonicalize()?;
+            (p, Some(Rc::new(lock)))
+        };
+        if path == Path::new("/") {
+            bail!("the host's / cannot be a rootfs");
+        }
+        let stored = path.starts_with(store::home()?.join("rootfs"));
+        let dir = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        Ok(Rootfs {
+            path,
+            dir,
+            stored,
+            lock,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Read up to 64 MiB of a file inside the rootfs, resolving symlinks within the rootfs
+    /// (`/bin/sh -> dash`, `/bin -> usr/bin`) and never outside it.
+    pub fn read(&self, guest: &str) -> Result<Vec<u8>> {
+        read_at(&self.dir, guest)
+    }
+
+    /// Whether `guest` exists inside the rootfs (symlinks resolved inside it).
+    pub fn exists(&self, guest: &str) -> bool {
+        exists_at(&self.dir, guest)
+    }
+
+    /// The architecture, from the ELF header of `/bin/sh`.
+    pub fn arch(&self) -> Result<(Arch, String)> {
+        arch_of(&self.path, self.read("/bin/sh"))
+    }
+
+    /// The architecture, checked against the one asked for (`--arch`): a rootfs without a
+    /// `/bin/sh` yet (being bootstrapped) is trusted to be what was asked.
+    pub fn arch_as(&self, asked: Option<Arch>) -> Result<(Arch, String)> {
+        let Some(want) = asked else {
+            return self.arch();
+        };
+        match self.arch() {
+            Ok((found, desc)) if found != want => bail!(
+                "--arch {want} was asked, but {} is a {desc} rootfs (its /bin/sh); \
+                 use a {want} rootfs or drop --arch",
+                self.path.display()
+            ),
+            Ok((_, desc)) => Ok((want, desc)),
+            Err(_) => Ok((want, want.to_string())),
+        }
+    }
+
+    /// The Debian (or Ubuntu) suite, from `VERSION_CODENAME` in `/etc/os-release`.
+    pub fn suite(&self) -> Option<String> {
+        let data = self.read("/etc/os-release").ok()?;
+        String::from_utf8_lossy(&data)
+            .lines()
+            .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
+            .map(|v| v.trim().trim_matches('"').to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// How a sandbox sees this rootfs: a stored one through a throwaway overlay, and the
+    /// tool's own home (store, fetched qemus) hidden from every bind.
+    pub fn sandbox_root(&self) -> Result<Root> {
+        Ok(Root {
+            path: self.path.clone(),
+            writes: if self.stored {
+                RootWrites::Throwaway
+            } else {
+                RootWrites::InPlace
+            },
+            hidden: vec![store::home()?],
+            guard: self.lock.clone().map(|l| l as Rc<dyn std::any::Any>),
+        })
+    }
+}
+
+fn read_at(dir: &File, guest: &str) -> Result<Vec<u8>> {
+    let c = CString::new(guest)?;
+    let fd = sys::openat_in_root(dir.as_raw_fd(), &c, libc::O_RDONLY as u64)?;
+    let mut data = Vec::new();
+    File::from(fd).take(64 << 20).read_to_end(&mut data)?;
+    Ok(data)
+}
+
+fn exists_at(dir: &File, guest: &str) -> bool {
+    let Ok(c) = CString::new(guest) else {
+        return false;
+    };
+    sys::openat_in_root(dir.as_raw_fd(), &c, libc::O_PATH as u64).is_ok()
+}
+
+fn arch_of(root: &Path, sh: Result<Vec<u8>>) -> Result<(Arch, String)> {
+    let data = sh.with_context(|| {
+        format!(
+            "cannot read {}/bin/sh to detect the rootfs architecture; is this a root filesystem? \
+             (pass --arch if it has no /bin/sh)",
+            root.display()
+        )
+    })?;
+    let info = elf_info(&data).with_context(|| {
+        format!(
+            "{}/bin/sh is not an ELF program; pass --arch",
+            root.display()
+        )
+    })?;
+    match info.arch {
+        Some(a) => Ok((a, info.describe())),
+        None => bail!(
+            "{}/bin/sh is built for {}, which cargo-for-arm cannot run",
+            root.display(),
+            info.describe()
+        ),
+    }
+}
+
+/// [`Rootfs::read`] for a tree that is not (yet) a resolved rootfs: one being built.
+pub fn read_in_root(root: &Path, guest: &str) -> Result<Vec<u8>> {
+    read_at(&File::open(root)?, guest)
+}
+
+/// [`Rootfs::exists`] for a tree that is not (yet) a resolved rootfs.
+pub fn exists_in_root(root: &Path, guest: &str) -> bool {
+    File::open(root).is_ok_and(|d| exists_at(&d, guest))
+}
+
+/// [`Rootfs::arch`] for a tree that is not (yet) a resolved rootfs.
+pub fn detect_arch(root: &Path) -> Result<(Arch, String)> {
+    arch_of(root, read_in_root(root, "/bin/sh"))
+}

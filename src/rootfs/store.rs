@@ -14,34 +14,20 @@ use serde::{Deserialize, Serialize};
 use super::unpack::{self, Limits};
 use crate::idmap::{self, IdMap, MapMode};
 use crate::sandbox;
-use crate::sandbox::spec as plan;
 
-/// `$CARGO_FOR_ARM_HOME`, else `$XDG_CACHE_HOME/cargo-for-arm`, else `~/.cache/cargo-for-arm`.
+/// `$CARGO_FOR_ARM_HOME`, else `$XDG_CACHE_HOME/cargo-for-arm`, else `~/.cache/cargo-for-arm`;
+/// absolute, and resolved when it exists (decisions about what is stored compare real paths).
 pub fn home() -> Result<PathBuf> {
-    if let Some(h) = std::env::var_os("CARGO_FOR_ARM_HOME").filter(|v| !v.is_empty()) {
-        return Ok(h.into());
-    }
-    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(x).join("cargo-for-arm"));
-    }
-    let home = std::env::var_os("HOME").context("HOME is not set; set CARGO_FOR_ARM_HOME")?;
-    Ok(PathBuf::from(home).join(".cache/cargo-for-arm"))
-}
-
-/// A string setting of the user's config file, `$XDG_CONFIG_HOME/cargo-for-arm/config.toml`
-/// (default `~/.config/cargo-for-arm/config.toml`): `rootfs = "…"`, `mirror = "…"`.
-pub fn user_config_str(key: &str) -> Result<Option<String>> {
-    let path = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-        .map(|c| c.join("cargo-for-arm/config.toml"));
-    let Some(path) = path.filter(|p| p.is_file()) else {
-        return Ok(None);
+    let raw = if let Some(h) = std::env::var_os("CARGO_FOR_ARM_HOME").filter(|v| !v.is_empty()) {
+        PathBuf::from(h)
+    } else if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        PathBuf::from(x).join("cargo-for-arm")
+    } else {
+        let home = std::env::var_os("HOME").context("HOME is not set; set CARGO_FOR_ARM_HOME")?;
+        PathBuf::from(home).join(".cache/cargo-for-arm")
     };
-    let doc: toml::Table = toml::from_str(&std::fs::read_to_string(&path)?)
-        .with_context(|| format!("parsing {}", path.display()))?;
-    Ok(doc.get(key).and_then(|v| v.as_str()).map(str::to_string))
+    let abs = std::path::absolute(&raw).with_context(|| format!("resolving {}", raw.display()))?;
+    Ok(abs.canonicalize().unwrap_or(abs))
 }
 
 /// What the store knows of an entry (`entry.toml`).
@@ -282,7 +268,7 @@ impl Store {
         quiet: bool,
     ) -> Result<Entry> {
         let root = tmp.join("root");
-        let (arch, arch_desc) = plan::detect_arch(&root)
+        let (arch, arch_desc) = super::detect_arch(&root)
             .with_context(|| format!("{} does not look like a root filesystem", source))?;
         let host_arch = arch.runs_natively();
         if host_arch && !quiet {
@@ -377,8 +363,8 @@ pub fn report_summary(sum: &unpack::Summary, quiet: bool) {
 /// PRETTY_NAME of the rootfs's os-release, read without leaving the rootfs.
 fn distro(root: &Path) -> String {
     for p in ["/etc/os-release", "/usr/lib/os-release"] {
-        if plan::exists_in_root(root, p) {
-            if let Ok(text) = plan::read_in_root(root, p) {
+        if super::exists_in_root(root, p) {
+            if let Ok(text) = super::read_in_root(root, p) {
                 let text = String::from_utf8_lossy(&text);
                 if let Some(v) = text.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=")) {
                     return v.trim_matches('"').to_string();

@@ -21,11 +21,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
 
-use sys::{Kernel, Sys};
-
-use crate::cli::Network;
 use crate::idmap::{self, IdMap};
-use crate::sandbox::spec::{cpath, RunPlan};
+use spec::{cpath, Network, Spec};
+use sys::{Kernel, Sys};
 
 /// cargo-for-arm could not set the sandbox up (documented in the README and `--help`).
 pub const EXIT_SETUP: i32 = 125;
@@ -132,7 +130,7 @@ fn clone_fork(flags: libc::c_int) -> Result<i32> {
 
 /// Prepare the child's specification from a plan.
 fn child_spec(
-    plan: &RunPlan,
+    plan: &Spec,
     go_fd: RawFd,
     report_fd: RawFd,
     stderr_fd: Option<RawFd>,
@@ -162,8 +160,8 @@ fn child_spec(
         path_shown: path,
         full_map: matches!(plan.idmap, IdMap::Full { .. }),
         new_net: plan.network == Network::None,
-        keep_caps: plan.keep_caps,
-        ephemeral: plan.ephemeral,
+        keep_caps: plan.keep_caps(),
+        ephemeral: plan.ephemeral(),
         seccomp: plan.seccomp.clone(),
         interactive: is_foreground_tty(),
         go_fd,
@@ -195,7 +193,7 @@ pub trait Watcher {
 /// Enter the sandbox and start the command. Signals in `FORWARDED` and SIGCHLD are blocked
 /// on return; the caller waits with [`Running::wait`]. With `pipe_stderr` the command's
 /// stderr is a pipe the watcher reads.
-pub fn spawn(plan: &RunPlan, pipe_stderr: bool) -> Result<Running> {
+pub fn spawn(plan: &Spec, pipe_stderr: bool) -> Result<Running> {
     let (go_rd, go_wr) = sys::pipe()?;
     let (rep_rd, rep_wr) = sys::pipe()?;
     let err_pipe = pipe_stderr.then(sys::pipe).transpose()?;

@@ -19,7 +19,7 @@ use nix::errno::Errno;
 
 use super::init::SetupError;
 use super::sys::{CPath, FdWriter, Sys, SysResult, Text};
-use crate::sandbox::spec::{cpath, Exec, RunPlan};
+use crate::sandbox::spec::{cpath, Exec, Spec};
 
 const PROC_FLAGS: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
 
@@ -69,7 +69,47 @@ fn c(s: &str) -> CString {
 }
 
 /// The mount list for a plan, in the order it is applied.
-pub fn mount_plan(plan: &RunPlan) -> Result<Vec<MountOp>> {
+pub fn mount_plan(plan: &Spec) -> Result<Vec<MountOp>> {
+    let mut ops = dev_ops();
+    let tmp = |guest: &str, mode: &str| MountOp::Tmpfs {
+        guest: c(guest),
+        data: c(&format!("mode={mode}")),
+        flags: libc::MS_NOSUID | libc::MS_NODEV,
+    };
+    ops.push(tmp("/dev/shm", "1777"));
+    ops.push(tmp("/tmp", "1777"));
+    ops.push(tmp("/run", "755"));
+    if Path::new("/etc/resolv.conf").exists() {
+        ops.push(MountOp::Bind {
+            host: c("/etc/resolv.conf"),
+            guest: c("/etc/resolv.conf"),
+            kind: Kind::File,
+            readonly: true,
+            optional: true,
+        });
+    }
+    bind_ops(plan, &mut ops)?;
+    if let Exec::Qemu {
+        register_line,
+        host_fallback,
+        ..
+    } = &plan.exec
+    {
+        ops.push(MountOp::Binfmt {
+            guest: c("/proc/sys/fs/binfmt_misc"),
+            register_line: register_line.clone(),
+            fallback_note: host_fallback.as_ref().map(|h| {
+                format!(
+                    "the kernel refused a private binfmt_misc (Linux < 6.7?); using the host's registration {h}"
+                )
+            }),
+        });
+    }
+    Ok(ops)
+}
+
+/// A fresh /proc, and a /dev of the host's harmless nodes with a devpts of its own.
+fn dev_ops() -> Vec<MountOp> {
     let mut ops = vec![
         MountOp::Proc { guest: c("/proc") },
         MountOp::Tmpfs {
@@ -103,23 +143,12 @@ pub fn mount_plan(plan: &RunPlan) -> Result<Vec<MountOp>> {
             target: c(target),
         });
     }
-    let tmp = |guest: &str, mode: &str| MountOp::Tmpfs {
-        guest: c(guest),
-        data: c(&format!("mode={mode}")),
-        flags: libc::MS_NOSUID | libc::MS_NODEV,
-    };
-    ops.push(tmp("/dev/shm", "1777"));
-    ops.push(tmp("/tmp", "1777"));
-    ops.push(tmp("/run", "755"));
-    if Path::new("/etc/resolv.conf").exists() {
-        ops.push(MountOp::Bind {
-            host: c("/etc/resolv.conf"),
-            guest: c("/etc/resolv.conf"),
-            kind: Kind::File,
-            readonly: true,
-            optional: true,
-        });
-    }
+    ops
+}
+
+/// The spec's binds, each followed by the masks that cover what it would show of the
+/// tool's own home: an empty, read-only tmpfs.
+fn bind_ops(plan: &Spec, ops: &mut Vec<MountOp>) -> Result<()> {
     for b in &plan.binds {
         ops.push(MountOp::Bind {
             host: cpath(&b.host)?,
@@ -129,27 +158,18 @@ pub fn mount_plan(plan: &RunPlan) -> Result<Vec<MountOp>> {
             } else {
                 Kind::File
             },
-            readonly: b.readonly,
+            readonly: b.readonly(),
             optional: false,
         });
+        for m in plan.masks.iter().filter(|m| m.starts_with(&b.guest)) {
+            ops.push(MountOp::Tmpfs {
+                guest: cpath(m)?,
+                data: c("mode=555,size=4k"),
+                flags: libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            });
+        }
     }
-    if let Exec::Qemu {
-        register_line,
-        host_fallback,
-        ..
-    } = &plan.exec
-    {
-        ops.push(MountOp::Binfmt {
-            guest: c("/proc/sys/fs/binfmt_misc"),
-            register_line: register_line.clone(),
-            fallback_note: host_fallback.as_ref().map(|h| {
-                format!(
-                    "the kernel refused a private binfmt_misc (Linux < 6.7?); using the host's registration {h}"
-                )
-            }),
-        });
-    }
-    Ok(ops)
+    Ok(())
 }
 
 /// Split a guest path into its parent and last component.
@@ -386,37 +406,18 @@ fn note<S: Sys>(sys: &S, msg: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::Arch;
-    use crate::cli::Network;
-    use crate::idmap::IdMap;
-    use crate::sandbox::spec::Bind;
-    use std::path::PathBuf;
+    use crate::idmap::MapMode;
+    use crate::sandbox::spec::{Access, Bind, Root, SpecBuilder};
 
-    fn plan(exec: Exec) -> RunPlan {
-        RunPlan {
-            rootfs: "/r".into(),
-            arch: Arch::Arm,
-            arch_desc: "arm".into(),
-            exec,
-            binds: vec![Bind {
-                host: "/tmp".into(),
-                guest: "/work".into(),
-                readonly: true,
-            }],
-            workdir: PathBuf::from("/work"),
-            env: vec![],
-            network: Network::Host,
-            idmap: IdMap::Single {
-                uid: 1000,
-                gid: 1000,
-            },
-            notes: vec![],
-            argv: vec!["true".into()],
-            keep_caps: false,
-            ephemeral: false,
-            _store_lock: None,
-            seccomp: vec![],
-        }
+    fn plan(exec: Exec) -> Spec {
+        SpecBuilder::new(Root::dir("/r"), exec)
+            .bind(Bind::new("/tmp", "/work", Access::ReadOnly))
+            .workdir("/work")
+            .map(MapMode::Single)
+            .seccomp(crate::seccomp::Policy::Off)
+            .argv(vec!["true".into()])
+            .build()
+            .unwrap()
     }
 
     fn guest(op: &MountOp) -> String {
@@ -427,6 +428,29 @@ mod tests {
             | MountOp::Devpts { guest }
             | MountOp::Symlink { guest, .. }
             | MountOp::Binfmt { guest, .. } => guest.to_string_lossy().into_owned(),
+        }
+    }
+
+    #[test]
+    fn a_hidden_home_is_covered_right_after_the_bind_that_shows_it() {
+        let home = std::env::temp_dir().canonicalize().unwrap();
+        let mut root = Root::dir("/r");
+        root.hidden = vec![home.join("cfa-home")];
+        let spec = SpecBuilder::new(root, Exec::Native)
+            .bind(Bind::new(&home, "/h", Access::ReadWrite))
+            .map(MapMode::Single)
+            .seccomp(crate::seccomp::Policy::Off)
+            .argv(vec!["true".into()])
+            .build()
+            .unwrap();
+        let ops = mount_plan(&spec).unwrap();
+        let at = ops.iter().position(|o| guest(o) == "/h").unwrap();
+        match &ops[at + 1] {
+            MountOp::Tmpfs { guest, flags, .. } => {
+                assert_eq!(guest.to_str().unwrap(), "/h/cfa-home");
+                assert!(flags & libc::MS_RDONLY != 0);
+            }
+            other => panic!("expected the mask after the bind, got {other:?}"),
         }
     }
 

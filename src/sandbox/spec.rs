@@ -1,18 +1,21 @@
-//! The validated plan: everything `run` needs, checked on the host before any namespace is
-//! entered, so that bad input fails early with a message that names the fix.
+//! The typed sandbox specification: what one sandbox runs and sees, built with
+//! [`SpecBuilder`] and validated once in [`SpecBuilder::build`] — on the host, before any
+//! namespace is entered, so that bad input fails early with a message that names the fix.
+//!
+//! The sandbox never looks anything up: its callers resolve the rootfs (with its lock guard)
+//! and the qemu first and hand both in. Nothing here knows the command line.
 
+use std::any::Any;
 use std::ffi::CString;
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 
 use anyhow::{bail, Context, Result};
 
-use crate::arch::{elf_info, Arch};
-use crate::cli::{Network, SandboxArgs};
-use crate::idmap::{self, IdMap};
-use crate::qemu;
-use crate::sandbox::sys;
+use crate::arch::Arch;
+use crate::idmap::{self, IdMap, MapMode};
+use crate::seccomp::Policy;
 
 /// How guest programs are executed.
 #[derive(Debug, Clone)]
@@ -29,66 +32,346 @@ pub enum Exec {
     },
 }
 
+/// The sandbox's network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// Share the host's network.
+    Host,
+    /// A new, empty network namespace (loopback only).
+    None,
+}
+
+/// Whether the sandbox may write through a bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
+/// A host path seen inside the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bind {
     pub host: PathBuf,
     pub guest: PathBuf,
-    pub readonly: bool,
+    pub access: Access,
 }
 
+impl Bind {
+    /// `host` at `guest`. Both are checked by [`SpecBuilder::build`].
+    pub fn new(host: impl Into<PathBuf>, guest: impl Into<PathBuf>, access: Access) -> Bind {
+        Bind {
+            host: host.into(),
+            guest: guest.into(),
+            access,
+        }
+    }
+
+    /// `host` at the same path inside.
+    pub fn same(host: impl Into<PathBuf>, access: Access) -> Bind {
+        let host = host.into();
+        Bind::new(host.clone(), host, access)
+    }
+
+    pub fn readonly(&self) -> bool {
+        self.access == Access::ReadOnly
+    }
+}
+
+/// Root's capabilities inside the user namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caps {
+    /// Every capability dropped before exec (the default).
+    Drop,
+    /// Kept (`rootfs shell`, stage 2 of `rootfs create`: apt, dpkg and chown need them).
+    Keep,
+}
+
+/// What happens to writes to the rootfs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootWrites {
+    /// A throwaway overlay takes them: stored rootfs are never modified by a run.
+    Throwaway,
+    /// They change the tree (a directory the user named, `rootfs shell`, `rootfs create`).
+    InPlace,
+}
+
+/// The root of a sandbox, resolved by the caller.
+#[derive(Clone)]
+pub struct Root {
+    /// Absolute and canonical.
+    pub path: PathBuf,
+    pub writes: RootWrites,
+    /// Host directories no bind may show (the tool's own home, with the store and the fetched
+    /// qemus): where a bind contains one, an empty read-only tmpfs covers it inside.
+    pub hidden: Vec<PathBuf>,
+    /// Kept alive as long as the spec (a stored rootfs's shared lock, so `rm` waits).
+    pub guard: Option<Rc<dyn Any>>,
+}
+
+impl std::fmt::Debug for Root {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Root")
+            .field("path", &self.path)
+            .field("writes", &self.writes)
+            .field("hidden", &self.hidden)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Root {
+    /// A directory with nothing hidden and writes in place.
+    pub fn dir(path: impl Into<PathBuf>) -> Root {
+        Root {
+            path: path.into(),
+            writes: RootWrites::InPlace,
+            hidden: Vec::new(),
+            guard: None,
+        }
+    }
+}
+
+/// A validated sandbox: everything `spawn` needs.
 #[derive(Debug, Clone)]
-pub struct RunPlan {
+pub struct Spec {
     pub rootfs: PathBuf,
-    pub arch: Arch,
-    pub arch_desc: String,
     pub exec: Exec,
     pub binds: Vec<Bind>,
+    /// Guest paths covered by an empty read-only tmpfs (see [`Root::hidden`]), each right
+    /// after the bind that would show it.
+    pub masks: Vec<PathBuf>,
     pub workdir: PathBuf,
     pub env: Vec<(String, String)>,
     pub network: Network,
     pub idmap: IdMap,
     pub notes: Vec<String>,
     pub argv: Vec<String>,
-    /// Keep root's capabilities inside the user namespace (`rootfs shell`: apt, dpkg, chown).
-    pub keep_caps: bool,
-    /// Run on a throwaway overlay of the rootfs: set for rootfs from the store, which are
-    /// never modified by a run (`rootfs shell` turns it off to change them on purpose).
-    pub ephemeral: bool,
-    /// A stored rootfs is locked (shared) while it is in use, so `rootfs rm` waits.
-    pub _store_lock: Option<std::rc::Rc<crate::rootfs::store::Lock>>,
+    pub caps: Caps,
+    pub writes: RootWrites,
     /// The syscall filter, compiled before clone.
     pub seccomp: Vec<seccompiler::BpfProgram>,
+    _guard: Option<Rc<dyn Any>>,
 }
 
-/// `--rootfs`: a directory, or the name of a complete entry of the store.
-pub fn resolve_rootfs(arg: &Path) -> Result<PathBuf> {
-    resolve_rootfs_locked(arg).map(|(p, _)| p)
+impl Spec {
+    pub fn keep_caps(&self) -> bool {
+        self.caps == Caps::Keep
+    }
+
+    pub fn ephemeral(&self) -> bool {
+        self.writes == RootWrites::Throwaway
+    }
 }
 
-/// `resolve_rootfs`, and for a stored rootfs the shared lock that keeps `rm` away from it.
-pub fn resolve_rootfs_locked(arg: &Path) -> Result<(PathBuf, Option<crate::rootfs::store::Lock>)> {
-    if arg.is_dir() {
-        let p = arg
-            .canonicalize()
-            .with_context(|| format!("resolving {}", arg.display()))?;
-        return Ok((p, None));
-    }
-    let name = arg.to_string_lossy();
-    if !name.contains('/') {
-        let store = crate::rootfs::store::Store::open()?;
-        let lock = store.lock_shared(&name)?;
-        if store.get(&name).is_some() {
-            return Ok((store.root_of(&name), Some(lock)));
-        }
-        bail!(
-            "rootfs {name}: no such directory, and no rootfs of that name in the store \
-             (cargo for-arm rootfs list; cargo for-arm rootfs pull --list-presets)"
-        );
-    }
-    bail!("rootfs {} does not exist", arg.display())
+/// Builds a [`Spec`]; cheap to clone, so one template serves many runs (the runner service).
+#[derive(Debug, Clone)]
+pub struct SpecBuilder {
+    root: Root,
+    exec: Exec,
+    binds: Vec<Bind>,
+    workdir: PathBuf,
+    env: Vec<(String, String)>,
+    network: Network,
+    map: MapMode,
+    seccomp: Policy,
+    caps: Caps,
+    argv: Vec<String>,
 }
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+impl SpecBuilder {
+    /// A sandbox rooted at `root` whose programs run through `exec`:
+    /// no binds, workdir `/`, no network, an automatic id map, the default syscall filter,
+    /// no capabilities, and the base environment (PATH, HOME, LANG, the host's TERM).
+    pub fn new(root: Root, exec: Exec) -> SpecBuilder {
+        let mut env = vec![
+            ("PATH".to_string(), DEFAULT_PATH.to_string()),
+            ("HOME".to_string(), "/root".to_string()),
+            ("LANG".to_string(), "C.UTF-8".to_string()),
+        ];
+        if let Ok(term) = std::env::var("TERM") {
+            env.push(("TERM".into(), term));
+        }
+        SpecBuilder {
+            root,
+            exec,
+            binds: Vec::new(),
+            workdir: PathBuf::from("/"),
+            env,
+            network: Network::None,
+            map: MapMode::Auto,
+            seccomp: Policy::Default,
+            caps: Caps::Drop,
+            argv: Vec::new(),
+        }
+    }
+
+    pub fn bind(mut self, b: Bind) -> Self {
+        self.binds.push(b);
+        self
+    }
+
+    pub fn binds(mut self, b: impl IntoIterator<Item = Bind>) -> Self {
+        self.binds.extend(b);
+        self
+    }
+
+    pub fn workdir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.workdir = dir.into();
+        self
+    }
+
+    /// Set a variable (replacing an earlier value of the same name).
+    pub fn env(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
+        let k = k.into();
+        self.env.retain(|(ek, _)| *ek != k);
+        self.env.push((k, v.into()));
+        self
+    }
+
+    pub fn network(mut self, n: Network) -> Self {
+        self.network = n;
+        self
+    }
+
+    pub fn map(mut self, m: MapMode) -> Self {
+        self.map = m;
+        self
+    }
+
+    pub fn seccomp(mut self, p: Policy) -> Self {
+        self.seccomp = p;
+        self
+    }
+
+    pub fn caps(mut self, c: Caps) -> Self {
+        self.caps = c;
+        self
+    }
+
+    pub fn argv(mut self, argv: Vec<String>) -> Self {
+        self.argv = argv;
+        self
+    }
+
+    pub fn root(&self) -> &Root {
+        &self.root
+    }
+
+    pub fn env_so_far(&self) -> &[(String, String)] {
+        &self.env
+    }
+
+    /// Validate everything once and compile the syscall filter.
+    pub fn build(&self) -> Result<Spec> {
+        let rootfs = &self.root.path;
+        if rootfs == Path::new("/") {
+            bail!("the host's / cannot be a rootfs");
+        }
+        if self.argv.is_empty() {
+            bail!("no command given: cargo for-arm run --rootfs DIR -- CMD [ARGS]");
+        }
+        let binds = self.checked_binds()?;
+        let masks = self.masks(&binds);
+        self.check_qemu(&binds)?;
+        for (k, v) in &self.env {
+            check_env(k, v)?;
+        }
+        let workdir = guest_path(&self.workdir).context("the working directory")?;
+        let (idmap, note) = idmap::choose(self.map, &idmap::Sources::default())?;
+        let mut notes: Vec<String> = note.into_iter().collect();
+        if self.seccomp == Policy::Off {
+            notes.push("--seccomp off: the sandbox has NO syscall filter (kernel keyrings, bpf, perf, nested user namespaces are reachable)".into());
+        }
+        let seccomp = crate::seccomp::compile(&self.seccomp)?;
+        Ok(Spec {
+            rootfs: rootfs.clone(),
+            exec: self.exec.clone(),
+            binds,
+            masks,
+            workdir,
+            env: self.env.clone(),
+            network: self.network,
+            idmap,
+            notes,
+            argv: self.argv.clone(),
+            caps: self.caps,
+            writes: self.root.writes,
+            seccomp,
+            _guard: self.root.guard.clone(),
+        })
+    }
+
+    fn is_hidden(&self, host: &Path) -> bool {
+        self.root.hidden.iter().any(|h| host.starts_with(h))
+    }
+
+    /// Binds with absolute, normalised paths, none over `/`, none showing the rootfs.
+    fn checked_binds(&self) -> Result<Vec<Bind>> {
+        let mut out = Vec::with_capacity(self.binds.len());
+        for b in &self.binds {
+            let host = b.host.canonicalize().with_context(|| {
+                format!("bind {}: the host path does not exist", b.host.display())
+            })?;
+            let guest =
+                guest_path(&b.guest).with_context(|| format!("bind {}", b.host.display()))?;
+            if guest == Path::new("/") {
+                bail!(
+                    "bind {}: cannot bind over the root of the sandbox",
+                    b.host.display()
+                );
+            }
+            if self.root.path.starts_with(&host) && !self.is_hidden(&self.root.path) {
+                bail!(
+                    "--bind {}: it contains the rootfs {}, which would make the rootfs reachable from inside",
+                    host.display(),
+                    self.root.path.display()
+                );
+            }
+            out.push(Bind::new(host, guest, b.access));
+        }
+        Ok(out)
+    }
+
+    /// Where each hidden directory would appear through a bind, inside.
+    fn masks(&self, binds: &[Bind]) -> Vec<PathBuf> {
+        let mut masks = Vec::new();
+        for b in binds {
+            for h in &self.root.hidden {
+                if let Ok(rel) = h.strip_prefix(&b.host) {
+                    let m = b.guest.join(rel);
+                    if !masks.contains(&m) {
+                        masks.push(m);
+                    }
+                }
+            }
+        }
+        masks
+    }
+
+    /// binfmt F keeps qemu's inode open: a sandbox that could write it would change the
+    /// interpreter of every later run.
+    fn check_qemu(&self, binds: &[Bind]) -> Result<()> {
+        let Exec::Qemu { path, .. } = &self.exec else {
+            return Ok(());
+        };
+        if self.is_hidden(path) {
+            return Ok(());
+        }
+        if let Some(b) = binds
+            .iter()
+            .find(|b| !b.readonly() && path.starts_with(&b.host))
+        {
+            bail!(
+                "qemu {} lies inside the writable bind {}: the sandbox could replace it. Move qemu \
+                 elsewhere, or bind that directory read-only (:ro)",
+                path.display(),
+                b.host.display()
+            );
+        }
+        Ok(())
+    }
+}
 
 /// A guest path: absolute, without `..`, normalised.
 pub fn guest_path(p: &Path) -> Result<PathBuf> {
@@ -107,97 +390,11 @@ pub fn guest_path(p: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// `HOST[:GUEST[:ro|rw]]`.
-pub fn parse_bind(spec: &str) -> Result<Bind> {
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (host, guest, mode) = match parts.as_slice() {
-        [h] => (*h, None, None),
-        [h, g] => (*h, Some(*g), None),
-        [h, g, m] => (*h, Some(*g), Some(*m)),
-        _ => bail!("--bind {spec}: expected HOST[:GUEST[:ro|rw]]"),
-    };
-    let readonly = match mode {
-        None | Some("rw") => false,
-        Some("ro") => true,
-        Some(m) => bail!("--bind {spec}: unknown mode '{m}', use ro or rw"),
-    };
-    if host.is_empty() {
-        bail!("--bind {spec}: empty host path");
+fn check_env(k: &str, v: &str) -> Result<()> {
+    if k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
+        bail!("environment variable {k:?}: a name must be non-empty without '=' or NUL, a value without NUL");
     }
-    let host = Path::new(host)
-        .canonicalize()
-        .with_context(|| format!("--bind {spec}: host path {host} does not exist"))?;
-    let guest = match guest {
-        Some(g) if !g.is_empty() => {
-            guest_path(Path::new(g)).with_context(|| format!("--bind {spec}"))?
-        }
-        _ => host.clone(),
-    };
-    if guest == Path::new("/") {
-        bail!("--bind {spec}: cannot bind over the root of the sandbox");
-    }
-    Ok(Bind {
-        host,
-        guest,
-        readonly,
-    })
-}
-
-pub fn parse_env(kv: &str) -> Result<(String, String)> {
-    match kv.split_once('=') {
-        Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => {
-            Ok((k.to_string(), v.to_string()))
-        }
-        _ => bail!("--env {kv}: expected NAME=VALUE"),
-    }
-}
-
-/// Read up to 64 KiB of a file inside the rootfs, resolving symlinks within the rootfs
-/// (`/bin/sh -> dash`, `/bin -> usr/bin`) and never outside it.
-pub fn read_in_root(rootfs: &Path, guest: &str) -> Result<Vec<u8>> {
-    let root = std::fs::File::open(rootfs)?;
-    let c = CString::new(guest)?;
-    use std::os::fd::AsRawFd;
-    let fd = sys::openat_in_root(root.as_raw_fd(), &c, libc::O_RDONLY as u64)?;
-    let mut data = Vec::new();
-    std::fs::File::from(fd)
-        .take(64 << 20)
-        .read_to_end(&mut data)?;
-    Ok(data)
-}
-
-/// Whether `guest` exists inside the rootfs (symlinks resolved inside it).
-pub fn exists_in_root(rootfs: &Path, guest: &str) -> bool {
-    let (Ok(root), Ok(c)) = (std::fs::File::open(rootfs), CString::new(guest)) else {
-        return false;
-    };
-    use std::os::fd::AsRawFd;
-    sys::openat_in_root(root.as_raw_fd(), &c, libc::O_PATH as u64).is_ok()
-}
-
-/// The architecture of a rootfs, from the ELF header of its `/bin/sh`.
-pub fn detect_arch(rootfs: &Path) -> Result<(Arch, String)> {
-    let data = read_in_root(rootfs, "/bin/sh").with_context(|| {
-        format!(
-            "cannot read {}/bin/sh to detect the rootfs architecture; is this a root filesystem? \
-             (pass --arch if it has no /bin/sh)",
-            rootfs.display()
-        )
-    })?;
-    let info = elf_info(&data).with_context(|| {
-        format!(
-            "{}/bin/sh is not an ELF program; pass --arch",
-            rootfs.display()
-        )
-    })?;
-    match info.arch {
-        Some(a) => Ok((a, info.describe())),
-        None => bail!(
-            "{}/bin/sh is built for {}, which cargo-for-arm cannot run",
-            rootfs.display(),
-            info.describe()
-        ),
-    }
+    Ok(())
 }
 
 /// The host's binfmt_misc entry for `arch`, if it exists and has the F flag.
@@ -212,141 +409,6 @@ pub fn host_registration(arch: Arch) -> Option<String> {
         .map(|_| format!("{} (flags {flags}, interpreter {interp})", p.display()))
 }
 
-impl RunPlan {
-    pub fn new(args: &SandboxArgs, argv: Vec<String>) -> Result<RunPlan> {
-        let (rootfs, store_lock) = resolve_rootfs_locked(&args.rootfs)?;
-        let ephemeral = rootfs.starts_with(crate::rootfs::store::home()?);
-        if rootfs == Path::new("/") {
-            bail!("the host's / cannot be a rootfs");
-        }
-        let (arch, arch_desc) = match &args.arch {
-            Some(a) => {
-                let want = Arch::parse(a)?;
-                match detect_arch(&rootfs) {
-                    Ok((found, desc)) if found != want => bail!(
-                        "--arch {a} was asked, but {} is a {desc} rootfs (its /bin/sh); \
-                         use a {want} rootfs or drop --arch",
-                        rootfs.display()
-                    ),
-                    Ok((_, desc)) => (want, desc),
-                    // No /bin/sh yet (a rootfs being bootstrapped): trust --arch.
-                    Err(_) => (want, want.to_string()),
-                }
-            }
-            None => detect_arch(&rootfs)?,
-        };
-        let exec = if arch.runs_natively() {
-            Exec::Native
-        } else {
-            let path_var = std::env::var("PATH").ok();
-            let q = match qemu::find(arch, args.qemu.as_deref(), path_var.as_deref()) {
-                Ok(q) => q,
-                // None anywhere (not an unusable one the user named): fetch Debian's, verified.
-                Err(e) if format!("{e:#}").starts_with("no qemu for") && qemu::may_fetch() => {
-                    eprintln!("cargo-for-arm: no static qemu for {arch} on this machine; fetching Debian's (set CARGO_FOR_ARM_OFFLINE=1 to forbid)");
-                    let path = qemu::fetch(arch, None, None, None, false)
-                        .with_context(|| format!("{e:#}"))?;
-                    qemu::Qemu { path }
-                }
-                Err(e) => return Err(e),
-            };
-            Exec::Qemu {
-                register_line: arch.binfmt_register_line(&q.path)?,
-                path: q.path,
-                host_fallback: host_registration(arch),
-            }
-        };
-        let mut binds = args
-            .binds
-            .iter()
-            .map(|b| parse_bind(b))
-            .collect::<Result<Vec<_>>>()?;
-        let cwd = std::env::current_dir().context("the current directory is gone")?;
-        if !args.no_bind_cwd {
-            if cwd == Path::new("/") {
-                bail!("refusing to bind the host's / as the project directory; cd into the project or pass --no-bind-cwd");
-            }
-            if cwd.starts_with(&rootfs) {
-                bail!("the current directory {} is inside the rootfs; cd elsewhere or pass --no-bind-cwd", cwd.display());
-            }
-            binds.push(Bind {
-                host: cwd.clone(),
-                guest: cwd.clone(),
-                readonly: false,
-            });
-        }
-        for b in &binds {
-            if rootfs.starts_with(&b.host) {
-                bail!(
-                    "--bind {}: it contains the rootfs {}, which would make the rootfs reachable from inside",
-                    b.host.display(),
-                    rootfs.display()
-                );
-            }
-        }
-        if let Exec::Qemu { path, .. } = &exec {
-            // binfmt F keeps qemu's inode open: a sandbox that could write it would change
-            // the interpreter of every later run.
-            if let Some(b) = binds
-                .iter()
-                .find(|b| !b.readonly && path.starts_with(&b.host))
-            {
-                bail!(
-                    "qemu {} lies inside the writable bind {}: the sandbox could replace it. Move qemu \
-                     elsewhere, or bind that directory read-only (:ro)",
-                    path.display(),
-                    b.host.display()
-                );
-            }
-        }
-        let workdir = match &args.workdir {
-            Some(w) => guest_path(w).context("--workdir")?,
-            None if args.no_bind_cwd => PathBuf::from("/"),
-            None => cwd,
-        };
-        let mut env = vec![
-            ("PATH".to_string(), DEFAULT_PATH.to_string()),
-            ("HOME".to_string(), "/root".to_string()),
-            ("LANG".to_string(), "C.UTF-8".to_string()),
-        ];
-        if let Ok(term) = std::env::var("TERM") {
-            env.push(("TERM".into(), term));
-        }
-        for kv in &args.env {
-            let (k, v) = parse_env(kv)?;
-            env.retain(|(ek, _)| *ek != k);
-            env.push((k, v));
-        }
-        let (idmap, note) = idmap::choose(args.map, &idmap::Sources::default())?;
-        let mut notes: Vec<String> = note.into_iter().collect();
-        let policy = crate::seccomp::Policy::parse(&args.seccomp);
-        if policy == crate::seccomp::Policy::Off {
-            notes.push("--seccomp off: the sandbox has NO syscall filter (kernel keyrings, bpf, perf, nested user namespaces are reachable)".into());
-        }
-        let seccomp = crate::seccomp::compile(&policy)?;
-        if argv.is_empty() {
-            bail!("no command given: cargo for-arm run --rootfs DIR -- CMD [ARGS]");
-        }
-        Ok(RunPlan {
-            rootfs,
-            arch,
-            arch_desc,
-            exec,
-            binds,
-            workdir,
-            env,
-            network: args.network,
-            idmap,
-            notes,
-            argv,
-            keep_caps: false,
-            ephemeral,
-            _store_lock: store_lock.map(std::rc::Rc::new),
-            seccomp,
-        })
-    }
-}
-
 /// Bytes of a path, for CStrings.
 pub fn cpath(p: &Path) -> Result<CString> {
     CString::new(p.as_os_str().as_bytes())
@@ -357,6 +419,20 @@ pub fn cpath(p: &Path) -> Result<CString> {
 mod tests {
     use super::*;
 
+    fn builder(root: &Path) -> SpecBuilder {
+        SpecBuilder::new(Root::dir(root), Exec::Native)
+            .argv(vec!["true".into()])
+            .map(MapMode::Single)
+            .seccomp(Policy::Off)
+    }
+
+    fn tmp(tag: &str) -> PathBuf {
+        let p = std::env::temp_dir().join(format!("cfa-spec-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(p.join("root/bin")).unwrap();
+        std::fs::create_dir_all(p.join("home/.cache/cargo-for-arm/qemu")).unwrap();
+        p.canonicalize().unwrap()
+    }
+
     #[test]
     fn guest_paths_are_absolute_and_normalised() {
         assert_eq!(guest_path(Path::new("/a/./b/")).unwrap(), Path::new("/a/b"));
@@ -365,26 +441,77 @@ mod tests {
     }
 
     #[test]
-    fn bind_specs() {
-        let b = parse_bind("/tmp:/mnt/x:ro").unwrap();
-        assert_eq!(b.guest, Path::new("/mnt/x"));
-        assert!(b.readonly);
-        let b = parse_bind("/tmp").unwrap();
-        assert_eq!(b.guest, Path::new("/tmp").canonicalize().unwrap());
-        assert!(!b.readonly);
-        assert!(parse_bind("/tmp:/x:rx")
-            .unwrap_err()
-            .to_string()
-            .contains("unknown mode"));
-        assert!(parse_bind("/does/not/exist").is_err());
-        assert!(parse_bind("/tmp:/").is_err());
-        assert!(parse_bind("/tmp:rel").is_err());
+    fn binds_are_checked_once_when_built() {
+        let t = tmp("binds");
+        let root = t.join("root");
+        let ok = builder(&root)
+            .bind(Bind::new(t.join("home"), "/mnt/./h", Access::ReadOnly))
+            .build()
+            .unwrap();
+        assert_eq!(ok.binds[0].guest, Path::new("/mnt/h"));
+        assert!(ok.binds[0].readonly());
+        let over_root = builder(&root).bind(Bind::new(&t, "/", Access::ReadOnly));
+        assert!(over_root.build().is_err());
+        let relative = builder(&root).bind(Bind::new(&t, "rel", Access::ReadOnly));
+        assert!(relative.build().is_err());
+        let missing = builder(&root).bind(Bind::same(t.join("nope"), Access::ReadOnly));
+        assert!(missing.build().is_err());
+        // A bind that contains the rootfs would make it reachable from inside.
+        let containing = builder(&root).bind(Bind::same(&t, Access::ReadWrite));
+        let e = containing.build().unwrap_err().to_string();
+        assert!(e.contains("contains the rootfs"), "{e}");
+        assert!(builder(&root).argv(vec![]).build().is_err());
+        assert!(builder(&root).env("A=B", "x").build().is_err());
+        let _ = std::fs::remove_dir_all(&t);
     }
 
     #[test]
-    fn env_pairs() {
-        assert_eq!(parse_env("A=b=c").unwrap(), ("A".into(), "b=c".into()));
-        assert!(parse_env("=x").is_err());
-        assert!(parse_env("NOEQ").is_err());
+    fn a_hidden_home_inside_a_bind_is_masked_not_refused() {
+        let t = tmp("hidden");
+        let home = t.join("home");
+        let cfa = home.join(".cache/cargo-for-arm");
+        let stored = cfa.join("rootfs");
+        std::fs::create_dir_all(stored.join("bin")).unwrap();
+        let qemu = cfa.join("qemu/qemu-arm");
+        std::fs::write(&qemu, b"").unwrap();
+        let mut root = Root::dir(&stored);
+        root.hidden = vec![cfa.clone()];
+        let exec = Exec::Qemu {
+            path: qemu,
+            register_line: vec![],
+            host_fallback: None,
+        };
+        let spec = SpecBuilder::new(root, exec)
+            .argv(vec!["true".into()])
+            .map(MapMode::Single)
+            .seccomp(Policy::Off)
+            .bind(Bind::new(&home, "/home/u", Access::ReadWrite))
+            .build()
+            .unwrap();
+        assert_eq!(
+            spec.masks,
+            vec![PathBuf::from("/home/u/.cache/cargo-for-arm")]
+        );
+        let _ = std::fs::remove_dir_all(&t);
+    }
+
+    #[test]
+    fn options_are_named_and_env_replaces() {
+        let t = tmp("opts");
+        let spec = builder(&t.join("root"))
+            .caps(Caps::Keep)
+            .env("PATH", "/x")
+            .build()
+            .unwrap();
+        assert!(spec.keep_caps());
+        assert!(!spec.ephemeral());
+        assert_eq!(
+            spec.env
+                .iter()
+                .filter(|(k, _)| k == "PATH")
+                .collect::<Vec<_>>(),
+            vec![&("PATH".to_string(), "/x".to_string())]
+        );
+        let _ = std::fs::remove_dir_all(&t);
     }
 }

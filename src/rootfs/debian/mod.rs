@@ -13,15 +13,9 @@ use sha2::{Digest, Sha256};
 /// The mirror: `--mirror`, `CARGO_FOR_ARM_MIRROR`, `mirror = "…"` in the user's config file,
 /// else the first Debian mirror of the host's apt sources (deb822 `/etc/apt/sources.list.d/*.sources`, then `/etc/apt/sources.list`).
 pub fn mirror(flag: Option<&str>) -> Result<String> {
-    if let Some(m) = flag
-        .map(str::to_string)
-        .or_else(|| std::env::var("CARGO_FOR_ARM_MIRROR").ok())
-        .filter(|m| !m.is_empty())
-    {
-        return Ok(m.trim_end_matches('/').to_string());
-    }
-    if let Some(m) = crate::rootfs::store::user_config_str("mirror")? {
-        return Ok(m.trim_end_matches('/').to_string());
+    let settings = crate::settings::Settings::user()?;
+    if let Some(m) = settings.get(&crate::settings::MIRROR, flag) {
+        return Ok(m.raw.trim_end_matches('/').to_string());
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir("/etc/apt/sources.list.d")
         .map(|rd| {
@@ -57,7 +51,7 @@ pub fn mirror(flag: Option<&str>) -> Result<String> {
             }
         }
     }
-    bail!("no Debian mirror configured: pass --mirror URL or set CARGO_FOR_ARM_MIRROR (e.g. http://deb.debian.org/debian)")
+    bail!("no Debian mirror configured and none in the host's apt sources: pass --mirror URL, set CARGO_FOR_ARM_MIRROR=URL, or put mirror = \"URL\" in ~/.config/cargo-for-arm/config.toml (URL: a Debian mirror's /debian directory)")
 }
 
 /// A deb822 stanza: `Field: value` with continuation lines joined by newlines.

@@ -1,0 +1,288 @@
+//! Stage 4, the dependencies: fetched natively on the host (`cargo vendor`, cached by the
+//! lockfile's hash) so that cargo in the sandbox runs offline, in an empty network namespace;
+//! a missing lockfile is resolved for the rustc that will build (asked once, cached where no
+//! sandbox can write). Without a host cargo, cargo in the sandbox fetches with the sparse
+//! protocol (network on).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+use super::{Job, Prepared, GUEST_VENDOR};
+use crate::sandbox::spec::{Access, Bind, Network};
+use crate::{supervise, ui};
+
+/// Where the rustc probe writes its answer inside its sandbox.
+const GUEST_PROBE: &str = "/run/cargo-for-arm/probe";
+
+/// Give the build its dependencies: bind the vendored crates (or turn the network on) and
+/// write the cargo config of the build's cargo home.
+pub fn provide(job: &Job, p: &mut Prepared) -> Result<()> {
+    let mut network = job.opts.network;
+    let mut config = String::new();
+    if job.project.host_cargo {
+        let lock = std::fs::read_to_string(job.project.root.join("Cargo.lock")).ok();
+        let info = match lock.as_deref() {
+            Some(l) if lockfile_version(l) != Some(4) => None,
+            _ => Some(rustc_probe(job, p)?),
+        };
+        let (dir, cfg) = vendor(&job.project.root, &job.home, info.as_ref())?;
+        p.builder = p
+            .builder
+            .clone()
+            .bind(Bind::new(dir, GUEST_VENDOR, Access::ReadOnly));
+        config = cfg;
+        config.push_str("\n[net]\noffline = true\n");
+    } else {
+        if !job.quiet {
+            ui::note("the host has no cargo: dependencies are fetched inside the sandbox with the sparse protocol (network on)");
+        }
+        network = Network::Host;
+        config.push_str("[registries.crates-io]\nprotocol = \"sparse\"\n");
+    }
+    // Our own CARGO_HOME: never the user's ~/.cargo (its credentials stay out of reach).
+    std::fs::write(job.cargo_home.join("config.toml"), &config)?;
+    p.builder = p.builder.clone().network(network);
+    if network == Network::None {
+        p.builder = p.builder.clone().env("CARGO_NET_OFFLINE", "true");
+    }
+    Ok(())
+}
+
+/// What the rustc that builds says of itself (`rustc -vV`), and a script that says the same,
+/// for the host cargo's resolver.
+#[derive(Debug, Clone)]
+pub struct RustcInfo {
+    pub version: (u32, u32),
+    pub answer_script: PathBuf,
+}
+
+pub fn parse_rustc_release(vv: &str) -> Option<(u32, u32)> {
+    let release = vv.lines().find_map(|l| l.strip_prefix("release: "))?;
+    let mut it = release.trim().split('.');
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+pub fn lockfile_version(text: &str) -> Option<u32> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("version = "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+pub fn set_lockfile_version(text: &str, v: u32) -> String {
+    let mut done = false;
+    text.lines()
+        .map(|l| {
+            if !done && l.starts_with("version = ") {
+                done = true;
+                format!("version = {v}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// Ask the rustc of the build's sandbox for `-vV` once (an emulated run in emulate mode);
+/// the answer is cached per rootfs and PATH in the host-only cache (`<home>/host`), which no
+/// sandbox is given. What the sandbox wrote is read without following links, bounded, and
+/// checked line by line before a script that repeats it is written.
+fn rustc_probe(job: &Job, p: &Prepared) -> Result<RustcInfo> {
+    let path = p
+        .builder
+        .env_so_far()
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let mut h = Sha256::new();
+    h.update(p.builder.root().path.as_os_str().as_encoded_bytes());
+    h.update(b"\0");
+    h.update(path.as_bytes());
+    let key = crate::rootfs::fetch::hex(&h.finalize()[..6]);
+    let host = job.home.join("host");
+    std::fs::create_dir_all(&host)?;
+    let cached = host.join(format!("rustc-vV-{key}.txt"));
+    let vv = match std::fs::read_to_string(&cached) {
+        Ok(vv) => vv,
+        Err(_) => {
+            let vv = ask_rustc(job, p)?;
+            std::fs::write(&cached, &vv)?;
+            vv
+        }
+    };
+    let version = parse_rustc_release(&vv)
+        .with_context(|| format!("unexpected `rustc -vV` output in the rootfs: {vv}"))?;
+    let script = host.join(format!("rustc-answer-{key}.sh"));
+    let quoted: Vec<String> = vv
+        .lines()
+        .map(|l| format!("'{}'", l.replace('\'', "'\\''")))
+        .collect();
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n# Answers like the rustc of the build, for the host cargo's resolver.\nprintf '%s\\n' {}\n",
+            quoted.join(" ")
+        ),
+    )?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
+    Ok(RustcInfo {
+        version,
+        answer_script: script,
+    })
+}
+
+/// Run `rustc -vV` in the build's sandbox (no network), writing into a fresh directory of
+/// its own, and return the answer if every line is plain printable text.
+fn ask_rustc(job: &Job, p: &Prepared) -> Result<String> {
+    let dir = job.run_dir.0.join("probe");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let spec = p
+        .builder
+        .clone()
+        .bind(Bind::new(&dir, GUEST_PROBE, Access::ReadWrite))
+        .network(Network::None)
+        .workdir("/")
+        .argv(vec![
+            "sh".into(),
+            "-c".into(),
+            format!("rustc -vV > {GUEST_PROBE}/rustc-vV.txt"),
+        ])
+        .build()?;
+    let o = supervise::run_supervised(&spec, None, 0, false)?;
+    let answer = read_answer(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    if o.code != 0 {
+        bail!(
+            "the rootfs has no working rustc (`rustc -vV` exited {})",
+            o.code
+        );
+    }
+    answer
+}
+
+fn read_answer(dir: &Path) -> Result<String> {
+    let d = crate::hostfs::open_dir(dir, Path::new(""))?;
+    let data = crate::hostfs::read_regular(&d, Path::new("rustc-vV.txt"), 64 << 10)
+        .context("reading the answer of rustc -vV")?;
+    let text = String::from_utf8_lossy(&data).into_owned();
+    let plain = |l: &str| l.chars().all(|c| (' '..='~').contains(&c));
+    if !text.lines().all(plain) || parse_rustc_release(&text).is_none() {
+        bail!("unexpected `rustc -vV` output in the rootfs: {text:?}");
+    }
+    Ok(text)
+}
+
+/// Resolve a missing lockfile for the rustc that builds, not the host's: with the
+/// resolver's rust-version fallback and a `rustc` that answers `-vV` as that one does, an old
+/// rootfs cargo (Debian 12's 1.63) gets dependency versions it can build.
+fn resolve_lockfile(root: &Path, rustc: Option<&RustcInfo>) -> Result<()> {
+    let lock = root.join("Cargo.lock");
+    let mut generated = false;
+    if !lock.is_file() {
+        let mut cmd = Command::new("cargo");
+        cmd.args(["generate-lockfile", "--manifest-path"])
+            .arg(root.join("Cargo.toml"))
+            .env("CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS", "fallback");
+        if let Some(info) = rustc {
+            cmd.env("RUSTC", &info.answer_script);
+        }
+        let st = cmd.status().context("running cargo generate-lockfile")?;
+        if !st.success() {
+            bail!("cargo generate-lockfile failed in {}", root.display());
+        }
+        generated = true;
+    }
+    let Some(info) = rustc.filter(|i| i.version < (1, 78)) else {
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(&lock)?;
+    if lockfile_version(&text) != Some(4) {
+        return Ok(());
+    }
+    if !generated {
+        bail!(
+            "{} is lockfile version 4, which the rootfs's cargo {}.{} cannot read (it needs 1.78): \
+             use a rootfs with a newer cargo (e.g. Debian 13), or set `version = 3` at the top of Cargo.lock",
+            lock.display(),
+            info.version.0,
+            info.version.1
+        );
+    }
+    // Freshly generated for a registry-only (or plain git) project, versions 3 and 4 differ
+    // only in this line.
+    std::fs::write(&lock, set_lockfile_version(&text, 3))?;
+    Ok(())
+}
+
+/// `cargo vendor` into a directory keyed by the lockfile. Returns the directory and the
+/// cargo config that points cargo in the sandbox at it.
+fn vendor(root: &Path, home: &Path, rustc: Option<&RustcInfo>) -> Result<(PathBuf, String)> {
+    resolve_lockfile(root, rustc)?;
+    let digest = Sha256::digest(std::fs::read(root.join("Cargo.lock"))?);
+    let key = crate::rootfs::fetch::hex(&digest[..12]);
+    let base = home.join("vendor");
+    let dir = base.join(&key);
+    if !dir.join("config.toml").is_file() {
+        vendor_into(root, &base, &dir)?;
+    }
+    let config = std::fs::read_to_string(dir.join("config.toml"))?;
+    Ok((dir, config))
+}
+
+fn vendor_into(root: &Path, base: &Path, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(base)?;
+    let tmp = base.join(format!(".tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    ui::status("Fetching", "dependencies natively (cargo vendor)");
+    let out = Command::new("cargo")
+        .args(["vendor", "--locked", "--versioned-dirs", "--manifest-path"])
+        .arg(root.join("Cargo.toml"))
+        .arg(tmp.join("crates"))
+        .output()
+        .context("running cargo vendor")?;
+    if !out.status.success() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        bail!(
+            "cargo vendor failed, the dependencies could not be fetched on the host:\n{}",
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        );
+    }
+    let config = String::from_utf8_lossy(&out.stdout).replace(
+        &tmp.join("crates").to_string_lossy().into_owned(),
+        &format!("{GUEST_VENDOR}/crates"),
+    );
+    std::fs::write(tmp.join("config.toml"), config)?;
+    match std::fs::rename(&tmp, dir) {
+        Ok(()) => Ok(()),
+        // Another run finished the same lockfile first: use theirs.
+        Err(_) if dir.join("config.toml").is_file() => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Ok(())
+        }
+        Err(e) => Err(e).with_context(|| format!("renaming into {}", dir.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rustc_and_lockfile_versions() {
+        let vv = "rustc 1.63.0\nbinary: rustc\nhost: armv7-unknown-linux-gnueabihf\nrelease: 1.63.0\nLLVM version: 14.0.6\n";
+        assert_eq!(parse_rustc_release(vv), Some((1, 63)));
+        let lock = "# This file is automatically @generated by Cargo.\nversion = 4\n\n[[package]]\nname = \"a\"\nversion = \"1.0.0\"\n";
+        assert_eq!(lockfile_version(lock), Some(4));
+        let v3 = set_lockfile_version(lock, 3);
+        assert_eq!(lockfile_version(&v3), Some(3));
+        assert!(v3.contains("version = \"1.0.0\""));
+    }
+}

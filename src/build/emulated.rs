@@ -1,0 +1,36 @@
+//! The emulated executor: the rootfs's own cargo, run under qemu in a sandbox rooted at the
+//! ARM rootfs (or at full speed when the rootfs is the host's architecture).
+
+use anyhow::{bail, Result};
+
+use super::{Job, Prepared};
+use crate::arch::Arch;
+use crate::sandbox::spec::SpecBuilder;
+
+pub fn prepare(job: &Job) -> Result<Prepared> {
+    if !job.rootfs.exists("/usr/bin/cargo") {
+        let r = job.rootfs.path().display();
+        bail!(
+            "the rootfs {r} has no cargo (/usr/bin/cargo): use a rootfs with cargo installed, or install it \
+             inside: cargo for-arm run --rootfs {r} --network host --map full -- apt-get install -y cargo"
+        );
+    }
+    let asked = job.opts.arch.as_deref().map(Arch::parse).transpose()?;
+    let (arch, desc) = job.rootfs.arch_as(asked)?;
+    let exec = crate::qemu::exec_for(arch, job.opts.qemu.as_deref())?;
+    let banner = format!(
+        "cargo {} for {desc} [{}] in {} (target dir {})",
+        job.opts.subcommand,
+        arch.debian_name(&desc),
+        job.rootfs.path().display(),
+        job.target_dir.display()
+    );
+    let b = SpecBuilder::new(job.rootfs.sandbox_root()?, exec);
+    Ok(Prepared {
+        builder: job.common(b),
+        service: None,
+        artifacts: job.target_dir.clone(),
+        verb: "Emulating",
+        banner,
+    })
+}

@@ -1,0 +1,295 @@
+//! Stage 3, the mode: native (host compilers against the ARM rootfs as sysroot) when it can
+//! work, else emulated (the rootfs's own cargo under qemu). In auto mode every reason to
+//! emulate is said; with `--mode native` it is an error.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+
+use super::args::Options;
+use super::native::{self, Setup, Std, Target};
+use crate::arch::Arch;
+use crate::rootfs::bootstrap::CreateOptions;
+use crate::rootfs::Rootfs;
+use crate::settings::{self, Settings};
+use crate::ui;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Auto,
+    Native,
+    Emulate,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Result<Mode> {
+        Ok(match s {
+            "auto" => Mode::Auto,
+            "native" => Mode::Native,
+            "emulate" => Mode::Emulate,
+            v => bail!("--mode {v}: use auto, native or emulate"),
+        })
+    }
+}
+
+/// Where native mode's rustc comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RustcSource {
+    /// The user's rustup toolchain when it has the target, else the tools rootfs's.
+    Auto,
+    Rustup,
+    Rootfs,
+}
+
+impl RustcSource {
+    pub fn parse(s: &str) -> Result<RustcSource> {
+        Ok(match s {
+            "auto" => RustcSource::Auto,
+            "rustup" => RustcSource::Rustup,
+            "rootfs" => RustcSource::Rootfs,
+            v => bail!("--native-rustc {v}: use auto, rustup or rootfs"),
+        })
+    }
+}
+
+/// Why native mode cannot build: in auto mode a note (and emulation), else an error.
+struct NoNative(String);
+
+type Step<T> = std::result::Result<T, Choice>;
+
+/// How a step of the choice ended early.
+enum Choice {
+    Emulate(NoNative),
+    Fail(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Choice {
+    fn from(e: anyhow::Error) -> Self {
+        Choice::Fail(e)
+    }
+}
+
+fn emulate<T>(reason: String) -> Step<T> {
+    Err(Choice::Emulate(NoNative(reason)))
+}
+
+/// The inputs of the choice.
+pub struct Ask<'a> {
+    pub opts: &'a Options,
+    pub settings: &'a Settings,
+    pub arm: &'a Rootfs,
+    pub arch: Arch,
+    pub desc: &'a str,
+    pub quiet: bool,
+}
+
+/// `Some` when native mode builds for this rootfs.
+pub fn choose(a: &Ask) -> Result<Option<Setup>> {
+    let mode = a
+        .settings
+        .get_or(&settings::MODE, a.opts.mode, Mode::parse, Mode::Auto)?;
+    if a.arch.runs_natively() {
+        // An amd64 rootfs on an amd64 host: its cargo runs at full speed, nothing is emulated.
+        return Ok(None);
+    }
+    if mode == Mode::Emulate {
+        if !a.quiet {
+            ui::say(format_args!(
+                "mode emulate (asked for): cargo runs emulated in {}",
+                a.arm.path().display()
+            ));
+        }
+        return Ok(None);
+    }
+    match native_setup(a, mode) {
+        Ok(s) => Ok(Some(s)),
+        Err(Choice::Fail(e)) => Err(e),
+        Err(Choice::Emulate(NoNative(reason))) if mode == Mode::Native => {
+            bail!("--mode native: {reason}")
+        }
+        Err(Choice::Emulate(NoNative(reason))) => {
+            if !a.quiet {
+                ui::say(format_args!("mode emulate: {reason}"));
+            }
+            Ok(None)
+        }
+    }
+}
+
+fn native_setup(a: &Ask, mode: Mode) -> Step<Setup> {
+    let (Some(target), Some(host_triple)) = (Target::of(a.arch, a.desc), native::host_triple())
+    else {
+        return emulate(format!(
+            "native mode builds for armhf and arm64 on x86_64 and arm64 hosts; {} is emulated",
+            a.desc
+        ));
+    };
+    let rustup = rustup_toolchain(a, &target)?;
+    let std = match &rustup {
+        Some((_, std)) => std.clone(),
+        None => rootfs_std(a.arm, &target)?,
+    };
+    let tools = tools_rootfs(a, mode)?;
+    let missing = native::missing_tools(&tools, rustup.is_some());
+    if !missing.is_empty() {
+        return emulate(format!(
+            "the tools rootfs {} lacks {}: install them in it (cargo for-arm rootfs shell NAME, then \
+             apt-get install {}), or create it with --include {}",
+            tools.path().display(),
+            missing.join(", "),
+            native::TOOLS_PACKAGES.replace(',', " "),
+            native::TOOLS_PACKAGES
+        ));
+    }
+    let (host_root, host_std) = match &rustup {
+        Some((sysroot, _)) => (
+            sysroot.clone(),
+            native::find_std_in_sysroot(sysroot, host_triple)?,
+        ),
+        None => (
+            tools.path().to_path_buf(),
+            native::find_std(tools.path(), host_triple)?,
+        ),
+    };
+    let Some(host_std) = host_std else {
+        return emulate(format!(
+            "{} has no Rust standard library for {host_triple}",
+            host_root.display()
+        ));
+    };
+    if let Err(e) =
+        native::check_versions(&host_std.version, &std.version, &host_root, a.arm.path())
+    {
+        return match mode {
+            Mode::Native => Err(Choice::Fail(e)),
+            _ => emulate(format!("{e:#}")),
+        };
+    }
+    Ok(Setup {
+        target,
+        tools,
+        host_version: host_std.version,
+        target_std: std,
+        rustup: rustup.map(|(s, _)| s),
+    })
+}
+
+/// The user's rustup toolchain, when it has the target's std and may be used.
+fn rustup_toolchain(a: &Ask, target: &Target) -> Step<Option<(PathBuf, Std)>> {
+    let source = a.settings.get_or(
+        &settings::NATIVE_RUSTC,
+        a.opts.native_rustc,
+        RustcSource::parse,
+        RustcSource::Auto,
+    )?;
+    if source == RustcSource::Rootfs {
+        return Ok(None);
+    }
+    let sysroot = native::host_sysroot();
+    let std = match &sysroot {
+        Some(s) => native::find_std_in_sysroot(s, target.triple)?,
+        None => None,
+    };
+    match (sysroot, std) {
+        (Some(sysroot), Some(std)) => Ok(Some((sysroot, std))),
+        (sysroot, _) if source == RustcSource::Rustup => Err(Choice::Fail(anyhow::anyhow!(
+            "--native-rustc rustup: {}",
+            match sysroot {
+                Some(s) => format!(
+                    "the toolchain {} has no standard library for {}: rustup target add {}",
+                    s.display(),
+                    target.triple,
+                    target.triple
+                ),
+                None => "no rustc toolchain (cargo and rustc) on PATH".to_string(),
+            }
+        ))),
+        _ => Ok(None),
+    }
+}
+
+/// The ARM rootfs's own Debian std (libstd-rust-dev).
+fn rootfs_std(arm: &Rootfs, target: &Target) -> Step<Std> {
+    match native::find_std(arm.path(), target.triple)? {
+        Some(std) => Ok(std),
+        None => emulate(format!(
+            "{} has no Rust standard library for {t} (usr/lib/rustlib/{t}); in Debian it is the package \
+             libstd-rust-dev: cargo for-arm rootfs shell NAME, then apt-get install libstd-rust-dev \
+             (or: rustup target add {t})",
+            arm.path().display(),
+            t = target.triple,
+        )),
+    }
+}
+
+/// The tools rootfs: configured (`--tools-rootfs`, `CARGO_FOR_ARM_TOOLS_ROOTFS`, config),
+/// else the one of the ARM rootfs's suite, created on first use with `--mode native`.
+fn tools_rootfs(a: &Ask, mode: Mode) -> Step<Rootfs> {
+    let flag = a
+        .opts
+        .tools_rootfs
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned());
+    let name = match a.settings.get(&settings::TOOLS_ROOTFS, flag.as_deref()) {
+        Some(v) => v.path(),
+        None => default_tools(a, mode)?,
+    };
+    let tools = Rootfs::open(&name)?;
+    let (arch, desc) = tools.arch()?;
+    if arch != Arch::host() {
+        return Err(Choice::Fail(anyhow::anyhow!(
+            "the tools rootfs {} is a {desc} rootfs; it must be for this machine ({})",
+            tools.path().display(),
+            Arch::host().debian_name("")
+        )));
+    }
+    Ok(tools)
+}
+
+fn default_tools(a: &Ask, mode: Mode) -> Step<PathBuf> {
+    let Some(suite) = a.arm.suite() else {
+        return emulate(format!(
+            "the Debian suite of {} is unknown (no VERSION_CODENAME in its /etc/os-release), so no \
+             matching tools rootfs can be chosen: pass --tools-rootfs DIR|NAME",
+            a.arm.path().display()
+        ));
+    };
+    let name = native::tools_name(&suite);
+    let host_deb = Arch::host().debian_name("");
+    let store = crate::rootfs::store::Store::open()?;
+    if store.get(&name).is_some() {
+        return Ok(PathBuf::from(name));
+    }
+    let create = format!(
+        "cargo for-arm rootfs create {name} --suite {suite} --arch {host_deb} --include {}",
+        native::TOOLS_PACKAGES
+    );
+    if mode == Mode::Auto {
+        return emulate(format!(
+            "no tools rootfs for native builds ({name}); create it once, and builds compile at \
+             native speed: {create}  (or pass --mode native, which creates it)"
+        ));
+    }
+    if !crate::qemu::may_fetch() {
+        return Err(Choice::Fail(anyhow::anyhow!(
+            "--mode native: no tools rootfs {name}, and CARGO_FOR_ARM_OFFLINE forbids creating it: {create}"
+        )));
+    }
+    ui::say(format_args!("creating the tools rootfs {name} (Debian {suite} {host_deb} with {}) for native builds; this takes a few minutes once", native::TOOLS_PACKAGES));
+    super::project::create_rootfs(&CreateOptions {
+        name: name.clone(),
+        suite: suite.clone(),
+        arch: host_deb.into(),
+        include: native::TOOLS_PACKAGES
+            .split(',')
+            .map(str::to_string)
+            .collect(),
+        variant: "minbase".into(),
+        mirror: None,
+        keyring: None,
+        no_verify: false,
+        no_snapshot: false,
+    })
+    .context("creating the tools rootfs")?;
+    Ok(PathBuf::from(name))
+}

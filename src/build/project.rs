@@ -1,0 +1,204 @@
+//! Stage 2, the project: its workspace root, its settings (the `for-arm` metadata of its
+//! manifests), the rootfs it builds against (the default one created on first use), and
+//! where cargo puts what it builds.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use super::args::Options;
+use crate::arch::Arch;
+use crate::rootfs::bootstrap::CreateOptions;
+use crate::rootfs::Rootfs;
+use crate::settings::{self, Settings};
+use crate::ui;
+
+/// The project around the current directory.
+#[derive(Debug)]
+pub struct Project {
+    pub cwd: PathBuf,
+    /// The workspace root.
+    pub root: PathBuf,
+    /// The host has a cargo (for the dependency fetch).
+    pub host_cargo: bool,
+    pub settings: Settings,
+}
+
+impl Project {
+    pub fn discover() -> Result<Project> {
+        let cwd = std::env::current_dir().context("the current directory is gone")?;
+        let host_cargo = host_cargo().is_some();
+        let root = workspace_root(&cwd, host_cargo)?;
+        // Manifests from the current directory up to the workspace root, nearest first.
+        let manifests: Vec<PathBuf> = cwd
+            .ancestors()
+            .take_while(|d| d.starts_with(&root))
+            .map(|d| d.join("Cargo.toml"))
+            .filter(|m| m.is_file())
+            .collect();
+        let settings = Settings::with_project(&manifests)?;
+        Ok(Project {
+            cwd,
+            root,
+            host_cargo,
+            settings,
+        })
+    }
+
+    /// The rootfs to build against: `--rootfs`, `CARGO_FOR_ARM_ROOTFS`, the project's
+    /// metadata, the user's config file; else the default Debian rootfs with cargo for the
+    /// architecture asked (armhf unless `--arch`), created on first use.
+    pub fn rootfs(&self, o: &Options) -> Result<Rootfs> {
+        let flag = o.rootfs.as_ref().map(|p| p.to_string_lossy().into_owned());
+        let chosen = match self.settings.get(&settings::ROOTFS, flag.as_deref()) {
+            Some(v) => v.path(),
+            None => default_rootfs(o)?,
+        };
+        Rootfs::open(&chosen)
+    }
+}
+
+fn host_cargo() -> Option<String> {
+    let out = Command::new("cargo").arg("--version").output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The workspace root of the project around `cwd`.
+fn workspace_root(cwd: &Path, have_cargo: bool) -> Result<PathBuf> {
+    if have_cargo {
+        let out = Command::new("cargo")
+            .args(["locate-project", "--workspace", "--message-format", "plain"])
+            .current_dir(cwd)
+            .output()
+            .context("running cargo locate-project")?;
+        if out.status.success() {
+            let manifest = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+            if let Some(dir) = manifest.parent() {
+                return Ok(dir.to_path_buf());
+            }
+        }
+    }
+    cwd.ancestors()
+        .find(|d| d.join("Cargo.toml").is_file())
+        .map(Path::to_path_buf)
+        .with_context(|| {
+            format!(
+                "no Cargo.toml in {} or any parent: run cargo for-arm in a Rust project",
+                cwd.display()
+            )
+        })
+}
+
+/// Nothing configured: the default Debian rootfs with cargo, created on first use.
+fn default_rootfs(o: &Options) -> Result<PathBuf> {
+    let (suite, arch) = match o.arch.as_deref().map(Arch::parse) {
+        Some(Ok(Arch::Aarch64)) => ("trixie", "arm64"),
+        _ => ("bookworm", "armhf"),
+    };
+    let name = format!("debian-{suite}-{arch}");
+    let store = crate::rootfs::store::Store::open()?;
+    if store.get(&name).is_some() {
+        return Ok(name.into());
+    }
+    if !crate::qemu::may_fetch() {
+        bail!(
+            "no rootfs chosen: pass --rootfs DIR|NAME, set CARGO_FOR_ARM_ROOTFS, add\n  [package.metadata.for-arm]\n  rootfs = \"DIR\"\nto Cargo.toml, \
+             or rootfs = \"DIR\" to ~/.config/cargo-for-arm/config.toml; or let cargo-for-arm create the default \
+             (it does when CARGO_FOR_ARM_OFFLINE is unset): cargo for-arm rootfs create {name} --suite {suite} --arch {arch} --include cargo"
+        );
+    }
+    ui::say(format_args!("no rootfs configured: creating the default {name} (Debian {suite}, {arch}, with cargo) from the Debian mirror; this takes a few minutes once"));
+    create_rootfs(&CreateOptions {
+        name: name.clone(),
+        suite: suite.into(),
+        arch: arch.into(),
+        include: vec!["cargo".into()],
+        variant: "minbase".into(),
+        mirror: None,
+        keyring: None,
+        no_verify: false,
+        no_snapshot: false,
+    })?;
+    Ok(name.into())
+}
+
+/// Create a rootfs in the store (the default one, or the tools rootfs of native mode).
+pub fn create_rootfs(c: &CreateOptions) -> Result<()> {
+    crate::rootfs::bootstrap::create(c, false, &|a| crate::qemu::exec_for(a, None))?;
+    Ok(())
+}
+
+/// The profile directory cargo writes to for these arguments.
+pub fn profile_dir(target_dir: &Path, sub: &str, args: &[String]) -> PathBuf {
+    let mut profile = if sub == "bench" { "release" } else { "debug" }.to_string();
+    let mut triple = None;
+    let mut i = 0;
+    while i < args.len() && args[i] != "--" {
+        let a = &args[i];
+        match a.as_str() {
+            "--release" | "-r" => profile = "release".into(),
+            "--profile" | "--target" => {
+                if let Some(v) = args.get(i + 1) {
+                    if a == "--profile" {
+                        profile = v.clone();
+                    } else {
+                        triple = Some(v.clone());
+                    }
+                }
+                i += 1;
+            }
+            _ => {
+                if let Some(v) = a.strip_prefix("--profile=") {
+                    profile = v.into();
+                } else if let Some(v) = a.strip_prefix("--target=") {
+                    triple = Some(v.into());
+                }
+            }
+        }
+        i += 1;
+    }
+    let profile = match profile.as_str() {
+        "dev" | "test" => "debug".to_string(),
+        "bench" => "release".to_string(),
+        p => p.to_string(),
+    };
+    match triple {
+        Some(t) => target_dir.join(t).join(profile),
+        None => target_dir.join(profile),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn profile_dirs() {
+        let t = Path::new("/t");
+        assert_eq!(
+            profile_dir(t, "build", &s(&["--release"])),
+            Path::new("/t/release")
+        );
+        assert_eq!(profile_dir(t, "build", &[]), Path::new("/t/debug"));
+        assert_eq!(profile_dir(t, "bench", &[]), Path::new("/t/release"));
+        assert_eq!(
+            profile_dir(
+                t,
+                "build",
+                &s(&["--profile=dev", "--target", "armv7-unknown-linux-gnueabihf"])
+            ),
+            Path::new("/t/armv7-unknown-linux-gnueabihf/debug")
+        );
+        assert_eq!(
+            profile_dir(t, "test", &s(&["--", "--release"])),
+            Path::new("/t/debug")
+        );
+    }
+}

@@ -1,0 +1,3 @@
+fn main() {
+    println!("hostile {}", env!("HOSTILE_TRIED"));
+}
