@@ -357,7 +357,11 @@ pub fn supervise(
 ) -> anyhow::Result<crate::sandbox::Outcome> {
     let mut attempt = 0;
     loop {
-        let running = crate::sandbox::spawn(plan, how.status == Status::Line)?;
+        let stderr = match how.status {
+            Status::Line => crate::sandbox::Stderr::Piped,
+            Status::Plain => crate::sandbox::Stderr::Inherit,
+        };
+        let running = crate::sandbox::spawn(plan, stderr)?;
         let mut watcher = RunWatcher {
             heartbeat: how.hang_timeout.map(Heartbeat::new),
             timeout: how.hang_timeout.unwrap_or_default(),
@@ -390,15 +394,12 @@ pub fn supervise(
     }
 }
 
-/// [`supervise`] never aborted. The positional forms are kept for the callers that still
-/// use them; new code passes a [`Supervision`].
-pub fn run_supervised(
+/// [`supervise`], never aborted.
+pub fn run(
     plan: &crate::sandbox::spec::Spec,
-    hang_timeout: Option<Duration>,
-    retries: u32,
-    status_line: bool,
+    how: Supervision,
 ) -> anyhow::Result<crate::sandbox::Outcome> {
-    run_supervised_until(plan, hang_timeout, retries, status_line, &mut || false)
+    supervise(plan, how, &mut || false)
 }
 
 /// [`supervise`] in the positional form kept for the callers that still use it.

@@ -155,7 +155,7 @@ fn ask_rustc(job: &Job, p: &Prepared) -> Result<String> {
             format!("rustc -vV > {GUEST_PROBE}/rustc-vV.txt"),
         ])
         .build()?;
-    let o = supervise::run_supervised(&spec, None, 0, false)?;
+    let o = supervise::run(&spec, supervise::Supervision::default())?;
     let answer = read_answer(&dir);
     let _ = std::fs::remove_dir_all(&dir);
     if o.code != 0 {

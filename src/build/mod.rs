@@ -232,8 +232,15 @@ fn execute(job: &Job, p: Prepared) -> Result<i32> {
         ui::status(p.verb, &p.banner);
     }
     let started = SystemTime::now();
-    let live = stderr_is_terminal() && !job.quiet;
-    let outcome = supervise::run_supervised(&spec, job.timeout, job.opts.retries, live)?;
+    let how = supervise::Supervision {
+        hang_timeout: job.timeout,
+        retries: job.opts.retries,
+        status: match stderr_is_terminal() && !job.quiet {
+            true => supervise::Status::Line,
+            false => supervise::Status::Plain,
+        },
+    };
+    let outcome = supervise::run(&spec, how)?;
     drop(p.service);
     if let Some(e) = &outcome.error {
         eprintln!("error: {e}");

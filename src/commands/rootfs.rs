@@ -180,7 +180,7 @@ pub fn run(cmd: RootfsCommand, quiet: bool) -> Result<i32> {
                     "cargo-for-arm: a shell in rootfs {name}; changes are kept. Exit to leave."
                 );
             }
-            let outcome = crate::supervise::run_supervised(&plan, None, 0, false)?;
+            let outcome = crate::supervise::run(&plan, Default::default())?;
             if let Some(e) = &outcome.error {
                 eprintln!("error: {e}");
             }

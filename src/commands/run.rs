@@ -18,8 +18,12 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<i32> {
     if !quiet {
         spec.notes.iter().for_each(ui::note);
     }
-    let timeout = args.hang_timeout.map(std::time::Duration::from_secs);
-    let outcome = supervise::run_supervised(&spec, timeout, args.retries, false)?;
+    let how = supervise::Supervision {
+        hang_timeout: args.hang_timeout.map(std::time::Duration::from_secs),
+        retries: args.retries,
+        status: supervise::Status::Plain,
+    };
+    let outcome = supervise::run(&spec, how)?;
     if let Some(e) = &outcome.error {
         eprintln!("error: {e}");
     }

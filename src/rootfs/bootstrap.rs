@@ -672,12 +672,11 @@ fn build_tree(
         .caps(Caps::Keep)
         .argv(argv)
         .build()?;
-    let outcome = crate::supervise::run_supervised(
-        &plan,
-        Some(std::time::Duration::from_secs(900)),
-        0,
-        false,
-    )?;
+    let how = crate::supervise::Supervision {
+        hang_timeout: Some(std::time::Duration::from_secs(900)),
+        ..Default::default()
+    };
+    let outcome = crate::supervise::run(&plan, how)?;
     if let Some(e) = &outcome.error {
         bail!("{e}");
     }

@@ -184,7 +184,7 @@ pub trait Watcher {
     fn tick(&mut self, _pid: i32) -> bool {
         false
     }
-    /// Bytes the command wrote to its stderr, when it was piped (`spawn(.., true)`).
+    /// Bytes the command wrote to its stderr, when it was piped (`spawn(.., Stderr::Piped)`).
     fn stderr(&mut self, _bytes: &[u8]) {}
     /// The run ended; the last bytes were passed to `stderr`.
     fn finish(&mut self) {}
@@ -193,7 +193,17 @@ pub trait Watcher {
 /// Enter the sandbox and start the command. Signals in `FORWARDED` and SIGCHLD are blocked
 /// on return; the caller waits with [`Running::wait`]. With `pipe_stderr` the command's
 /// stderr is a pipe the watcher reads.
-pub fn spawn(plan: &Spec, pipe_stderr: bool) -> Result<Running> {
+/// Where the command's stderr goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stderr {
+    /// The tool's own stderr.
+    Inherit,
+    /// A pipe the watcher reads (for the status line under cargo's output).
+    Piped,
+}
+
+pub fn spawn(plan: &Spec, stderr: Stderr) -> Result<Running> {
+    let pipe_stderr = stderr == Stderr::Piped;
     let (go_rd, go_wr) = sys::pipe()?;
     let (rep_rd, rep_wr) = sys::pipe()?;
     let err_pipe = pipe_stderr.then(sys::pipe).transpose()?;
