@@ -60,6 +60,13 @@ pub const MIRROR: Key = Key {
     scope: Scope::User,
 };
 
+pub const ENV: Key = Key {
+    flag: "--env",
+    env: "CARGO_FOR_ARM_ENV",
+    name: "env",
+    scope: Scope::Project,
+};
+
 /// Where a value came from, for messages and for paths relative to a manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
@@ -192,6 +199,39 @@ impl Settings {
             Some(v) => v.parse(parse),
             None => Ok(default),
         }
+    }
+}
+
+impl Settings {
+    /// A list of strings (`env = ["K=V", …]`) from the user's config file, then from the
+    /// project's metadata (the nearest manifest that has the key, for [`Scope::Project`]
+    /// keys): applied in that order, the project's win. Empty when unset.
+    pub fn list(&self, key: &Key) -> Vec<(String, Origin)> {
+        let strings = |t: &toml::Table| -> Vec<String> {
+            t.get(key.name)
+                .and_then(|v| v.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        // The user's first, so that the project's (applied after them) win.
+        let mut out = Vec::new();
+        if let Some((p, t)) = &self.user {
+            out.extend(strings(t).into_iter().map(|v| (v, Origin::User(p.clone()))));
+        }
+        if key.scope == Scope::Project {
+            if let Some((m, t)) = self.project.iter().find(|(_, t)| t.contains_key(key.name)) {
+                out.extend(
+                    strings(t)
+                        .into_iter()
+                        .map(|v| (v, Origin::Project(m.clone()))),
+                );
+            }
+        }
+        out
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod args;
 pub mod deps;
 pub mod emulated;
+pub mod env;
 pub mod mode;
 pub mod native;
 pub mod project;
@@ -69,6 +70,11 @@ pub struct Job {
     /// The build's own cargo home: nothing one build writes there reaches another.
     pub cargo_home: PathBuf,
     pub target_dir: PathBuf,
+    /// What cargo gets of the environment: the host's tuning variables, then the `env` of
+    /// the project's metadata and the user's config.
+    pub env: Vec<(String, String)>,
+    /// Path dependencies outside the workspace, bound read-only.
+    pub path_deps: Vec<PathBuf>,
     pub timeout: Option<Duration>,
     pub quiet: bool,
 }
@@ -117,6 +123,13 @@ impl Job {
                 project.root.join(rel)
             }
         };
+        let path_deps = project::outside_path_deps(&project.root)?;
+        let mut env = env::from_host(std::env::vars());
+        for (kv, origin) in project.settings.list(&crate::settings::ENV) {
+            let (k, v) = env::parse_assignment(&kv, &format!("env in {origin}"))?;
+            env.retain(|(ek, _)| *ek != k);
+            env.push((k, v));
+        }
         let timeout = (opts.hang_timeout > 0).then(|| Duration::from_secs(opts.hang_timeout));
         Ok(Job {
             opts,
@@ -128,6 +141,8 @@ impl Job {
             run_dir,
             cargo_home,
             target_dir,
+            env,
+            path_deps,
             timeout,
             quiet,
         })
@@ -153,6 +168,11 @@ impl Job {
     pub fn project_binds(&self) -> Vec<Bind> {
         let root = &self.project.root;
         let mut binds = vec![Bind::same(root, Access::ReadOnly)];
+        binds.extend(
+            self.path_deps
+                .iter()
+                .map(|d| Bind::same(d, Access::ReadOnly)),
+        );
         binds.push(Bind::same(&self.target_dir, Access::ReadWrite));
         if !self.project.host_cargo {
             let lock = root.join("Cargo.lock");
@@ -168,7 +188,7 @@ impl Job {
     /// What the sandbox of either executor has: the project, the build's cargo home, the
     /// working directory, the id map and the syscall filter.
     pub fn common(&self, b: SpecBuilder) -> SpecBuilder {
-        let mut b = b
+        let b = b
             .binds(self.project_binds())
             .bind(Bind::new(&self.cargo_home, GUEST_HOME, Access::ReadWrite))
             .env("CARGO_HOME", GUEST_HOME)
@@ -176,6 +196,7 @@ impl Job {
             .workdir(&self.project.cwd)
             .map(self.opts.map)
             .seccomp(Policy::parse(&self.opts.seccomp));
+        let mut b = self.env.iter().fold(b, |b, (k, v)| b.env(k, v));
         // On a terminal cargo's stderr is piped through us (for the status line): keep colours.
         if stderr_is_terminal() {
             b = b.env("CARGO_TERM_COLOR", "always");

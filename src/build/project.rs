@@ -131,6 +131,99 @@ pub fn create_rootfs(c: &CreateOptions) -> Result<()> {
     Ok(())
 }
 
+/// Directories of path dependencies that lie outside the workspace (`foo = { path =
+/// "../foo" }`, in any dependency table, target-specific ones, `[patch]` and the
+/// workspace's own `[workspace.dependencies]`), followed through their own manifests: the
+/// build sees them read-only at their own paths.
+pub fn outside_path_deps(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut seen: Vec<PathBuf> = Vec::new();
+    let mut todo = members(root)?;
+    todo.push(root.to_path_buf());
+    let mut outside = Vec::new();
+    while let Some(dir) = todo.pop() {
+        if seen.contains(&dir) {
+            continue;
+        }
+        seen.push(dir.clone());
+        let Ok(text) = std::fs::read_to_string(dir.join("Cargo.toml")) else {
+            continue;
+        };
+        let doc: toml::Table = toml::from_str(&text)
+            .with_context(|| format!("parsing {}", dir.join("Cargo.toml").display()))?;
+        for p in dependency_paths(&doc) {
+            let Ok(dep) = dir.join(p).canonicalize() else {
+                continue;
+            };
+            if !dep.starts_with(root) && !outside.contains(&dep) {
+                outside.push(dep.clone());
+            }
+            todo.push(dep);
+        }
+    }
+    // A directory inside another one is covered by it.
+    let all = outside.clone();
+    outside.retain(|d| !all.iter().any(|o| o != d && d.starts_with(o)));
+    Ok(outside)
+}
+
+/// The workspace's members (plain paths and `dir/*` globs), as directories.
+fn members(root: &Path) -> Result<Vec<PathBuf>> {
+    let Ok(text) = std::fs::read_to_string(root.join("Cargo.toml")) else {
+        return Ok(Vec::new());
+    };
+    let doc: toml::Table = toml::from_str(&text)?;
+    let list = doc
+        .get("workspace")
+        .and_then(|w| w.get("members"))
+        .and_then(|m| m.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for m in list.iter().filter_map(|m| m.as_str()) {
+        match m.strip_suffix("/*") {
+            Some(parent) => {
+                let dirs = std::fs::read_dir(root.join(parent)).into_iter().flatten();
+                out.extend(dirs.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+            }
+            None => out.push(root.join(m)),
+        }
+    }
+    Ok(out)
+}
+
+/// Every `path = "…"` of a manifest's dependency tables.
+fn dependency_paths(doc: &toml::Table) -> Vec<String> {
+    const TABLES: [&str; 4] = [
+        "dependencies",
+        "dev-dependencies",
+        "build-dependencies",
+        "dev_dependencies",
+    ];
+    let deps_of = |t: &toml::Table| -> Vec<toml::Table> {
+        TABLES
+            .iter()
+            .filter_map(|n| t.get(*n)?.as_table().cloned())
+            .collect()
+    };
+    let mut tables = deps_of(doc);
+    for t in doc.get("target").and_then(|t| t.as_table()).into_iter() {
+        for cfg in t.values().filter_map(|v| v.as_table()) {
+            tables.extend(deps_of(cfg));
+        }
+    }
+    if let Some(w) = doc.get("workspace").and_then(|w| w.get("dependencies")) {
+        tables.extend(w.as_table().cloned());
+    }
+    for p in doc.get("patch").and_then(|t| t.as_table()).into_iter() {
+        tables.extend(p.values().filter_map(|v| v.as_table().cloned()));
+    }
+    tables
+        .iter()
+        .flat_map(|t| t.values())
+        .filter_map(|d| d.get("path")?.as_str().map(str::to_string))
+        .collect()
+}
+
 /// The profile directory cargo writes to for these arguments.
 pub fn profile_dir(target_dir: &Path, sub: &str, args: &[String]) -> PathBuf {
     let mut profile = if sub == "bench" { "release" } else { "debug" }.to_string();
@@ -174,6 +267,41 @@ pub fn profile_dir(target_dir: &Path, sub: &str, args: &[String]) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_dependencies_outside_the_workspace_are_found() {
+        let t = std::env::temp_dir().join(format!("cfa-pathdeps-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&t);
+        let w = t.join("ws");
+        for d in ["ws/app", "ws/inner", "lib", "lib/sub", "other", "patched"] {
+            std::fs::create_dir_all(t.join(d)).unwrap();
+        }
+        let write = |p: &str, text: &str| std::fs::write(t.join(p), text).unwrap();
+        write(
+            "ws/Cargo.toml",
+            "[workspace]\nmembers = [\"app\"]\n[patch.crates-io]\nz = { path = \"../patched\" }\n",
+        );
+        write(
+            "ws/app/Cargo.toml",
+            "[package]\nname = \"app\"\n[dependencies]\ninner = { path = \"../inner\" }\nlib = { path = \"../../lib\" }\n[target.'cfg(unix)'.dev-dependencies]\nother = { path = \"../../other\", version = \"1\" }\n",
+        );
+        write("ws/inner/Cargo.toml", "[package]\nname = \"inner\"\n");
+        write(
+            "lib/Cargo.toml",
+            "[package]\nname = \"lib\"\n[dependencies]\nsub = { path = \"sub\" }\n",
+        );
+        write("lib/sub/Cargo.toml", "[package]\nname = \"sub\"\n");
+        write("other/Cargo.toml", "[package]\nname = \"other\"\n");
+        write("patched/Cargo.toml", "[package]\nname = \"z\"\n");
+        let t = t.canonicalize().unwrap();
+        let mut found = outside_path_deps(&w.canonicalize().unwrap()).unwrap();
+        found.sort();
+        assert_eq!(
+            found,
+            vec![t.join("lib"), t.join("other"), t.join("patched")]
+        );
+        std::fs::remove_dir_all(&t).unwrap();
+    }
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
