@@ -156,9 +156,43 @@ mod tests {
                 "mount",
                 "unshare",
                 "ioctl",
+                "io_uring_setup",
+                "io_uring_enter",
+                "io_uring_register",
+                "kcmp",
+                "personality",
+                "mbind",
+                "set_mempolicy",
+                "get_mempolicy",
+                "migrate_pages",
+                "move_pages",
+                "set_mempolicy_home_node",
             ] {
                 assert!(names.contains(&must), "{must} missing");
             }
+            // personality: refused unless the (low 32 bits of the) value is one of these.
+            let rule = v["deny_eperm"]["filter"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["syscall"] == "personality")
+                .unwrap();
+            let kept: Vec<(u64, &str, &str)> = rule["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| {
+                    (
+                        a["val"].as_u64().unwrap(),
+                        a["op"].as_str().unwrap(),
+                        a["type"].as_str().unwrap(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                kept,
+                [0, 8, 0x20000, 0x20008, 0xffff_ffff].map(|v| (v, "ne", "dword"))
+            );
             assert_eq!(v["deny_enosys"]["filter"][0]["syscall"], "clone3");
         }
     }
