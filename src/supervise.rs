@@ -402,27 +402,6 @@ pub fn run(
     supervise(plan, how, &mut || false)
 }
 
-/// [`supervise`] in the positional form kept for the callers that still use it.
-pub fn run_supervised_until(
-    plan: &crate::sandbox::spec::Spec,
-    hang_timeout: Option<Duration>,
-    retries: u32,
-    status_line: bool,
-    abort: &mut dyn FnMut() -> bool,
-) -> anyhow::Result<crate::sandbox::Outcome> {
-    let status = if status_line {
-        Status::Line
-    } else {
-        Status::Plain
-    };
-    let how = Supervision {
-        hang_timeout,
-        retries,
-        status,
-    };
-    supervise(plan, how, abort)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -587,7 +587,12 @@ fn run_request(
         let advanced = progress.as_mut().is_some_and(Progress::advanced);
         advanced && !send_frame(peer, &[TICK])
     };
-    let o = crate::supervise::run_supervised_until(&plan, hang_timeout, retries, false, &mut gone)?;
+    let how = crate::supervise::Supervision {
+        hang_timeout,
+        retries,
+        status: crate::supervise::Status::Plain,
+    };
+    let o = crate::supervise::supervise(&plan, how, &mut gone)?;
     if let Some(e) = &o.error {
         eprintln!("error: {e}");
     }
