@@ -34,6 +34,50 @@ pub enum QemuError {
     Named(#[from] anyhow::Error),
 }
 
+/// The oldest qemu an emulated cargo is run with when a newer one can be had: Debian 12's
+/// 7.2 deadlocks under a multithreaded cargo (measured), 8 and later do not.
+const CARGO_QEMU_MAJOR: u64 = 8;
+
+/// [`exec_for`] for an emulated cargo: when the qemu found (not one named by flag or
+/// environment) is older than 8, a newer one is fetched from Debian unless fetching is
+/// forbidden, and the choice is said.
+pub fn exec_for_cargo(arch: Arch, flag: Option<&Path>, quiet: bool) -> Result<Exec> {
+    let exec = exec_for(arch, flag)?;
+    let Exec::Qemu { path, .. } = &exec else {
+        return Ok(exec);
+    };
+    let named =
+        flag.is_some() || std::env::var_os(env_var_name(arch)).is_some_and(|v| !v.is_empty());
+    let version = version_of_line(&version_line(path));
+    if named || version.first().is_none_or(|m| *m >= CARGO_QEMU_MAJOR) {
+        return Ok(exec);
+    }
+    let old = version
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(".");
+    if !may_fetch() {
+        if !quiet {
+            crate::ui::warn(format_args!(
+                "qemu {old} ({}) may deadlock under a multithreaded cargo; CARGO_FOR_ARM_OFFLINE forbids fetching a newer one (cargo for-arm qemu fetch {arch})",
+                path.display()
+            ));
+        }
+        return Ok(exec);
+    }
+    crate::ui::say(format_args!(
+        "qemu {old} ({}) deadlocks under a multithreaded cargo; fetching Debian's newer qemu for {arch} (set CARGO_FOR_ARM_OFFLINE=1 to forbid)",
+        path.display()
+    ));
+    let path = fetch(arch, None, None, None, quiet)?;
+    Ok(Exec::Qemu {
+        register_line: arch.binfmt_register_line(&path)?,
+        path,
+        host_fallback: host_registration(arch),
+    })
+}
+
 /// How a sandbox for `arch` runs its programs: natively, or through the qemu `find` picks —
 /// fetched from Debian, verified, when there is none anywhere and fetching is allowed.
 pub fn exec_for(arch: Arch, flag: Option<&Path>) -> Result<Exec> {
@@ -112,7 +156,13 @@ pub fn find(arch: Arch, flag: Option<&Path>, path_var: Option<&str>) -> Result<Q
             continue;
         }
         match validate(&cand, arch) {
-            Ok(()) => usable.push(absolute(&cand)?),
+            // /bin/qemu-arm and /usr/bin/qemu-arm are one file on a merged-/usr host.
+            Ok(()) => {
+                let p = absolute(&cand)?;
+                if !usable.contains(&p) {
+                    usable.push(p);
+                }
+            }
             Err(e) => rejected.push(format!("{e:#}")),
         }
     }
@@ -409,7 +459,10 @@ pub fn list() -> Result<()> {
         ] {
             for dir in std::env::split_paths(&path) {
                 let c = dir.join(&name);
-                if c.is_file() {
+                // One line per file: /bin and /usr/bin are one directory on merged-/usr hosts.
+                let real = c.canonicalize().ok();
+                let seen = cands.iter().any(|(_, o)| o.canonicalize().ok() == real);
+                if c.is_file() && !seen {
                     cands.push(("PATH".into(), c));
                 }
             }

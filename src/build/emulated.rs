@@ -17,7 +17,7 @@ pub fn prepare(job: &Job) -> Result<Prepared> {
     }
     let asked = job.opts.arch.as_deref().map(Arch::parse).transpose()?;
     let (arch, desc) = job.rootfs.arch_as(asked)?;
-    let exec = crate::qemu::exec_for(arch, job.opts.qemu.as_deref())?;
+    let exec = crate::qemu::exec_for_cargo(arch, job.opts.qemu.as_deref(), job.quiet)?;
     let banner = format!(
         "cargo {} for {desc} [{}] in {} (target dir {})",
         job.opts.subcommand,

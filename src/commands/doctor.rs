@@ -227,6 +227,53 @@ fn full_map_check() -> Check {
     }
 }
 
+/// What the default `build` needs besides the sandbox: a rootfs (configured, or a Debian
+/// mirror and keyring to create the default one from) and a host cargo for the dependency
+/// fetch.
+fn default_build_checks() -> Vec<Check> {
+    let configured = crate::settings::Settings::user()
+        .ok()
+        .and_then(|s| s.get(&crate::settings::ROOTFS, None));
+    let mirror = crate::rootfs::debian::mirror(None);
+    let keyring = crate::rootfs::debian::keyring(None);
+    let (source_ok, source) = match (&configured, &mirror, &keyring) {
+        (Some(v), _, _) => (true, format!("rootfs {} (from {})", v.raw, v.origin)),
+        (None, Ok(m), Ok(k)) => (
+            true,
+            format!(
+                "the default rootfs is created from {m}, verified with {}",
+                k.display()
+            ),
+        ),
+        (None, Err(e), _) => (false, format!("{e:#}")),
+        (None, Ok(_), Err(e)) => (false, format!("{e:#}")),
+    };
+    let cargo = std::process::Command::new("cargo")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    vec![
+        Check {
+            name: "a rootfs for builds",
+            ok: source_ok,
+            detail: source,
+            required: false,
+        },
+        Check {
+            name: "host cargo (dependency fetch)",
+            ok: cargo.is_some(),
+            detail: cargo.unwrap_or_else(|| {
+                "no cargo on PATH: builds fetch dependencies inside the sandbox with the network on; \
+                 install Rust (rustup) to fetch them on the host"
+                    .into()
+            }),
+            required: false,
+        },
+    ]
+}
+
 /// A private binfmt_misc (or the host's F registrations to fall back on), and what the host
 /// has registered.
 fn binfmt_checks(single: &IdMap) -> Vec<Check> {
@@ -321,5 +368,6 @@ pub fn run(arches: &[String]) -> Result<i32> {
     checks.push(full_map_check());
     checks.extend(binfmt_checks(&single));
     checks.extend(qemu_checks(arches)?);
+    checks.extend(default_build_checks());
     Ok(if print_checks(&checks) { 0 } else { 1 })
 }
