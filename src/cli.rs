@@ -745,5 +745,21 @@ mod tests {
         assert!(
             matches!(cli.command, Command::Qemu(QemuCommand::Fetch { arch, .. }) if arch == "arm64")
         );
+        let m = command()
+            .try_get_matches_from([
+                "t",
+                "rootfs",
+                "create",
+                "n",
+                "--suite",
+                "trixie",
+                "--arch",
+                "armv7-unknown-linux-gnueabihf",
+            ])
+            .unwrap();
+        let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&m).unwrap();
+        assert!(
+            matches!(cli.command, Command::Rootfs(RootfsCommand::Create(o)) if o.arch == "armhf")
+        );
     }
 }

@@ -384,8 +384,8 @@ pub fn check_target(mut o: Options, rootfs: &Rootfs) -> Result<Options> {
         if arch != want || want_deb.is_some_and(|d| d != have) {
             let want = want_deb.unwrap_or(want.qemu_name());
             bail!(
-                "{} asks for {want}, but the rootfs {r} is {desc} [{have}]: use a {want} rootfs, \
-                 or leave the rootfs out for the default one",
+                "{} asks for {want}, but the rootfs {r} is {desc} [{have}]: use a rootfs for \
+                 {want}, or leave the rootfs out for the default one",
                 asked.by
             );
         }
@@ -648,5 +648,36 @@ mod tests {
         assert_eq!(o.cargo_args, Vec::<String>::new());
         let e = err(&["build", "--arch", "mips"]);
         assert!(e.contains("--arch mips"), "{e}");
+    }
+
+    #[test]
+    fn a_foreign_triple_goes_to_the_cargo_of_a_rootfs_that_has_its_std() {
+        let dir = std::env::temp_dir().join(format!("cfa-foreign-{}", std::process::id()));
+        let t = "arm-unknown-linux-gnueabihf";
+        std::fs::create_dir_all(dir.join("usr/lib/rustlib").join(t)).unwrap();
+        let rootfs = Rootfs::open(&dir).unwrap();
+        let r = dir.to_string_lossy().into_owned();
+        let o = build(&["build", "--release", "--target", t, "--rootfs", &r]);
+        let o = resolve_target(o, &Settings::default()).unwrap();
+        let o = check_target(o, &rootfs).unwrap();
+        assert_eq!(o.cargo_args, s(&["--target", t, "--release"]));
+        assert_eq!(o.mode, Some(Mode::Emulate));
+        // Native mode cannot build it; a rootfs without its std cannot either.
+        let o = build(&["build", "--target", t, "--rootfs", &r, "--mode", "native"]);
+        assert!(resolve_target(o, &Settings::default()).is_err());
+        let o = build(&[
+            "build",
+            "--target",
+            "x86_64-unknown-linux-musl",
+            "--rootfs",
+            &r,
+        ]);
+        let o = resolve_target(o, &Settings::default()).unwrap();
+        let e = format!("{:#}", check_target(o, &rootfs).unwrap_err());
+        assert!(
+            e.contains("usr/lib/rustlib/x86_64-unknown-linux-musl"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
