@@ -120,6 +120,8 @@ fn a_cargo_commands_help_is_the_tools_and_starts_nothing() {
     }
     assert!(stdout(&env.run(&env.home(), &["build", "--help"])).contains("cargo help build"));
     assert!(stdout(&env.run(&env.home(), &["t", "-h"])).contains("cargo help test"));
+    let o = env.run(&env.home(), &["cargo", "--help"]);
+    assert!(o.status.success() && stdout(&o).contains("cargo for-arm cargo [OPTIONS]"));
     // Neither a sandbox nor a rootfs nor the store: the home is as it was.
     assert!(
         entries(&env.home()).is_empty(),

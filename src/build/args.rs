@@ -140,6 +140,13 @@ pub fn parse(args: &[String], global: &GlobalOpts, cwd: &Path) -> Result<Parsed>
         sub = it
             .next()
             .context("`cargo for-arm cargo` needs a cargo subcommand")?;
+        // `cargo for-arm cargo --help`: what `cargo` is here, not cargo's own help.
+        if sub == "-h" || sub == "--help" {
+            return Ok(Parsed::Help {
+                command: "cargo".into(),
+                long: sub == "--help",
+            });
+        }
     }
     let rest: Vec<String> = it.collect();
     let ours = OptSpec::of(&ours_command(&sub));
@@ -538,6 +545,8 @@ mod tests {
                 long: false
             }
         );
+        let p = parse(&s(&["cargo", "-h"]), &GlobalOpts::default(), Path::new("/")).unwrap();
+        assert!(matches!(p, Parsed::Help { command, .. } if command == "cargo"));
         let o = build(&["test", "--", "--help"]);
         assert_eq!(o.cargo_args, s(&["--", "--help"]));
     }
