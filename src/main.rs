@@ -15,11 +15,13 @@ mod settings;
 mod supervise;
 mod ui;
 
+use std::ffi::OsString;
+use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, GlobalOpts};
 
 /// cargo-for-arm is built to run unprivileged: installed setuid, setgid or with file
 /// capabilities it would hand borrowed privileges to code it did not write. Refuse.
@@ -63,7 +65,37 @@ fn refuse_borrowed_privileges() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A closed stdout (`cargo for-arm rootfs list | head -1`) ends the tool quietly, as a
+/// finished one, as ripgrep does: `println!` panics on EPIPE wherever the tool prints, and
+/// this hook turns that one panic into exit 0. Every other panic is reported as before.
+fn quiet_on_broken_pipe() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let p = info.payload();
+        let msg = p
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| p.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout")
+            && msg.ends_with(&format!("(os error {})", libc::EPIPE))
+        {
+            std::process::exit(0);
+        }
+        report(info)
+    }));
+}
+
+/// A write to a closed stdout that came back as an error.
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     if let Err(e) = refuse_borrowed_privileges() {
         eprintln!("error: {e:#}");
         return ExitCode::from(sandbox::EXIT_SETUP as u8);
@@ -75,22 +107,70 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == "for-arm") {
         args.remove(1);
     }
-    let cli = Cli::parse_from(args);
-    match run(cli) {
+    match start(args) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(sandbox::EXIT_SETUP as u8)
-        }
+        Err(e) => match e.downcast_ref::<clap::Error>() {
+            Some(c) => {
+                let _ = c.print();
+                ExitCode::from(c.exit_code().clamp(0, 255) as u8)
+            }
+            None if broken_pipe(&e) => ExitCode::SUCCESS,
+            None => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(sandbox::EXIT_SETUP as u8)
+            }
+        },
     }
 }
 
+/// The cargo commands go to `build` as they are (our options and cargo's stand in any order
+/// there, which clap cannot parse); everything else through clap.
+fn start(args: Vec<OsString>) -> anyhow::Result<i32> {
+    if let Some(at) = cli::cargo_command_at(&args) {
+        let global = cli::parse_globals(&args[..at])?;
+        set_output(&global);
+        let rest = args[at..]
+            .iter()
+            .map(|a| {
+                a.clone()
+                    .into_string()
+                    .map_err(|a| anyhow::anyhow!("argument {a:?} is not UTF-8"))
+            })
+            .collect::<anyhow::Result<Vec<String>>>()?;
+        return build::run(&rest, &global);
+    }
+    let matches = cli::command().try_get_matches_from(args)?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    set_output(&cli.global);
+    run(cli)
+}
+
+/// `--color` and `-q` for everything the tool says.
+fn set_output(global: &GlobalOpts) {
+    if let Some(c) = global.color {
+        ui::set_color(c.into());
+    }
+    if global.quiet {
+        ui::set_quiet();
+    }
+}
+
+fn print_stdout(bytes: &[u8]) -> anyhow::Result<i32> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)?;
+    out.flush()?;
+    Ok(0)
+}
+
 fn run(cli: Cli) -> anyhow::Result<i32> {
+    let quiet = cli.global.quiet;
     match cli.command {
-        Command::Run(args) => commands::run::run(args, cli.quiet),
+        Command::Run(args) => commands::run::run(args, quiet),
         Command::Doctor(args) => commands::doctor::run(&args.arches),
-        Command::Cargo(args) => build::run(&args, cli.quiet),
-        Command::Rootfs(cmd) => commands::rootfs::run(cmd, cli.quiet),
+        Command::Cargo(args) => build::run(&args, &cli.global),
+        Command::Completions { shell } => print_stdout(&cli::completions(shell)),
+        Command::Man { command } => print_stdout(&cli::man(command.as_deref())?),
+        Command::Rootfs(cmd) => commands::rootfs::run(cmd, quiet),
         Command::Qemu(cli::QemuCommand::List) => qemu::list().map(|()| 0),
         Command::Qemu(cli::QemuCommand::Fetch {
             arch,
@@ -104,7 +184,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 suite.as_deref(),
                 mirror.as_deref(),
                 keyring.as_deref(),
-                cli.quiet,
+                quiet,
             )?;
             println!("{}", p.display());
             Ok(0)
@@ -125,7 +205,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let reader = rootfs::unpack::decompressed(&archive, &limits)?;
             let sum = rootfs::unpack::unpack(reader, &dest, &limits, true, false, keep_setid)
                 .map_err(|e| anyhow::anyhow!("unpacking {}: {e:#}", archive.display()))?;
-            rootfs::store::report_summary(&sum, cli.quiet);
+            rootfs::store::report_summary(&sum, quiet);
             Ok(0)
         }
         Command::InternalExtractDebs { root, debs } => {

@@ -1,11 +1,50 @@
 //! What the tool says on stderr, in cargo's style: status lines with the verb right-aligned in
 //! 12 columns (bold green on a terminal), notes and warnings prefixed with the tool's name.
+//! `--color` and `-q` set how, once, for the whole run.
 
 use std::fmt::Display;
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
-/// Colour when stderr is a terminal, unless `CARGO_TERM_COLOR` or `NO_COLOR` say otherwise.
+/// `--color`, as cargo takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// 0: not set (auto), 1: always, 2: never.
+static COLOR: AtomicU8 = AtomicU8::new(0);
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// `--color`: it wins over `CARGO_TERM_COLOR` and `NO_COLOR`, as cargo's does.
+pub fn set_color(c: ColorChoice) {
+    let v = match c {
+        ColorChoice::Auto => 0,
+        ColorChoice::Always => 1,
+        ColorChoice::Never => 2,
+    };
+    COLOR.store(v, Ordering::Relaxed);
+}
+
+/// `-q`: no notes from here on (warnings, status lines and errors still show).
+pub fn set_quiet() {
+    QUIET.store(true, Ordering::Relaxed);
+}
+
+fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// Colour as `--color` says; else when stderr is a terminal, unless `CARGO_TERM_COLOR` or
+/// `NO_COLOR` say otherwise.
 pub fn colour() -> bool {
+    match COLOR.load(Ordering::Relaxed) {
+        1 => return true,
+        2 => return false,
+        _ => {}
+    }
     match std::env::var("CARGO_TERM_COLOR").as_deref() {
         Ok("always") => return true,
         Ok("never") => return false,
@@ -35,11 +74,17 @@ pub fn detail(msg: impl Display) {
 
 /// `cargo-for-arm: note: …`: something the user should know, not a problem.
 pub fn note(msg: impl Display) {
+    if quiet() {
+        return;
+    }
     eprintln!("cargo-for-arm: note: {msg}");
 }
 
 /// `cargo-for-arm: …`: what the tool is doing or chose, and why.
 pub fn say(msg: impl Display) {
+    if quiet() {
+        return;
+    }
     eprintln!("cargo-for-arm: {msg}");
 }
 
@@ -64,5 +109,15 @@ mod tests {
             status_line("Report", "z", true),
             "\x1b[1m\x1b[32m      Report\x1b[0m z"
         );
+    }
+
+    #[test]
+    fn color_option_wins_over_the_environment() {
+        // The only test that sets the choice: it is process-wide.
+        set_color(ColorChoice::Always);
+        assert!(colour());
+        set_color(ColorChoice::Never);
+        assert!(!colour());
+        set_color(ColorChoice::Auto);
     }
 }

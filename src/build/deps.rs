@@ -28,7 +28,12 @@ pub fn provide(job: &Job, p: &mut Prepared) -> Result<()> {
             Some(l) if lockfile_version(l) != Some(4) => None,
             _ => Some(rustc_probe(job, p)?),
         };
-        let (dir, cfg) = vendor(&job.project.root, &job.home, info.as_ref())?;
+        let (dir, cfg) = vendor(
+            &job.project.root,
+            &job.home,
+            info.as_ref(),
+            job.opts.offline,
+        )?;
         p.builder = p
             .builder
             .clone()
@@ -182,13 +187,14 @@ fn read_answer(dir: &Path) -> Result<String> {
 /// Resolve a missing lockfile for the rustc that builds, not the host's: with the
 /// resolver's rust-version fallback and a `rustc` that answers `-vV` as that one does, an old
 /// rootfs cargo (Debian 12's 1.63) gets dependency versions it can build.
-fn resolve_lockfile(root: &Path, rustc: Option<&RustcInfo>) -> Result<()> {
+fn resolve_lockfile(root: &Path, rustc: Option<&RustcInfo>, offline: bool) -> Result<()> {
     let lock = root.join("Cargo.lock");
     let mut generated = false;
     if !lock.is_file() {
         let mut cmd = Command::new("cargo");
         cmd.args(["generate-lockfile", "--manifest-path"])
             .arg(root.join("Cargo.toml"))
+            .args(offline.then_some("--offline"))
             .env("CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS", "fallback");
         if let Some(info) = rustc {
             cmd.env("RUSTC", &info.answer_script);
@@ -223,20 +229,25 @@ fn resolve_lockfile(root: &Path, rustc: Option<&RustcInfo>) -> Result<()> {
 
 /// `cargo vendor` into a directory keyed by the lockfile. Returns the directory and the
 /// cargo config that points cargo in the sandbox at it.
-fn vendor(root: &Path, home: &Path, rustc: Option<&RustcInfo>) -> Result<(PathBuf, String)> {
-    resolve_lockfile(root, rustc)?;
+fn vendor(
+    root: &Path,
+    home: &Path,
+    rustc: Option<&RustcInfo>,
+    offline: bool,
+) -> Result<(PathBuf, String)> {
+    resolve_lockfile(root, rustc, offline)?;
     let digest = Sha256::digest(std::fs::read(root.join("Cargo.lock"))?);
     let key = crate::rootfs::fetch::hex(&digest[..12]);
     let base = home.join("vendor");
     let dir = base.join(&key);
     if !dir.join("config.toml").is_file() {
-        vendor_into(root, &base, &dir)?;
+        vendor_into(root, &base, &dir, offline)?;
     }
     let config = std::fs::read_to_string(dir.join("config.toml"))?;
     Ok((dir, config))
 }
 
-fn vendor_into(root: &Path, base: &Path, dir: &Path) -> Result<()> {
+fn vendor_into(root: &Path, base: &Path, dir: &Path, offline: bool) -> Result<()> {
     std::fs::create_dir_all(base)?;
     let tmp = base.join(format!(".tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
@@ -245,6 +256,7 @@ fn vendor_into(root: &Path, base: &Path, dir: &Path) -> Result<()> {
     let out = Command::new("cargo")
         .args(["vendor", "--locked", "--versioned-dirs", "--manifest-path"])
         .arg(root.join("Cargo.toml"))
+        .args(offline.then_some("--offline"))
         .arg(tmp.join("crates"))
         .output()
         .context("running cargo vendor")?;

@@ -30,10 +30,23 @@ pub const GUEST_HOME: &str = "/run/cargo-for-arm/cargo-home";
 /// Where the vendored dependencies appear inside the sandbox.
 pub const GUEST_VENDOR: &str = "/run/cargo-for-arm/vendor";
 
-pub fn run(args: &[String], quiet: bool) -> Result<i32> {
-    let opts = args::parse(args)?;
-    let project = Project::discover()?;
+pub fn run(args: &[String], global: &crate::cli::GlobalOpts) -> Result<i32> {
+    let cwd = std::env::current_dir().context("the current directory is gone")?;
+    let opts = match args::parse(args, global, &cwd)? {
+        args::Parsed::Help { command, long } => {
+            return Ok(crate::cli::print_cargo_command_help(&command, long))
+        }
+        args::Parsed::Build(o) => *o,
+    };
+    opts.color.into_iter().for_each(ui::set_color);
+    if opts.quiet {
+        ui::set_quiet();
+    }
+    let quiet = opts.quiet;
+    let project = Project::discover(cwd, opts.manifest_path.as_deref())?;
+    let opts = args::resolve_target(opts, &project.settings)?;
     let rootfs = project.rootfs(&opts)?;
+    let opts = args::check_target(opts, &rootfs)?;
     let (arch, desc) = match &opts.arch {
         Some(a) => (Arch::parse(a)?, a.clone()),
         None => rootfs.arch()?,
@@ -197,8 +210,9 @@ impl Job {
             .map(self.opts.map)
             .seccomp(Policy::parse(&self.opts.seccomp));
         let mut b = self.env.iter().fold(b, |b, (k, v)| b.env(k, v));
-        // On a terminal cargo's stderr is piped through us (for the status line): keep colours.
-        if stderr_is_terminal() {
+        // On a terminal cargo's stderr is piped through us (for the status line): keep colours,
+        // unless --color or NO_COLOR say otherwise.
+        if ui::colour() {
             b = b.env("CARGO_TERM_COLOR", "always");
         }
         b

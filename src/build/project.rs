@@ -14,9 +14,11 @@ use crate::rootfs::Rootfs;
 use crate::settings::{self, Settings};
 use crate::ui;
 
-/// The project around the current directory.
+/// The project around the current directory, or of `--manifest-path`.
 #[derive(Debug)]
 pub struct Project {
+    /// The sandbox's working directory: the current directory, or with `--manifest-path` from
+    /// outside the project the manifest's directory (only the project is bound).
     pub cwd: PathBuf,
     /// The workspace root.
     pub root: PathBuf,
@@ -26,12 +28,25 @@ pub struct Project {
 }
 
 impl Project {
-    pub fn discover() -> Result<Project> {
-        let cwd = std::env::current_dir().context("the current directory is gone")?;
+    /// The project around `cwd`, or the one of `manifest` (cargo's `--manifest-path`).
+    pub fn discover(cwd: PathBuf, manifest: Option<&Path>) -> Result<Project> {
+        let start = match manifest {
+            Some(m) => {
+                let m = m
+                    .canonicalize()
+                    .with_context(|| format!("--manifest-path {}", m.display()))?;
+                m.parent().unwrap_or(Path::new("/")).to_path_buf()
+            }
+            None => cwd.clone(),
+        };
         let host_cargo = host_cargo().is_some();
-        let root = workspace_root(&cwd, host_cargo)?;
-        // Manifests from the current directory up to the workspace root, nearest first.
-        let manifests: Vec<PathBuf> = cwd
+        let root = workspace_root(&start, host_cargo)?;
+        let cwd = match cwd.starts_with(&root) {
+            true => cwd,
+            false => start.clone(),
+        };
+        // Manifests from where the project was found up to the workspace root, nearest first.
+        let manifests: Vec<PathBuf> = start
             .ancestors()
             .take_while(|d| d.starts_with(&root))
             .map(|d| d.join("Cargo.toml"))
@@ -92,11 +107,17 @@ fn workspace_root(cwd: &Path, have_cargo: bool) -> Result<PathBuf> {
         })
 }
 
-/// Nothing configured: the default Debian rootfs with cargo, created on first use.
+/// Nothing configured: the default Debian rootfs with cargo of the architecture asked,
+/// created on first use.
 fn default_rootfs(o: &Options) -> Result<PathBuf> {
-    let (suite, arch) = match o.arch.as_deref().map(Arch::parse) {
-        Some(Ok(Arch::Aarch64)) => ("trixie", "arm64"),
-        _ => ("bookworm", "armhf"),
+    let arch = match o.arch.as_deref() {
+        Some(a) => Arch::parse(a)?.debian_name(a),
+        None => "armhf",
+    };
+    // 32-bit ARM from Debian 12, as before; the rest from Debian 13 (the first with riscv64).
+    let suite = match arch {
+        "armhf" | "armel" => "bookworm",
+        _ => "trixie",
     };
     let name = format!("debian-{suite}-{arch}");
     let store = crate::rootfs::store::Store::open()?;
