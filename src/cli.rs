@@ -94,9 +94,19 @@ pub struct BuildOpts {
     #[arg(long, value_enum, default_value_t = Network::None)]
     pub network: Network,
     /// Kill and retry the build when no process in it computes, reads, writes, starts or
-    /// ends for this long; 0 turns supervision off
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_HANG_TIMEOUT)]
-    pub hang_timeout: u64,
+    /// ends for this long; 0 turns supervision off [default: CARGO_FOR_ARM_HANG_TIMEOUT, the
+    /// project's or your config's `hang-timeout`, else 300]
+    #[arg(long, value_name = "SECS")]
+    pub hang_timeout: Option<u64>,
+    /// Set a variable for cargo in the sandbox (also `env = ["K=V"]` in the project's
+    /// metadata); the ones cargo-for-arm sets itself are refused
+    #[arg(long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Bind the project read-write (cargo fix, build scripts that write into src/); by
+    /// default only its target dir is writable, so a build cannot change what your own cargo
+    /// reads next
+    #[arg(long)]
+    pub project_rw: bool,
     /// How many times a hung build is retried
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub retries: u32,

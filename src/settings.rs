@@ -45,8 +45,59 @@ pub const MODE: Key = Key {
     flag: "--mode",
     env: "CARGO_FOR_ARM_MODE",
     name: "mode",
-    scope: Scope::User,
+    scope: Scope::Project,
 };
+/// The architecture or target triple to build for, when neither `--target` nor `--arch` says.
+pub const TARGET: Key = Key {
+    flag: "--target",
+    env: "CARGO_FOR_ARM_TARGET",
+    name: "target",
+    scope: Scope::Project,
+};
+/// `arch = "arm64"`: the same as `target`, by Debian's name.
+pub const ARCH: Key = Key {
+    flag: "--arch",
+    env: "CARGO_FOR_ARM_ARCH",
+    name: "arch",
+    scope: Scope::Project,
+};
+pub const HANG_TIMEOUT: Key = Key {
+    flag: "--hang-timeout",
+    env: "CARGO_FOR_ARM_HANG_TIMEOUT",
+    name: "hang-timeout",
+    scope: Scope::Project,
+};
+/// Extra Debian packages of the default rootfs (`packages = ["libssl-dev"]`).
+pub const PACKAGES: Key = Key {
+    flag: "--package",
+    env: "CARGO_FOR_ARM_PACKAGES",
+    name: "packages",
+    scope: Scope::Project,
+};
+
+/// Keys a project's `for-arm` metadata may set.
+const PROJECT_KEYS: [&str; 7] = [
+    "rootfs",
+    "target",
+    "arch",
+    "mode",
+    "packages",
+    "env",
+    "hang-timeout",
+];
+/// Keys only the user sets (flag, environment, user config): they could lower security or
+/// choose what runs on the host.
+const USER_KEYS: [&str; 9] = [
+    "tools-rootfs",
+    "native-rustc",
+    "mirror",
+    "network",
+    "seccomp",
+    "map",
+    "project-rw",
+    "qemu",
+    "isolation",
+];
 pub const NATIVE_RUSTC: Key = Key {
     flag: "--native-rustc",
     env: "CARGO_FOR_ARM_NATIVE_RUSTC",
@@ -203,6 +254,32 @@ impl Settings {
 }
 
 impl Settings {
+    /// Warnings for the keys of the project's metadata that it may not set or that do not
+    /// exist (a typo), each naming the manifest.
+    pub fn project_key_warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (m, t) in &self.project {
+            for k in t.keys() {
+                if PROJECT_KEYS.contains(&k.as_str()) {
+                    continue;
+                }
+                out.push(if USER_KEYS.contains(&k.as_str()) {
+                    format!(
+                        "{}: `{k}` in [package.metadata.for-arm] is ignored: only you set it (its flag, environment variable, or ~/.config/cargo-for-arm/config.toml), never a project",
+                        m.display()
+                    )
+                } else {
+                    format!(
+                        "{}: unknown key `{k}` in [package.metadata.for-arm] (known: {})",
+                        m.display(),
+                        PROJECT_KEYS.join(", ")
+                    )
+                });
+            }
+        }
+        out
+    }
+
     /// A list of strings (`env = ["K=V", …]`) from the user's config file, then from the
     /// project's metadata (the nearest manifest that has the key, for [`Scope::Project`]
     /// keys): applied in that order, the project's win. Empty when unset.
@@ -302,6 +379,23 @@ mod tests {
         // Project metadata cannot set a user-only key.
         let v = s.get(&SECURE, None).unwrap();
         assert_eq!((v.raw.as_str(), v.path()), ("user", PathBuf::from("user")));
+        // A typo and a key a project may not set are named.
+        let mut t = toml::Table::new();
+        t.insert("moed".into(), toml::Value::String("x".into()));
+        t.insert("network".into(), toml::Value::String("host".into()));
+        t.insert("mode".into(), toml::Value::String("native".into()));
+        let typo = Settings {
+            project: vec![(PathBuf::from("/p/Cargo.toml"), t)],
+            user: None,
+        };
+        let w = typo.project_key_warnings();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w.iter().any(|l| l.contains("unknown key `moed`")), "{w:?}");
+        assert!(
+            w.iter()
+                .any(|l| l.contains("`network`") && l.contains("only you")),
+            "{w:?}"
+        );
         let none = Settings::default();
         assert_eq!(none.get(&SECURE, None), None);
         let n: u32 = none.get_or(&SECURE, None, |s| Ok(s.parse()?), 7).unwrap();

@@ -16,16 +16,8 @@ use crate::cli::{self, BuildOpts, CargoShared, GlobalOpts, OptSpec};
 use crate::idmap::MapMode;
 use crate::rootfs::Rootfs;
 use crate::sandbox::spec::Network;
-use crate::settings::{self, Key, Scope, Settings};
+use crate::settings::{self, Settings};
 use crate::ui::{self, ColorChoice};
-
-/// The architecture or target triple to build for, when neither `--target` nor `--arch` says.
-pub const TARGET: Key = Key {
-    flag: "--target",
-    env: "CARGO_FOR_ARM_TARGET",
-    name: "target",
-    scope: Scope::Project,
-};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportMode {
@@ -68,7 +60,12 @@ pub struct Options {
     pub qemu: Option<PathBuf>,
     pub map: MapMode,
     pub network: Network,
-    pub hang_timeout: u64,
+    /// `--hang-timeout`; `None`: the setting (project metadata, config), else the default.
+    pub hang_timeout: Option<u64>,
+    /// `--env K=V`, for cargo in the sandbox.
+    pub env: Vec<String>,
+    /// `--project-rw`: the project is bound read-write (cargo fix, generated sources).
+    pub project_rw: bool,
     pub retries: u32,
     pub report: ReportMode,
     /// Absolute (relative ones are taken from the current directory, as cargo does).
@@ -231,6 +228,8 @@ pub fn parse(args: &[String], global: &GlobalOpts, cwd: &Path) -> Result<Parsed>
         map: b.map,
         network: b.network.into(),
         hang_timeout: b.hang_timeout,
+        env: b.env,
+        project_rw: b.project_rw,
         retries: b.retries,
         report: match (b.no_report, b.report) {
             (true, _) | (_, cli::Report::None) => ReportMode::Off,
@@ -317,8 +316,11 @@ fn asked_by_flags(
 /// own, and the rootfs's own cargo.
 pub fn resolve_target(mut o: Options, settings: &Settings) -> Result<Options> {
     if o.asked.is_none() {
-        if let Some(v) = settings.get(&TARGET, None) {
-            let by = format!("{} = {:?} ({})", TARGET.name, v.raw, v.origin);
+        let key = [&settings::TARGET, &settings::ARCH]
+            .into_iter()
+            .find_map(|k| Some((k, settings.get(k, None)?)));
+        if let Some((key, v)) = key {
+            let by = format!("{} = {:?} ({})", key.name, v.raw, v.origin);
             let (asked, arch) = v.parse(|s| asked_by_flags(None, Some(s)))?;
             o.asked = asked.map(|a| Asked { by, ..a });
             o.arch = arch;
@@ -443,7 +445,7 @@ mod tests {
         ]);
         assert_eq!(o.subcommand, "build");
         assert_eq!(o.rootfs, Some(PathBuf::from("/r")));
-        assert_eq!(o.hang_timeout, 60);
+        assert_eq!(o.hang_timeout, Some(60));
         assert_eq!(o.report, ReportMode::Off);
         assert_eq!(
             o.cargo_args,
@@ -507,7 +509,7 @@ mod tests {
         assert!(o.cargo_args.is_empty(), "{:?}", o.cargo_args);
         // Defaults come from the same definition.
         let o = build(&["build"]);
-        assert_eq!(o.hang_timeout, cli::DEFAULT_HANG_TIMEOUT);
+        assert_eq!(o.hang_timeout, None);
         assert_eq!((o.retries, o.report), (1, ReportMode::Human));
         assert_eq!((o.network, o.map), (Network::None, MapMode::Auto));
     }

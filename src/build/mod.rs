@@ -44,6 +44,16 @@ pub fn run(args: &[String], global: &crate::cli::GlobalOpts) -> Result<i32> {
     }
     let quiet = opts.quiet;
     let project = Project::discover(cwd, opts.manifest_path.as_deref())?;
+    if !opts.quiet {
+        project
+            .settings
+            .project_key_warnings()
+            .iter()
+            .for_each(ui::warn);
+        if opts.project_rw {
+            ui::note("--project-rw: the build can write the whole project, so a build script can change what your own cargo and rustup read next (Cargo.toml, rust-toolchain.toml, .cargo/config.toml)");
+        }
+    }
     let opts = args::resolve_target(opts, &project.settings)?;
     let rootfs = project.rootfs(&opts)?;
     let opts = args::check_target(opts, &rootfs)?;
@@ -143,7 +153,18 @@ impl Job {
             env.retain(|(ek, _)| *ek != k);
             env.push((k, v));
         }
-        let timeout = (opts.hang_timeout > 0).then(|| Duration::from_secs(opts.hang_timeout));
+        for kv in &opts.env {
+            let (k, v) = env::parse_assignment(kv, "--env")?;
+            env.retain(|(ek, _)| *ek != k);
+            env.push((k, v));
+        }
+        let secs = project.settings.get_or(
+            &crate::settings::HANG_TIMEOUT,
+            opts.hang_timeout,
+            |s| s.parse().context("seconds"),
+            crate::cli::DEFAULT_HANG_TIMEOUT,
+        )?;
+        let timeout = (secs > 0).then(|| Duration::from_secs(secs));
         Ok(Job {
             opts,
             project,
@@ -180,6 +201,18 @@ impl Job {
     /// the target dir — and Cargo.lock when cargo in the sandbox resolves it (no host cargo).
     pub fn project_binds(&self) -> Vec<Bind> {
         let root = &self.project.root;
+        if self.opts.project_rw {
+            let mut binds = vec![Bind::same(root, Access::ReadWrite)];
+            binds.extend(
+                self.path_deps
+                    .iter()
+                    .map(|d| Bind::same(d, Access::ReadOnly)),
+            );
+            if !self.target_dir.starts_with(root) {
+                binds.push(Bind::same(&self.target_dir, Access::ReadWrite));
+            }
+            return binds;
+        }
         let mut binds = vec![Bind::same(root, Access::ReadOnly)];
         binds.extend(
             self.path_deps

@@ -66,9 +66,22 @@ impl Project {
     /// architecture asked (armhf unless `--arch`), created on first use.
     pub fn rootfs(&self, o: &Options) -> Result<Rootfs> {
         let flag = o.rootfs.as_ref().map(|p| p.to_string_lossy().into_owned());
+        let packages: Vec<String> = self
+            .settings
+            .list(&settings::PACKAGES)
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
         let chosen = match self.settings.get(&settings::ROOTFS, flag.as_deref()) {
+            Some(v) if !packages.is_empty() => bail!(
+                "packages = {packages:?} (for-arm metadata) adds to the default rootfs only, but the rootfs is {} (from {}): \
+                 install them in it (cargo for-arm rootfs shell NAME, then apt-get install {}), or drop the rootfs setting",
+                v.raw,
+                v.origin,
+                packages.join(" ")
+            ),
             Some(v) => v.path(),
-            None => default_rootfs(o)?,
+            None => default_rootfs(o, &packages)?,
         };
         Rootfs::open(&chosen)
     }
@@ -109,7 +122,9 @@ fn workspace_root(cwd: &Path, have_cargo: bool) -> Result<PathBuf> {
 
 /// Nothing configured: the default Debian rootfs with cargo of the architecture asked,
 /// created on first use.
-fn default_rootfs(o: &Options) -> Result<PathBuf> {
+/// Nothing configured: the default Debian rootfs with cargo (and the project's `packages`,
+/// as a store entry of its own, named by that package set), created on first use.
+fn default_rootfs(o: &Options, packages: &[String]) -> Result<PathBuf> {
     let arch = match o.arch.as_deref() {
         Some(a) => Arch::parse(a)?.debian_name(a),
         None => "armhf",
@@ -119,7 +134,20 @@ fn default_rootfs(o: &Options) -> Result<PathBuf> {
         "armhf" | "armel" => "bookworm",
         _ => "trixie",
     };
-    let name = format!("debian-{suite}-{arch}");
+    let mut name = format!("debian-{suite}-{arch}");
+    let mut include = vec!["cargo".to_string()];
+    if !packages.is_empty() {
+        let mut set = packages.to_vec();
+        set.sort();
+        set.dedup();
+        if let Some(bad) = set.iter().find(|p| !debian_package_name(p)) {
+            bail!("packages: {bad:?} is not a Debian package name");
+        }
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(set.join(",").as_bytes());
+        name = format!("{name}-{}", crate::rootfs::fetch::hex(&digest[..4]));
+        include.extend(set);
+    }
     let store = crate::rootfs::store::Store::open()?;
     if store.get(&name).is_some() {
         return Ok(name.into());
@@ -128,15 +156,16 @@ fn default_rootfs(o: &Options) -> Result<PathBuf> {
         bail!(
             "no rootfs chosen: pass --rootfs DIR|NAME, set CARGO_FOR_ARM_ROOTFS, add\n  [package.metadata.for-arm]\n  rootfs = \"DIR\"\nto Cargo.toml, \
              or rootfs = \"DIR\" to ~/.config/cargo-for-arm/config.toml; or let cargo-for-arm create the default \
-             (it does when CARGO_FOR_ARM_OFFLINE is unset): cargo for-arm rootfs create {name} --suite {suite} --arch {arch} --include cargo"
+             (it does when CARGO_FOR_ARM_OFFLINE is unset): cargo for-arm rootfs create {name} --suite {suite} --arch {arch} --include {}",
+            include.join(",")
         );
     }
-    ui::say(format_args!("no rootfs configured: creating the default {name} (Debian {suite}, {arch}, with cargo) from the Debian mirror; this takes a few minutes once"));
+    ui::say(format_args!("no rootfs configured: creating the default {name} (Debian {suite}, {arch}, with {}) from the Debian mirror; this takes a few minutes once", include.join(", ")));
     create_rootfs(&CreateOptions {
         name: name.clone(),
         suite: suite.into(),
         arch: arch.into(),
-        include: vec!["cargo".into()],
+        include,
         variant: "minbase".into(),
         mirror: None,
         keyring: None,
@@ -144,6 +173,14 @@ fn default_rootfs(o: &Options) -> Result<PathBuf> {
         no_snapshot: false,
     })?;
     Ok(name.into())
+}
+
+/// Debian's rule for package names: lower case letters, digits, `+ - .`, two or more.
+fn debian_package_name(p: &str) -> bool {
+    p.len() >= 2
+        && p.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && p.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
 }
 
 /// Create a rootfs in the store (the default one, or the tools rootfs of native mode).
