@@ -10,6 +10,8 @@ use anyhow::{bail, Context, Result};
 use pgp::composed::{CleartextSignedMessage, PublicOrSecret};
 use sha2::{Digest, Sha256};
 
+pub mod release;
+
 /// The mirror: `--mirror`, `CARGO_FOR_ARM_MIRROR`, `mirror = "…"` in the user's config file,
 /// else the first Debian mirror of the host's apt sources (deb822 `/etc/apt/sources.list.d/*.sources`, then `/etc/apt/sources.list`).
 pub fn mirror(flag: Option<&str>) -> Result<String> {
