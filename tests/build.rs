@@ -194,7 +194,8 @@ fn run_busybox(args: &[&str], script: &str) -> Output {
 
 #[test]
 fn a_blocked_command_is_killed_retried_and_reported() {
-    let marker = format!("{}", 800000 + std::process::id() % 100000);
+    // Unique on this machine while we run (our pid), and of fixed width (no prefix of another).
+    let marker = format!("8{:07}", std::process::id());
     let o = run_busybox(
         &["--hang-timeout", "3", "--retries", "1"],
         &format!("echo start; exec sleep {marker}"),

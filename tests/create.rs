@@ -338,14 +338,13 @@ fn build_without_a_rootfs_creates_the_default_then_reuses_it() {
 
 #[test]
 fn the_mirror_comes_from_the_users_config_file() {
+    // A mirror of our own that knows nothing: the tool asks it, and fails naming it.
+    let server = Server::start();
+    let mirror = format!("{}/from-config", server.base);
     let h = TempDir::new("mirrorcfg");
     let cfg = h.path().join("config/cargo-for-arm");
     std::fs::create_dir_all(&cfg).unwrap();
-    std::fs::write(
-        cfg.join("config.toml"),
-        "mirror = \"http://127.0.0.1:9/from-config\"\n",
-    )
-    .unwrap();
+    std::fs::write(cfg.join("config.toml"), format!("mirror = \"{mirror}\"\n")).unwrap();
     let o = cmd(&h.path().join("home"))
         .env("XDG_CONFIG_HOME", h.path().join("config"))
         .args([
@@ -353,9 +352,12 @@ fn the_mirror_comes_from_the_users_config_file() {
         ])
         .output();
     assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains(&mirror), "{}", stderr(&o));
+    let asked = server.log.lock().unwrap().requests.clone();
     assert!(
-        stderr(&o).contains("127.0.0.1:9/from-config"),
-        "{}",
-        stderr(&o)
+        asked
+            .iter()
+            .any(|(p, _)| p.starts_with("/from-config/dists/bookworm/")),
+        "the configured mirror was not asked: {asked:?}"
     );
 }

@@ -263,7 +263,8 @@ fn sigint_without_handler_exits_130() {
 
 #[test]
 fn sigkill_to_the_tool_leaves_no_process_behind() {
-    let marker = format!("{}", 700000 + std::process::id() % 100000);
+    // Unique on this machine while we run (our pid), and of fixed width (no prefix of another).
+    let marker = format!("7{:07}", std::process::id());
     let (mut child, _out, _p) =
         start_ready(&format!("echo ready; sleep {marker} & exec sleep {marker}"));
     assert!(
