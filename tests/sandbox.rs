@@ -542,7 +542,6 @@ fn doctor_passes_here() {
 /// kept there too: it works, and the tool's home is hidden inside (empty, read-only).
 #[test]
 fn run_from_the_home_directory_with_the_default_store() {
-    assert_unprivileged();
     let t = TempDir::new("home");
     let home = t.path().join("u");
     let cfa = home.join(".cache/cargo-for-arm");
@@ -550,16 +549,15 @@ fn run_from_the_home_directory_with_the_default_store() {
     let qdir = cfa.join("qemu/10.0.0");
     std::fs::create_dir_all(&qdir).unwrap();
     std::fs::copy(qemu_dir().join("qemu-arm"), qdir.join("qemu-arm")).unwrap();
+    // No qemu named or on PATH: the one in the default store is used.
     let in_home = |args: &[&str]| {
-        std::process::Command::new(TOOL)
-            .current_dir(&home)
-            .env_clear()
-            .env("HOME", &home)
-            .env("PATH", "/usr/bin:/bin")
+        Tool::new(&home)
+            .user_home(&home)
+            .default_store()
+            .no_qemu()
             .env("CARGO_FOR_ARM_OFFLINE", "1")
             .args(args)
             .output()
-            .unwrap()
     };
     let o = in_home(&[
         "rootfs",

@@ -340,6 +340,12 @@ impl Tool {
         self
     }
 
+    /// No CARGO_FOR_ARM_HOME: the default store of the user's home (see [`Tool::user_home`]).
+    pub fn default_store(mut self) -> Tool {
+        self.cmd.env_remove("CARGO_FOR_ARM_HOME");
+        self
+    }
+
     /// The user's home directory: `HOME`.
     pub fn user_home(mut self, dir: &Path) -> Tool {
         self.cmd.env("HOME", dir);
