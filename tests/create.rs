@@ -180,7 +180,9 @@ fn a_forged_inrelease_stops_create() {
 fn an_interrupted_create_leaves_nothing_and_resumes_from_cached_packages() {
     let (h, _turn) = home();
     ensure_minbase(&h); // the packages are cached by now
-    let _ = cmd(&h).args(["rootfs", "rm", "killed"]).output();
+                        // A name of this run's own: the store is shared with any other run of the suite.
+    let name = format!("killed-{}", std::process::id());
+    let _ = cmd(&h).args(["rootfs", "rm", &name]).output();
     let debs = || std::fs::read_dir(h.join("debs")).unwrap().count();
     let before = debs();
     // --no-snapshot: a real bootstrap, not the restore of minbase-armhf's kept tree.
@@ -188,7 +190,7 @@ fn an_interrupted_create_leaves_nothing_and_resumes_from_cached_packages() {
         .args([
             "rootfs",
             "create",
-            "killed",
+            &name,
             "--suite",
             "bookworm",
             "--arch",
@@ -211,14 +213,14 @@ fn an_interrupted_create_leaves_nothing_and_resumes_from_cached_packages() {
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     child.wait().unwrap();
     assert!(
-        !h.join("rootfs/killed").exists(),
+        !h.join("rootfs").join(&name).exists(),
         "a killed create left an entry"
     );
     let o = cmd(&h)
         .args([
             "rootfs",
             "create",
-            "killed",
+            &name,
             "--suite",
             "bookworm",
             "--arch",
@@ -232,10 +234,10 @@ fn an_interrupted_create_leaves_nothing_and_resumes_from_cached_packages() {
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".tmp-"))
+        .filter(|n| n.starts_with(&format!(".tmp-{name}-")))
         .collect();
     assert!(left.is_empty(), "{left:?}");
-    let o = cmd(&h).args(["rootfs", "rm", "killed"]).output();
+    let o = cmd(&h).args(["rootfs", "rm", &name]).output();
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
@@ -258,7 +260,10 @@ fn fingerprint(home: &Path, name: &str) -> String {
 fn a_second_create_of_the_same_packages_restores_the_kept_tree() {
     let (h, _turn) = home();
     ensure_minbase(&h);
-    for n in ["again-1", "again-2"] {
+    // Names of this run's own: the store is shared with any other run of the suite.
+    let pid = std::process::id();
+    let (one, two) = (format!("again-{pid}-1"), format!("again-{pid}-2"));
+    for n in [&one, &two] {
         let _ = cmd(&h).args(["rootfs", "rm", n]).output();
     }
     let create = |name: &str| {
@@ -273,18 +278,18 @@ fn a_second_create_of_the_same_packages_restores_the_kept_tree() {
     // Without kept trees the first bootstraps for real and keeps its tree; the second
     // restores it, without stage 2, and must be the same system.
     let _ = std::fs::remove_dir_all(h.join("snapshots"));
-    let err = create("again-1");
+    let err = create(&one);
     assert!(
         err.contains("Installing essential packages") && err.contains("Kept the tree"),
         "{err}"
     );
-    let err = create("again-2");
+    let err = create(&two);
     assert!(
         err.contains("Restoring the tree of an identical earlier create")
             && !err.contains("Installing essential packages"),
         "{err}"
     );
-    let (a, b) = (fingerprint(&h, "again-1"), fingerprint(&h, "again-2"));
+    let (a, b) = (fingerprint(&h, &one), fingerprint(&h, &two));
     assert!(a.contains("/etc/shadow root shadow"), "{a}");
     assert_eq!(a, b, "the restored rootfs differs from a bootstrapped one");
     // (--no-snapshot bootstraps for real: the interrupted-create test sees stage 2.)
@@ -295,7 +300,7 @@ fn a_second_create_of_the_same_packages_restores_the_kept_tree() {
         .filter(|p| p.extension().is_some_and(|e| e == "zst"))
         .collect();
     assert!(!snaps.is_empty());
-    for n in ["again-1", "again-2"] {
+    for n in [&one, &two] {
         let o = cmd(&h).args(["rootfs", "rm", n]).output();
         assert!(o.status.success(), "{}", stderr(&o));
     }

@@ -165,6 +165,16 @@ impl Drop for TempDir {
             .arg(&self.0)
             .output();
         let _ = std::fs::remove_dir_all(&self.0);
+        if self.0.exists() {
+            // Files of subordinate ids (a rootfs pulled with the full map) are left: remove them
+            // as root of a user namespace with those ids mapped.
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fixtures.sh");
+            let _ = Command::new("sh")
+                .arg(script)
+                .arg("rm-tree")
+                .arg(&self.0)
+                .output();
+        }
     }
 }
 
