@@ -6,54 +6,34 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::http::{Route, Server};
 use common::*;
 
 /// A store kept between runs beside the other fixtures (the .debs download once). Tests that
-/// use it take turns: one of them counts the cached packages.
-fn home() -> (PathBuf, std::sync::MutexGuard<'static, ()>) {
-    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let guard = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    (qemu_dir().parent().unwrap().join("create-home"), guard)
+/// use it take turns, also with another run of the suite: one of them counts the cached
+/// packages, others remove and create entries of fixed names.
+fn home() -> (PathBuf, Turn) {
+    let turn = take_turn("create-home");
+    (store_fixture("create-home"), turn)
 }
 
-fn cmd(home: &Path) -> Command {
-    let mut c = tool(&std::env::temp_dir());
-    c.env("CARGO_FOR_ARM_HOME", home);
-    c
+fn cmd(home: &Path) -> Tool {
+    Tool::new(&std::env::temp_dir()).home(home)
 }
 
 fn ensure_minbase(home: &Path) {
-    if home.join("rootfs/minbase-armhf/entry.toml").exists() {
-        return;
+    let args = ["--suite", "bookworm", "--arch", "armhf"];
+    if let Some(err) = ensure_rootfs(home, "minbase-armhf", &args) {
+        assert!(err.contains("Created rootfs minbase-armhf"), "{err}");
     }
-    let o = cmd(home)
-        .args([
-            "rootfs",
-            "create",
-            "minbase-armhf",
-            "--suite",
-            "bookworm",
-            "--arch",
-            "armhf",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "create failed:\n{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("Created rootfs minbase-armhf"),
-        "{}",
-        stderr(&o)
-    );
 }
 
 #[test]
 fn a_bootstrapped_rootfs_is_consistent_and_apt_works_inside() {
     let (h, _turn) = home();
     ensure_minbase(&h);
-    let list = stdout(&cmd(&h).args(["rootfs", "list"]).output().unwrap());
+    let list = stdout(&cmd(&h).args(["rootfs", "list"]).output());
     assert!(
         list.contains("minbase-armhf")
             && list.contains("Debian GNU/Linux 12 (bookworm)")
@@ -62,23 +42,21 @@ fn a_bootstrapped_rootfs_is_consistent_and_apt_works_inside() {
     );
     let o = cmd(&h)
         .args(["run", "--rootfs", "minbase-armhf", "--", "dpkg", "--audit"])
-        .output()
-        .unwrap();
+        .output();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "", "dpkg --audit found problems");
     let mut shell = cmd(&h)
         .args(["rootfs", "shell", "minbase-armhf"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn();
     std::io::Write::write_all(
         shell.stdin.as_mut().unwrap(),
         b"apt-get update -q >/dev/null && apt-get install -y -q hello >/dev/null 2>&1 && echo installed; hello\n",
     )
     .unwrap();
     drop(shell.stdin.take());
-    let out = shell.wait_with_output().unwrap();
+    let out = shell.wait_with_output();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "installed\nHello, world!\n",
@@ -97,27 +75,18 @@ fn a_bootstrapped_rootfs_is_consistent_and_apt_works_inside() {
 fn the_buildd_variant_has_a_working_c_toolchain() {
     let (h, _turn) = home();
     // Kept between runs like minbase-armhf (and its tree is kept too).
-    if !h.join("rootfs/buildd-armhf/entry.toml").exists() {
-        let o = cmd(&h)
-            .args([
-                "rootfs",
-                "create",
-                "buildd-armhf",
-                "--suite",
-                "bookworm",
-                "--arch",
-                "armhf",
-                "--variant",
-                "buildd",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "create --variant buildd failed:\n{}",
-            stderr(&o)
-        );
-    }
+    ensure_rootfs(
+        &h,
+        "buildd-armhf",
+        &[
+            "--suite",
+            "bookworm",
+            "--arch",
+            "armhf",
+            "--variant",
+            "buildd",
+        ],
+    );
     let o = cmd(&h)
         .args(["-q", "run", "--rootfs", "buildd-armhf", "--", "sh", "-c"])
         .arg(
@@ -125,8 +94,7 @@ fn the_buildd_variant_has_a_working_c_toolchain() {
              printf 'int main(void){return 7;}' > /tmp/t.c && gcc -o /tmp/t /tmp/t.c && { /tmp/t; echo \"ran $?\"; }; \
              make --version | head -1",
         )
-        .output()
-        .unwrap();
+        .output();
     let out = stdout(&o);
     assert!(o.status.success(), "{out}\n{}", stderr(&o));
     assert!(
@@ -152,8 +120,7 @@ fn an_unsatisfiable_include_names_the_package() {
             "--include",
             "no-such-package-cfa",
         ])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("no-such-package-cfa"), "{}", stderr(&o));
     assert!(!h.path().join("rootfs/x").exists());
@@ -162,7 +129,7 @@ fn an_unsatisfiable_include_names_the_package() {
 #[test]
 fn a_forged_inrelease_stops_create() {
     // The genuine bookworm InRelease with its signed text changed.
-    let dir = qemu_dir().parent().unwrap().join("bookworm-indices");
+    let dir = cache_dir().join("bookworm-indices");
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join("InRelease");
     if !p.exists() {
@@ -175,7 +142,13 @@ fn a_forged_inrelease_stops_create() {
             "{}/dists/bookworm/InRelease",
             String::from_utf8_lossy(&mirror.stdout).trim()
         );
-        std::fs::write(&p, reqwest::blocking::get(&url).unwrap().bytes().unwrap()).unwrap();
+        let part = p.with_extension(format!("part-{}", std::process::id()));
+        std::fs::write(
+            &part,
+            reqwest::blocking::get(&url).unwrap().bytes().unwrap(),
+        )
+        .unwrap();
+        std::fs::rename(&part, &p).unwrap();
     }
     let text = std::fs::read_to_string(&p)
         .unwrap()
@@ -198,8 +171,7 @@ fn a_forged_inrelease_stops_create() {
             "--mirror",
             &format!("{}/d", server.base),
         ])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("does not verify"), "{}", stderr(&o));
 }
@@ -208,7 +180,9 @@ fn a_forged_inrelease_stops_create() {
 fn an_interrupted_create_leaves_nothing_and_resumes_from_cached_packages() {
     let (h, _turn) = home();
     ensure_minbase(&h); // the packages are cached by now
-    let _ = cmd(&h).args(["rootfs", "rm", "killed"]).output();
+                        // A name of this run's own: the store is shared with any other run of the suite.
+    let name = format!("killed-{}", std::process::id());
+    let _ = cmd(&h).args(["rootfs", "rm", &name]).output();
     let debs = || std::fs::read_dir(h.join("debs")).unwrap().count();
     let before = debs();
     // --no-snapshot: a real bootstrap, not the restore of minbase-armhf's kept tree.
@@ -216,7 +190,7 @@ fn an_interrupted_create_leaves_nothing_and_resumes_from_cached_packages() {
         .args([
             "rootfs",
             "create",
-            "killed",
+            &name,
             "--suite",
             "bookworm",
             "--arch",
@@ -224,10 +198,8 @@ fn an_interrupted_create_leaves_nothing_and_resumes_from_cached_packages() {
             "--no-snapshot",
         ])
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn();
     let mut err = BufReader::new(child.stderr.take().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let mut line = String::new();
         assert!(
@@ -237,37 +209,35 @@ fn an_interrupted_create_leaves_nothing_and_resumes_from_cached_packages() {
         if line.contains("Installing essential packages") {
             break;
         }
-        assert!(Instant::now() < deadline);
     }
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     child.wait().unwrap();
     assert!(
-        !h.join("rootfs/killed").exists(),
+        !h.join("rootfs").join(&name).exists(),
         "a killed create left an entry"
     );
     let o = cmd(&h)
         .args([
             "rootfs",
             "create",
-            "killed",
+            &name,
             "--suite",
             "bookworm",
             "--arch",
             "armhf",
             "--no-snapshot",
         ])
-        .output()
-        .unwrap();
+        .output();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(debs(), before, "the rerun downloaded packages again");
     let left: Vec<String> = std::fs::read_dir(h.join("rootfs"))
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".tmp-"))
+        .filter(|n| n.starts_with(&format!(".tmp-{name}-")))
         .collect();
     assert!(left.is_empty(), "{left:?}");
-    let o = cmd(&h).args(["rootfs", "rm", "killed"]).output().unwrap();
+    let o = cmd(&h).args(["rootfs", "rm", &name]).output();
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
@@ -281,8 +251,7 @@ fn fingerprint(home: &Path, name: &str) -> String {
             "stat -c '%n %U %G %a %F' /etc/shadow /var/log/apt /usr/bin/dpkg /var/cache/apt /bin /usr/sbin/unix_chkpwd; \
              readlink /etc/alternatives/pager; dpkg-query -W | md5sum; dpkg --audit",
         ])
-        .output()
-        .unwrap();
+        .output();
     assert!(o.status.success(), "{}", stderr(&o));
     stdout(&o)
 }
@@ -291,7 +260,10 @@ fn fingerprint(home: &Path, name: &str) -> String {
 fn a_second_create_of_the_same_packages_restores_the_kept_tree() {
     let (h, _turn) = home();
     ensure_minbase(&h);
-    for n in ["again-1", "again-2"] {
+    // Names of this run's own: the store is shared with any other run of the suite.
+    let pid = std::process::id();
+    let (one, two) = (format!("again-{pid}-1"), format!("again-{pid}-2"));
+    for n in [&one, &two] {
         let _ = cmd(&h).args(["rootfs", "rm", n]).output();
     }
     let create = |name: &str| {
@@ -299,26 +271,25 @@ fn a_second_create_of_the_same_packages_restores_the_kept_tree() {
             .args([
                 "rootfs", "create", name, "--suite", "bookworm", "--arch", "armhf",
             ])
-            .output()
-            .unwrap();
+            .output();
         assert!(o.status.success(), "{}", stderr(&o));
         stderr(&o)
     };
     // Without kept trees the first bootstraps for real and keeps its tree; the second
     // restores it, without stage 2, and must be the same system.
     let _ = std::fs::remove_dir_all(h.join("snapshots"));
-    let err = create("again-1");
+    let err = create(&one);
     assert!(
         err.contains("Installing essential packages") && err.contains("Kept the tree"),
         "{err}"
     );
-    let err = create("again-2");
+    let err = create(&two);
     assert!(
         err.contains("Restoring the tree of an identical earlier create")
             && !err.contains("Installing essential packages"),
         "{err}"
     );
-    let (a, b) = (fingerprint(&h, "again-1"), fingerprint(&h, "again-2"));
+    let (a, b) = (fingerprint(&h, &one), fingerprint(&h, &two));
     assert!(a.contains("/etc/shadow root shadow"), "{a}");
     assert_eq!(a, b, "the restored rootfs differs from a bootstrapped one");
     // (--no-snapshot bootstraps for real: the interrupted-create test sees stage 2.)
@@ -329,8 +300,8 @@ fn a_second_create_of_the_same_packages_restores_the_kept_tree() {
         .filter(|p| p.extension().is_some_and(|e| e == "zst"))
         .collect();
     assert!(!snaps.is_empty());
-    for n in ["again-1", "again-2"] {
-        let o = cmd(&h).args(["rootfs", "rm", n]).output().unwrap();
+    for n in [&one, &two] {
+        let o = cmd(&h).args(["rootfs", "rm", n]).output();
         assert!(o.status.success(), "{}", stderr(&o));
     }
 }
@@ -340,13 +311,12 @@ fn build_without_a_rootfs_creates_the_default_then_reuses_it() {
     let (h, _turn) = home();
     let proj = TempDir::new("default");
     copy_example("hello-arm", proj.path());
+    // No --rootfs, no CARGO_FOR_ARM_ROOTFS, no config file: the default rootfs.
     let build = || {
-        tool(proj.path())
-            .env("CARGO_FOR_ARM_HOME", &h)
-            .env_remove("CARGO_FOR_ARM_ROOTFS")
+        Tool::new(proj.path())
+            .home(&h)
             .args(["build", "--release"])
             .output()
-            .unwrap()
     };
     let first = h.join("rootfs/debian-bookworm-armhf/entry.toml").exists();
     let o = build();
@@ -373,26 +343,26 @@ fn build_without_a_rootfs_creates_the_default_then_reuses_it() {
 
 #[test]
 fn the_mirror_comes_from_the_users_config_file() {
+    // A mirror of our own that knows nothing: the tool asks it, and fails naming it.
+    let server = Server::start();
+    let mirror = format!("{}/from-config", server.base);
     let h = TempDir::new("mirrorcfg");
     let cfg = h.path().join("config/cargo-for-arm");
     std::fs::create_dir_all(&cfg).unwrap();
-    std::fs::write(
-        cfg.join("config.toml"),
-        "mirror = \"http://127.0.0.1:9/from-config\"\n",
-    )
-    .unwrap();
+    std::fs::write(cfg.join("config.toml"), format!("mirror = \"{mirror}\"\n")).unwrap();
     let o = cmd(&h.path().join("home"))
         .env("XDG_CONFIG_HOME", h.path().join("config"))
-        .env_remove("CARGO_FOR_ARM_MIRROR")
         .args([
             "rootfs", "create", "x", "--suite", "bookworm", "--arch", "armhf",
         ])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains(&mirror), "{}", stderr(&o));
+    let asked = server.log.lock().unwrap().requests.clone();
     assert!(
-        stderr(&o).contains("127.0.0.1:9/from-config"),
-        "{}",
-        stderr(&o)
+        asked
+            .iter()
+            .any(|(p, _)| p.starts_with("/from-config/dists/bookworm/")),
+        "the configured mirror was not asked: {asked:?}"
     );
 }

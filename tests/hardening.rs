@@ -19,7 +19,7 @@ fn native_probe_rootfs(t: &TempDir) -> PathBuf {
         .arg(root.join("bin/probe"))
         .arg(&src)
         .output()
-        .unwrap();
+        .expect("running cc (gcc) to build the syscall probe");
     assert!(
         out.status.success(),
         "cc: {}",
@@ -30,14 +30,13 @@ fn native_probe_rootfs(t: &TempDir) -> PathBuf {
 
 fn probe(rootfs: &Path, extra: &[&str], tests: &[&str]) -> Vec<(String, String)> {
     let proj = TempDir::new("probe");
-    let o = tool(proj.path())
+    let o = Tool::new(proj.path())
         .args(["run", "--rootfs"])
         .arg(rootfs)
         .args(extra)
         .args(["--", "probe"])
         .args(tests)
-        .output()
-        .unwrap();
+        .output();
     assert!(o.status.success(), "{}", stderr(&o));
     stdout(&o)
         .lines()
@@ -135,19 +134,17 @@ fn item_25_seccomp_mode_2_under_emulation_and_arm_syscalls_are_filtered() {
     )
     .unwrap();
     // The rootfs's own gcc builds the ARM probe, under emulation and under the filter.
-    let o = tool(proj.path())
+    let o = Tool::new(proj.path())
         .args(["run", "--rootfs"])
         .arg(&rootfs)
         .args(["--", "gcc", "-static", "-O1", "-o", "probe", "p.c"])
-        .output()
-        .unwrap();
+        .output();
     assert!(o.status.success(), "gcc under emulation: {}", stderr(&o));
-    let o = tool(proj.path())
+    let o = Tool::new(proj.path())
         .args(["run", "--rootfs"])
         .arg(&rootfs)
         .args(["--", "sh", "-c", "grep Seccomp: /proc/self/status; ./probe getpid fork mount unshare_user keyctl bpf clone3 tiocsti"])
-        .output()
-        .unwrap();
+        .output();
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert_eq!(status_field(&out, "Seccomp"), Some("2"), "{out}");
@@ -200,11 +197,10 @@ fn item_17_no_user_namespaces_gives_one_clear_message() {
         tool = TOOL,
         r = fixture("busybox-armhf").display()
     );
-    let o = Command::new("unshare")
-        .args(["--user", "--map-root-user", "sh", "-c", &script])
-        .current_dir(proj.path())
-        .output()
-        .unwrap();
+    let o = Tool::new(proj.path()).output_via(
+        "unshare",
+        &["--user", "--map-root-user", "sh", "-c", &script],
+    );
     let (out, err) = (stdout(&o), stderr(&o));
     assert!(out.contains("exit=125"), "{out}\n{err}");
     assert!(
@@ -222,14 +218,13 @@ fn item_22_wrong_arch_and_noexec_qemu_are_refused() {
     let proj = TempDir::new("badqemu");
     // An ARM program is no qemu for this host.
     let arm = fixture("busybox-armhf").join("bin/busybox");
-    let o = tool(proj.path())
+    let o = Tool::new(proj.path())
         .args(["run", "--qemu"])
         .arg(&arm)
         .arg("--rootfs")
         .arg(fixture("busybox-armhf"))
         .args(["--", "true"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(o.status.code(), Some(125));
     assert!(
         stderr(&o).contains("but this host is x86_64"),
@@ -246,11 +241,10 @@ fn item_22_wrong_arch_and_noexec_qemu_are_refused() {
         tool = TOOL,
         r = fixture("busybox-armhf").display()
     );
-    let o = Command::new("unshare")
-        .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
-        .current_dir(proj.path())
-        .output()
-        .unwrap();
+    let o = Tool::new(proj.path()).output_via(
+        "unshare",
+        &["--user", "--map-root-user", "--mount", "sh", "-c", &script],
+    );
     assert!(
         stdout(&o).contains("exit=125"),
         "{}\n{}",
@@ -269,12 +263,11 @@ fn qemu_inside_a_writable_bind_is_refused() {
         std::fs::Permissions::from_mode(0o755),
     )
     .unwrap();
-    let o = tool(proj.path())
+    let o = Tool::new(proj.path())
         .args(["run", "--qemu", "qemu-arm", "--rootfs"])
         .arg(fixture("busybox-armhf"))
         .args(["--", "true"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(o.status.code(), Some(125));
     assert!(
         stderr(&o).contains("inside the writable bind"),
@@ -286,9 +279,9 @@ fn qemu_inside_a_writable_bind_is_refused() {
 #[test]
 fn item_24_short_ranges_and_non_setuid_helpers_fall_back_and_say_so() {
     let proj = TempDir::new("subuid");
-    let user = std::env::var("USER").unwrap();
+    let user = user_name();
     std::fs::write(proj.path().join("subuid"), format!("{user}:100000:1000\n")).unwrap();
-    let o = tool(proj.path())
+    let o = Tool::new(proj.path())
         .env("CARGO_FOR_ARM_SUBUID", proj.path().join("subuid"))
         .args(["run", "--rootfs"])
         .arg(fixture("busybox-armhf"))
@@ -299,8 +292,7 @@ fn item_24_short_ranges_and_non_setuid_helpers_fall_back_and_say_so() {
             "-c",
             "wc -l < /proc/self/uid_map",
         ])
-        .output()
-        .unwrap();
+        .output();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o).trim(), "1");
     assert!(
@@ -317,13 +309,12 @@ fn item_24_short_ranges_and_non_setuid_helpers_fall_back_and_say_so() {
         std::fs::Permissions::from_mode(0o755),
     )
     .unwrap();
-    let o = tool(proj.path())
-        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+    let o = Tool::new(proj.path())
+        .path_first(&bin)
         .args(["run", "--rootfs"])
         .arg(fixture("busybox-armhf"))
         .args(["--no-bind-cwd", "--", "true"])
-        .output()
-        .unwrap();
+        .output();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("neither setuid root nor has file capabilities"),
@@ -338,7 +329,7 @@ fn a_setuid_installation_is_refused() {
     let copy = t.path().join("cargo-for-arm");
     std::fs::copy(TOOL, &copy).unwrap();
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755)).unwrap();
-    let o = Command::new(&copy).arg("--version").output().unwrap();
+    let o = Tool::of(&copy, t.path()).arg("--version").output();
     assert_eq!(o.status.code(), Some(125));
     assert!(
         stderr(&o).contains("setuid") && stderr(&o).contains("chmod u-s"),
@@ -347,10 +338,9 @@ fn a_setuid_installation_is_refused() {
     );
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o2755)).unwrap();
     assert_eq!(
-        Command::new(&copy)
+        Tool::of(&copy, t.path())
             .arg("--version")
             .output()
-            .unwrap()
             .status
             .code(),
         Some(125)
@@ -360,7 +350,9 @@ fn a_setuid_installation_is_refused() {
 #[test]
 fn item_30_a_build_script_cannot_reach_the_users_cargo_home() {
     let rootfs = fixture("cargo-bookworm-armhf");
-    let home = std::env::var("HOME").unwrap();
+    // The user's home and cargo home (the tool's HOME and CARGO_HOME) hold a credential.
+    let user_home = TempDir::new("evilbuild-home");
+    let home = user_home.path().to_str().unwrap().to_string();
     let cred = Path::new(&home).join(".cargo/credentials-cfa-test");
     std::fs::create_dir_all(cred.parent().unwrap()).unwrap();
     std::fs::write(&cred, "token = \"secret\"\n").unwrap();
@@ -382,13 +374,13 @@ fn item_30_a_build_script_cannot_reach_the_users_cargo_home() {
     )
     .unwrap();
     let cache = TempDir::new("evilbuild-cache");
-    let o = tool(proj.path())
-        .env("CARGO_FOR_ARM_HOME", cache.path())
+    let o = Tool::new(proj.path())
+        .home(cache.path())
+        .user_home(user_home.path())
+        .env("CARGO_HOME", Path::new(&home).join(".cargo"))
         .args(["build", "--rootfs"])
         .arg(&rootfs)
-        .output()
-        .unwrap();
-    std::fs::remove_file(&cred).unwrap();
+        .output();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stderr(&o).contains("LEAK"));
 }
@@ -397,21 +389,20 @@ fn item_30_a_build_script_cannot_reach_the_users_cargo_home() {
 fn item_33_ctrl_c_to_the_whole_process_group_is_one_clean_exit() {
     use std::os::unix::process::CommandExt;
     let proj = TempDir::new("pgrp");
-    let mut child = tool(proj.path())
+    let mut tool = Tool::new(proj.path())
         .args(["run", "--hang-timeout", "30", "--rootfs"])
         .arg(fixture("busybox-armhf"))
         .args(["--", "sh", "-c", "echo ready; exec sleep 1000"])
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap();
+        .stderr(std::process::Stdio::piped());
+    tool.command().process_group(0);
+    let mut child = tool.spawn();
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     std::io::BufRead::read_line(&mut out, &mut line).unwrap();
     assert_eq!(line.trim(), "ready");
     unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
-    let o = child.wait_with_output().unwrap();
+    let o = child.wait_with_output();
     assert_eq!(o.status.code(), Some(130));
     assert!(!stderr(&o).contains("retrying"), "{}", stderr(&o));
 }

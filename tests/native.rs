@@ -14,33 +14,17 @@ use std::process::{Command, Output};
 
 use common::*;
 
+/// A copy of src/build/native.rs's TOOLS_PACKAGES (the packages a tools rootfs needs).
 const TOOLS_PACKAGES: &str = "cargo,clang,lld,llvm,pkg-config";
 
 fn native_home() -> PathBuf {
-    qemu_dir().parent().unwrap().join("native-home")
+    store_fixture("native-home")
 }
 
 /// Create (once; cached) a rootfs of the native-home store.
 fn ensure(name: &str, suite: &str, arch: &str, include: &str) {
-    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let home = native_home();
-    if home.join("rootfs").join(name).join("entry.toml").exists() {
-        return;
-    }
-    let o = tool(&std::env::temp_dir())
-        .env("CARGO_FOR_ARM_HOME", &home)
-        .args([
-            "-q", "rootfs", "create", name, "--suite", suite, "--arch", arch,
-        ])
-        .args(["--include", include])
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "creating the fixture {name} failed:\n{}",
-        stderr(&o)
-    );
+    let args = ["--suite", suite, "--arch", arch, "--include", include];
+    ensure_rootfs(&native_home(), name, &args);
 }
 
 fn tools(suite: &str) -> String {
@@ -65,12 +49,11 @@ fn project(example: &str, tag: &str) -> TempDir {
 /// cargo-for-arm with the tools rootfs's rustc (the machine's rustup toolchain may have the
 /// targets too; `the_rustup_toolchain_compiles_when_it_has_the_target` covers that source).
 fn cfa(dir: &Path, home: &Path, args: &[&str]) -> Output {
-    tool(dir)
-        .env("CARGO_FOR_ARM_HOME", home)
+    Tool::new(dir)
+        .home(home)
         .env("CARGO_FOR_ARM_NATIVE_RUSTC", "rootfs")
         .args(args)
         .output()
-        .unwrap()
 }
 
 struct Expect {
@@ -80,12 +63,19 @@ struct Expect {
     machine: u16,
     uname: &'static str,
     pointer_bits: u32,
+    /// Without the committed Cargo.lock: the tool resolves one for the tools rootfs's rustc.
+    resolve: bool,
 }
 
 fn native_build_test_and_run(e: &Expect) {
     let (tools_name, arm_name) = (tools(e.suite), arm(e.suite, e.arch));
     let home = native_home();
     let p = project("native-sample", &format!("native-{}", e.arch));
+    let lock = p.path().join("Cargo.lock");
+    let committed = std::fs::read_to_string(&lock).unwrap();
+    if e.resolve {
+        std::fs::remove_file(&lock).unwrap();
+    }
     // Auto mode finds the tools rootfs of the ARM rootfs's suite and builds natively.
     let o = cfa(
         p.path(),
@@ -98,6 +88,13 @@ fn native_build_test_and_run(e: &Expect) {
         err.contains(&format!("Native cargo build for {}", e.triple)) && err.contains(&tools_name),
         "auto did not pick native mode with {tools_name}:\n{err}"
     );
+    let text = std::fs::read_to_string(&lock).unwrap();
+    if e.resolve {
+        // Debian 12's cargo 1.63 reads lockfile version 3, not 4.
+        assert!(text.contains("\nversion = 3\n"), "{text}");
+    } else {
+        assert_eq!(text, committed, "the tool rewrote the project's Cargo.lock");
+    }
     let bin = p.path().join(format!(
         "target/for-arm/native-{}/{}/release/native-sample",
         e.arch, e.triple
@@ -188,6 +185,7 @@ fn native_armhf_bookworm() {
         machine: 40,
         uname: "armv7l",
         pointer_bits: 32,
+        resolve: true,
     });
 }
 
@@ -200,6 +198,7 @@ fn native_arm64_trixie() {
         machine: 183,
         uname: "aarch64",
         pointer_bits: 64,
+        resolve: false,
     });
 }
 
@@ -257,13 +256,12 @@ fn auto_emulates_without_a_tools_rootfs_and_says_why() {
     assert_eq!(elf_machine(&bin), 40);
     // Asked for, native mode without a tools rootfs and with fetching forbidden is an error
     // that names the fix.
-    let o = tool(p.path())
-        .env("CARGO_FOR_ARM_HOME", empty.path())
+    let o = Tool::new(p.path())
+        .home(empty.path())
         .env("CARGO_FOR_ARM_NATIVE_RUSTC", "rootfs")
         .env("CARGO_FOR_ARM_OFFLINE", "1")
         .args(["build", "--mode", "native", "--rootfs", &arm_name])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("rootfs create debian-bookworm-amd64-tools"),
@@ -365,12 +363,11 @@ fn the_rustup_toolchain_compiles_when_it_has_the_target() {
     let version =
         String::from_utf8(Command::new("rustc").arg("-V").output().unwrap().stdout).unwrap();
     // Auto: the toolchain has the target, so it compiles (Debian 12's rustc is 1.63).
-    let o = tool(p.path())
-        .env("CARGO_FOR_ARM_HOME", &home)
-        .env_remove("CARGO_FOR_ARM_NATIVE_RUSTC")
+    // No CARGO_FOR_ARM_NATIVE_RUSTC: auto. The tool's PATH has the same toolchain's rustc.
+    let o = Tool::new(p.path())
+        .home(&home)
         .args(["test", "--rootfs", &arm_name, "--", "--nocapture"])
-        .output()
-        .unwrap();
+        .output();
     let (out, err) = (stdout(&o), stderr(&o));
     assert!(o.status.success(), "{out}\n{err}");
     assert!(

@@ -13,8 +13,7 @@ use common::*;
 
 fn test_cache() -> PathBuf {
     // Beside the other fixtures: kept between runs, so the 70 MB package downloads once.
-    let q = qemu_dir();
-    q.parent().unwrap().to_path_buf()
+    cache_dir()
 }
 
 fn mirror() -> String {
@@ -41,8 +40,10 @@ fn real_indices() -> (Vec<u8>, Vec<u8>) {
                 .bytes()
                 .unwrap()
                 .to_vec();
-            std::fs::write(p.with_extension("part"), &body).unwrap();
-            std::fs::rename(p.with_extension("part"), &p).unwrap();
+            // Another run of the suite may be downloading the same: a part file of our own.
+            let part = p.with_extension(format!("part-{}", std::process::id()));
+            std::fs::write(&part, &body).unwrap();
+            std::fs::rename(&part, &p).unwrap();
         }
         std::fs::read(&p).unwrap()
     };
@@ -52,25 +53,22 @@ fn real_indices() -> (Vec<u8>, Vec<u8>) {
     )
 }
 
-fn fetch_cmd(home: &Path, cwd: &Path) -> Command {
-    assert_unprivileged();
-    let mut c = Command::new(TOOL);
-    c.current_dir(cwd)
-        .env("CARGO_FOR_ARM_HOME", home)
-        .env("PATH", "/usr/bin:/bin")
-        .env_remove("CARGO_FOR_ARM_QEMU_ARM");
-    c
+/// The tool with no qemu named and none on PATH (even on a host with qemu-user-static): only
+/// the store `home` may have one.
+fn fetch_cmd(home: &Path, cwd: &Path) -> Tool {
+    Tool::new(cwd).home(home).no_qemu()
 }
 
 #[test]
 fn qemu_is_fetched_verified_static_and_read_only_and_then_used() {
     let home = test_cache().join("fetch-home");
+    // Shared with another run of the suite: take turns.
+    let _turn = take_turn("fetch-home");
     let _ = std::fs::remove_dir_all(home.join("qemu"));
     let cwd = TempDir::new("qfetch");
     let o = fetch_cmd(&home, cwd.path())
         .args(["qemu", "fetch", "arm"])
-        .output()
-        .unwrap();
+        .output();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("verified against its signed InRelease"),
@@ -82,12 +80,7 @@ fn qemu_is_fetched_verified_static_and_read_only_and_then_used() {
         std::fs::metadata(&q).unwrap().permissions().mode() & 0o777,
         0o555
     );
-    let list = stdout(
-        &fetch_cmd(&home, cwd.path())
-            .args(["qemu", "list"])
-            .output()
-            .unwrap(),
-    );
+    let list = stdout(&fetch_cmd(&home, cwd.path()).args(["qemu", "list"]).output());
     assert!(
         list.contains("cache") && list.contains("qemu-arm version"),
         "{list}"
@@ -97,8 +90,7 @@ fn qemu_is_fetched_verified_static_and_read_only_and_then_used() {
         .args(["run", "--rootfs"])
         .arg(fixture("busybox-armhf"))
         .args(["--", "uname", "-m"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(stdout(&o).trim(), "armv7l", "{}", stderr(&o));
     // With none cached, run fetches one itself (the package itself is cached by hash).
     let _ = std::fs::remove_dir_all(home.join("qemu"));
@@ -106,8 +98,7 @@ fn qemu_is_fetched_verified_static_and_read_only_and_then_used() {
         .args(["run", "--rootfs"])
         .arg(fixture("busybox-armhf"))
         .args(["--", "uname", "-m"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(stdout(&o).trim(), "armv7l", "{}", stderr(&o));
     assert!(stderr(&o).contains("fetching Debian's"), "{}", stderr(&o));
     // And CARGO_FOR_ARM_OFFLINE forbids that, naming the fix.
@@ -117,8 +108,7 @@ fn qemu_is_fetched_verified_static_and_read_only_and_then_used() {
         .args(["run", "--rootfs"])
         .arg(fixture("busybox-armhf"))
         .args(["--", "true"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(o.status.code(), Some(125));
     assert!(
         stderr(&o).contains("cargo for-arm qemu fetch arm"),
@@ -139,7 +129,6 @@ fn tampered_indices_and_packages_are_refused() {
                 "qemu", "fetch", "arm", "--suite", "trixie", "--mirror", mirror,
             ])
             .output()
-            .unwrap()
     };
     // 1. An InRelease whose signed text was changed.
     let text = String::from_utf8(inrelease.clone()).unwrap();
@@ -214,13 +203,13 @@ fn the_newest_usable_qemu_is_preferred() {
     std::fs::create_dir_all(&cached).unwrap();
     std::fs::copy(qemu_dir().join("qemu-arm"), cached.join("qemu-arm")).unwrap();
     let list = |home: &Path| {
-        let o = tool(home)
-            .env("CARGO_FOR_ARM_HOME", home)
-            .env("PATH", format!("{}:/usr/bin:/bin", old.display()))
-            .env_remove("CARGO_FOR_ARM_QEMU_ARM")
+        // No qemu named; on PATH only the old one (not the host's own qemu-user-static).
+        let o = Tool::new(home)
+            .home(home)
+            .no_qemu()
+            .path_first(&old)
             .args(["qemu", "list"])
-            .output()
-            .unwrap();
+            .output();
         assert!(o.status.success(), "{}", stderr(&o));
         stdout(&o)
     };

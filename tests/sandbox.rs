@@ -5,8 +5,8 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -71,7 +71,7 @@ fn single_map_makes_the_user_root_inside_with_setgroups_denied() {
 
 #[test]
 fn full_map_uses_the_subordinate_range() {
-    let user = std::env::var("USER").unwrap_or_default();
+    let user = user_name();
     let subuid = std::fs::read_to_string("/etc/subuid").unwrap_or_default();
     let Some(start) = subuid
         .lines()
@@ -107,26 +107,24 @@ fn full_map_uses_the_subordinate_range() {
 #[test]
 fn missing_subuid_falls_back_to_single_map_and_says_so() {
     let proj = TempDir::new("nosub");
-    let out = tool(proj.path())
+    let out = Tool::new(proj.path())
         .env("CARGO_FOR_ARM_SUBUID", proj.path().join("no-such-subuid"))
         .args(["run", "--rootfs"])
         .arg(armhf())
         .args(["--", "sh", "-c", "wc -l < /proc/self/uid_map"])
-        .output()
-        .unwrap();
+        .output();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "1");
     let err = stderr(&out);
     assert_eq!(err.matches("single-id map").count(), 1, "{err}");
     assert!(err.contains("no-such-subuid"), "{err}");
     // Asked for explicitly, the full map refuses instead.
-    let out = tool(proj.path())
+    let out = Tool::new(proj.path())
         .env("CARGO_FOR_ARM_SUBUID", proj.path().join("no-such-subuid"))
         .args(["run", "--map", "full", "--rootfs"])
         .arg(armhf())
         .args(["--", "true"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(out.status.code(), Some(125));
     assert!(
         stderr(&out).contains("--map full is not possible"),
@@ -138,12 +136,11 @@ fn missing_subuid_falls_back_to_single_map_and_says_so() {
 #[test]
 fn files_created_in_the_project_belong_to_the_user() {
     let proj = TempDir::new("owner");
-    let o = tool(proj.path())
+    let o = Tool::new(proj.path())
         .args(["run", "--rootfs"])
         .arg(armhf())
         .args(["--", "sh", "-c", "pwd; echo made > made-inside"])
-        .output()
-        .unwrap();
+        .output();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
         stdout(&o).trim(),
@@ -175,15 +172,21 @@ fn capabilities_are_dropped_and_no_new_privs_is_set() {
 
 #[test]
 fn old_root_and_host_home_are_not_reachable() {
-    let home = std::env::var("HOME").unwrap();
-    let secret = std::path::Path::new(&home).join(".cfa-test-secret");
+    // The user's home (the tool's HOME) holds a secret.
+    let home = TempDir::new("userhome");
+    let secret = home.path().join(".cfa-test-secret");
     std::fs::write(&secret, "secret").unwrap();
     let script = format!(
         "cat {0} 2>/dev/null && echo LEAK; ls /; cat /proc/self/mountinfo",
         secret.display()
     );
-    let o = run_sh(&armhf(), &[], &script);
-    std::fs::remove_file(&secret).unwrap();
+    let proj = TempDir::new("oldroot");
+    let o = Tool::new(proj.path())
+        .user_home(home.path())
+        .args(["run", "--rootfs"])
+        .arg(armhf())
+        .args(["--", "sh", "-c", &script])
+        .output();
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(!out.contains("LEAK"), "host home readable inside:\n{out}");
@@ -200,12 +203,13 @@ fn old_root_and_host_home_are_not_reachable() {
         "/etc/resolv.conf",
         "/proc/sys/fs/binfmt_misc",
     ];
+    let cwd = proj.path().to_str().unwrap();
     for line in out.lines().filter(|l| l.contains(" - ")) {
         let mount_point = line.split_whitespace().nth(4).unwrap();
         assert!(
             expected.contains(&mount_point)
                 || mount_point.starts_with("/dev/")
-                || mount_point.starts_with("/tmp/cfa-"),
+                || mount_point == cwd,
             "unexpected mount inside the sandbox: {line}"
         );
     }
@@ -222,22 +226,15 @@ fn exit_code_and_signal_death_propagate() {
 }
 
 /// Start a long command, wait until it printed `ready`, and hand back the child.
-fn start_ready(
-    script: &str,
-) -> (
-    std::process::Child,
-    BufReader<std::process::ChildStdout>,
-    TempDir,
-) {
+fn start_ready(script: &str) -> (Running, BufReader<std::process::ChildStdout>, TempDir) {
     let proj = TempDir::new("sig");
-    let mut child = tool(proj.path())
+    let mut child = Tool::new(proj.path())
         .args(["run", "--rootfs"])
         .arg(armhf())
         .args(["--", "sh", "-c", script])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
@@ -266,7 +263,8 @@ fn sigint_without_handler_exits_130() {
 
 #[test]
 fn sigkill_to_the_tool_leaves_no_process_behind() {
-    let marker = format!("{}", 700000 + std::process::id() % 100000);
+    // Unique on this machine while we run (our pid), and of fixed width (no prefix of another).
+    let marker = format!("7{:07}", std::process::id());
     let (mut child, _out, _p) =
         start_ready(&format!("echo ready; sleep {marker} & exec sleep {marker}"));
     assert!(
@@ -275,33 +273,23 @@ fn sigkill_to_the_tool_leaves_no_process_behind() {
     );
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     child.wait().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left = processes_with(&format!("sleep {marker}"));
-        if left.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "processes outlived the tool: {left:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert_no_process_left(&format!("sleep {marker}"));
 }
 
 #[test]
 fn an_extra_open_descriptor_is_not_inherited() {
     use std::os::unix::process::CommandExt;
     let proj = TempDir::new("fd");
-    let home = std::ffi::CString::new(std::env::var("HOME").unwrap()).unwrap();
-    let mut cmd = tool(proj.path());
-    cmd.args(["run", "--rootfs"])
+    let outside = TempDir::new("fd-outside");
+    let dir = std::ffi::CString::new(outside.path().to_str().unwrap()).unwrap();
+    let mut tool = Tool::new(proj.path())
+        .args(["run", "--rootfs"])
         .arg(armhf())
         .args(["--", "sh", "-c", "ls /proc/$$/fd; true"]);
-    // Like `exec 9<$HOME` in a shell: a descriptor without close-on-exec.
+    // Like `exec 9<DIR` in a shell: a descriptor without close-on-exec.
     unsafe {
-        cmd.pre_exec(move || {
-            let fd = libc::open(home.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
+        tool.command().pre_exec(move || {
+            let fd = libc::open(dir.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
             if fd >= 0 && fd != 9 {
                 libc::dup2(fd, 9);
                 libc::close(fd);
@@ -309,14 +297,34 @@ fn an_extra_open_descriptor_is_not_inherited() {
             Ok(())
         });
     }
-    let o = cmd.output().unwrap();
+    let o = tool.output();
     assert!(o.status.success(), "{}", stderr(&o));
     let fds: Vec<String> = stdout(&o).split_whitespace().map(str::to_string).collect();
     assert_eq!(fds, ["0", "1", "2"], "descriptors seen inside");
 }
 
+/// The host's binfmt_misc registrations, name and text (none when it is not mounted).
+fn host_binfmt() -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = std::fs::read_dir("/proc/sys/fs/binfmt_misc")
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| !matches!(e.file_name().to_str(), Some("register" | "status")))
+                .map(|e| {
+                    let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                    (e.file_name().to_string_lossy().into_owned(), text)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
 #[test]
 fn binfmt_misc_is_private_and_read_only() {
+    // The host may have its own qemu-arm (binfmt-support registers qemu-user-static's, with
+    // F): the sandbox's is the one cargo-for-arm chose, and the host's stays as it was.
+    let host_before = host_binfmt();
     let o = run_sh(
         &armhf(),
         &[],
@@ -327,12 +335,18 @@ fn binfmt_misc_is_private_and_read_only() {
     assert!(out.contains("enabled"), "{out}");
     let flags = out.lines().find_map(|l| l.strip_prefix("flags: ")).unwrap();
     assert!(flags.contains('F') && !flags.contains('C'), "flags {flags}");
+    let ours = qemu_dir().join("qemu-arm").canonicalize().unwrap();
+    assert_eq!(
+        out.lines().find_map(|l| l.strip_prefix("interpreter ")),
+        Some(ours.to_str().unwrap()),
+        "{out}"
+    );
     assert!(
         !out.contains("WRITABLE"),
         "binfmt_misc writable inside:\n{out}"
     );
-    // Nothing was registered on the host.
-    assert!(!std::path::Path::new("/proc/sys/fs/binfmt_misc/qemu-arm").exists());
+    // Nothing was registered, changed or removed on the host.
+    assert_eq!(host_binfmt(), host_before);
 }
 
 #[test]
@@ -372,13 +386,12 @@ fn binds_env_and_workdir() {
 #[test]
 fn host_environment_does_not_leak() {
     let proj = TempDir::new("env");
-    let o = tool(proj.path())
+    let o = Tool::new(proj.path())
         .env("CFA_SECRET_TOKEN", "hunter2")
         .args(["run", "--rootfs"])
         .arg(armhf())
         .args(["--", "env"])
-        .output()
-        .unwrap();
+        .output();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stdout(&o).contains("hunter2"));
     assert!(stdout(&o).contains("PATH=/usr/local/sbin"));
@@ -387,12 +400,11 @@ fn host_environment_does_not_leak() {
 #[test]
 fn exec_failures_have_their_own_codes() {
     let proj = TempDir::new("exec");
-    let o = tool(proj.path())
+    let o = Tool::new(proj.path())
         .args(["run", "--rootfs"])
         .arg(armhf())
         .args(["--", "no-such-command-xyz"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(o.status.code(), Some(127));
     assert!(
         stderr(&o).contains("no-such-command-xyz: command not found"),
@@ -400,12 +412,11 @@ fn exec_failures_have_their_own_codes() {
         stderr(&o)
     );
     std::fs::write(proj.path().join("plain.txt"), "not a program").unwrap();
-    let o = tool(proj.path())
+    let o = Tool::new(proj.path())
         .args(["run", "--rootfs"])
         .arg(armhf())
         .args(["--", "./plain.txt"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(o.status.code(), Some(126));
     assert!(
         stderr(&o).contains("cannot execute ./plain.txt"),
@@ -417,12 +428,11 @@ fn exec_failures_have_their_own_codes() {
 #[test]
 fn dynamic_qemu_is_refused() {
     let proj = TempDir::new("dynq");
-    let o = tool(proj.path())
+    let o = Tool::new(proj.path())
         .args(["run", "--qemu", "/bin/ls", "--rootfs"])
         .arg(armhf())
         .args(["--", "true"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(o.status.code(), Some(125));
     let e = stderr(&o);
     assert!(
@@ -433,17 +443,16 @@ fn dynamic_qemu_is_refused() {
 
 #[test]
 fn missing_qemu_names_what_to_install() {
+    // None named, none on PATH (even where the host has qemu-user-static), none in the fresh
+    // store, and fetching forbidden.
     let proj = TempDir::new("noq");
-    let o = tool(proj.path())
-        .env_remove("CARGO_FOR_ARM_QEMU_ARM")
-        .env("PATH", "/usr/bin:/bin")
+    let o = Tool::new(proj.path())
+        .no_qemu()
         .env("CARGO_FOR_ARM_OFFLINE", "1")
-        .env("CARGO_FOR_ARM_HOME", proj.path().join("home"))
         .args(["run", "--rootfs"])
         .arg(armhf())
         .args(["--", "true"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(o.status.code(), Some(125));
     let e = stderr(&o);
     assert!(
@@ -455,15 +464,14 @@ fn missing_qemu_names_what_to_install() {
 #[test]
 fn qemu_is_found_on_path() {
     let proj = TempDir::new("pathq");
-    let path = format!("{}:/usr/bin:/bin", qemu_dir().display());
-    let o = tool(proj.path())
-        .env_remove("CARGO_FOR_ARM_QEMU_ARM")
-        .env("PATH", path)
+    let o = Tool::new(proj.path())
+        .no_qemu()
+        .env("CARGO_FOR_ARM_OFFLINE", "1")
+        .path_first(&qemu_dir())
         .args(["run", "--rootfs"])
         .arg(armhf())
         .args(["--", "uname", "-m"])
-        .output()
-        .unwrap();
+        .output();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o).trim(), "armv7l");
 }
@@ -471,22 +479,20 @@ fn qemu_is_found_on_path() {
 #[test]
 fn wrong_arch_rootfs_is_a_clear_error() {
     let proj = TempDir::new("wrongarch");
-    let o = tool(proj.path())
+    let o = Tool::new(proj.path())
         .args(["run", "--arch", "arm64", "--rootfs"])
         .arg(armhf())
         .args(["--", "true"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(o.status.code(), Some(125));
     let e = stderr(&o);
     assert!(e.contains("armhf") && e.contains("--arch"), "{e}");
     // A directory that is no rootfs at all.
-    let o = tool(proj.path())
+    let o = Tool::new(proj.path())
         .args(["run", "--rootfs"])
         .arg(proj.path())
         .args(["--no-bind-cwd", "--", "true"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("/bin/sh"), "{}", stderr(&o));
 }
@@ -495,8 +501,10 @@ fn wrong_arch_rootfs_is_a_clear_error() {
 fn rootfs_symlinks_never_redirect_mounts_to_the_host() {
     let t = TempDir::new("evil");
     let root = rootfs_copy("busybox-armhf", t.path());
-    let home = std::env::var("HOME").unwrap();
-    let escape = std::path::Path::new(&home).join(format!("cfa-escape-{}", std::process::id()));
+    // A host path the user can write, outside /tmp (the sandbox has its own /tmp).
+    let escape =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cfa-escape-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&escape);
     // /run points at a host path the user could write: it must land inside the rootfs.
     let _ = std::fs::remove_dir_all(root.join("run"));
     std::os::unix::fs::symlink(&escape, root.join("run")).unwrap();
@@ -519,12 +527,10 @@ fn rootfs_symlinks_never_redirect_mounts_to_the_host() {
 #[test]
 fn doctor_passes_here() {
     let proj = TempDir::new("doctor");
-    let path = format!("{}:/usr/bin:/bin", qemu_dir().display());
-    let o = tool(proj.path())
-        .env("PATH", path)
+    let o = Tool::new(proj.path())
+        .path_first(&qemu_dir())
         .arg("doctor")
-        .output()
-        .unwrap();
+        .output();
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{out}\n{}", stderr(&o));
     assert!(out.contains("ok   private binfmt_misc"), "{out}");
@@ -536,7 +542,6 @@ fn doctor_passes_here() {
 /// kept there too: it works, and the tool's home is hidden inside (empty, read-only).
 #[test]
 fn run_from_the_home_directory_with_the_default_store() {
-    assert_unprivileged();
     let t = TempDir::new("home");
     let home = t.path().join("u");
     let cfa = home.join(".cache/cargo-for-arm");
@@ -544,16 +549,15 @@ fn run_from_the_home_directory_with_the_default_store() {
     let qdir = cfa.join("qemu/10.0.0");
     std::fs::create_dir_all(&qdir).unwrap();
     std::fs::copy(qemu_dir().join("qemu-arm"), qdir.join("qemu-arm")).unwrap();
+    // No qemu named or on PATH: the one in the default store is used.
     let in_home = |args: &[&str]| {
-        std::process::Command::new(TOOL)
-            .current_dir(&home)
-            .env_clear()
-            .env("HOME", &home)
-            .env("PATH", "/usr/bin:/bin")
+        Tool::new(&home)
+            .user_home(&home)
+            .default_store()
+            .no_qemu()
             .env("CARGO_FOR_ARM_OFFLINE", "1")
             .args(args)
             .output()
-            .unwrap()
     };
     let o = in_home(&[
         "rootfs",

@@ -6,6 +6,8 @@
 #   fixtures.sh qemu-old                                       dir with Debian 12's qemu-arm-static (7.2)
 #   fixtures.sh cargo-bookworm-armhf | cargo-trixie-arm64      Debian rootfs with cargo (mmdebstrap)
 #   fixtures.sh cargo-bookworm-amd64                           the same rustc, native (benchmarks)
+#   fixtures.sh cache-dir                                      the cache directory itself
+#   fixtures.sh rm-tree DIR                                    remove DIR, subordinate ids too
 #
 # Packages come from the Debian mirror of the host's apt sources, verified (debfetch.py).
 # Cache: $CARGO_FOR_ARM_TEST_CACHE, default ~/.cache/cargo-for-arm-tests. A fixture appears by
@@ -16,6 +18,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 recipe=2
 cache=${CARGO_FOR_ARM_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cargo-for-arm-tests}/v$recipe
 mkdir -p "$cache/debs"
+if [ "$1" = cache-dir ]; then
+    echo "$cache"
+    exit 0
+fi
 
 # Run a command as root of a user namespace with the user's subordinate ids mapped (1..65536),
 # as mmdebstrap needs, and as removing what it made needs.
@@ -33,6 +39,12 @@ in_userns() {
 
 case $1 in
 cargo-*) qdir=$(sh "$0" qemu) ;;
+rm-tree)
+    # A test's directory with files of subordinate ids (a rootfs unpacked with the full map),
+    # which the user alone cannot remove.
+    in_userns rm -rf "$2"
+    exit 0
+    ;;
 esac
 
 dest=$cache/$1
