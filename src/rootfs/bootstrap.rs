@@ -14,6 +14,16 @@ use crate::idmap::{self, IdMap, MapMode};
 use crate::rootfs::debian::resolve::Index;
 use crate::rootfs::debian::{self, Signature, Suite};
 use crate::rootfs::store::Store;
+use crate::rootfs::unpack::{Layout, Owners, SetId, UnpackOptions};
+
+/// How stage 1 unpacks the `.deb`s (`__extract-debs`, as root of a user namespace with the
+/// full id map): owners kept, into the merged-/usr tree, setid bits stripped (dpkg sets the
+/// modes again in stage 2).
+pub const STAGE1_UNPACK: UnpackOptions = UnpackOptions {
+    owners: Owners::Keep,
+    layout: Layout::MergedUsr,
+    setid: SetId::Strip,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct CreateOptions {

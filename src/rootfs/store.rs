@@ -247,15 +247,13 @@ impl Store {
                     "cargo-for-arm: note: no full id map (see 'cargo for-arm doctor'): every file of the rootfs will belong to you; the archive's owners are dropped"
                 );
             }
-            let sum = unpack::unpack(
-                unpack::decompressed(archive, limits)?,
-                &root,
-                limits,
-                false,
-                false,
-                false,
-            )
-            .with_context(|| format!("unpacking {}", archive.display()))?;
+            let opts = unpack::UnpackOptions {
+                owners: unpack::Owners::Caller,
+                layout: unpack::Layout::AsArchived,
+                setid: unpack::SetId::Strip,
+            };
+            let sum = unpack::unpack(unpack::decompressed(archive, limits)?, &root, limits, opts)
+                .with_context(|| format!("unpacking {}", archive.display()))?;
             report_summary(&sum, quiet);
         }
         self.describe(
