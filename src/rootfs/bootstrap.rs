@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
@@ -13,8 +15,22 @@ use sha2::{Digest, Sha256};
 use crate::idmap::{self, IdMap, MapMode};
 use crate::rootfs::debian::resolve::Index;
 use crate::rootfs::debian::{self, Signature, Suite};
-use crate::rootfs::store::Store;
-use crate::rootfs::unpack::{Layout, Owners, SetId, UnpackOptions};
+use crate::rootfs::store::{self, Origin, Store};
+use crate::rootfs::unpack::{Layout, Limits, Owners, SetId, UnpackOptions};
+
+/// What each variant installs besides the Essential and required packages.
+const VARIANTS: [(&str, &[&str]); 2] = [
+    ("minbase", &["apt"]),
+    ("buildd", &["apt", "build-essential"]),
+];
+
+/// Essential packages dpkg installs before the others of stage 2, in this order (as
+/// debootstrap): base-passwd and base-files before everything.
+const INSTALLED_FIRST: [&str; 4] = ["base-passwd", "base-files", "dpkg", "libc6"];
+
+/// Directories a merged /usr links into `usr/`, as Debian 12 and later install it (`lib64`
+/// only where the architecture has one).
+const MERGED_USR_LINKS: [&str; 3] = ["bin", "sbin", "lib"];
 
 /// How stage 1 unpacks the `.deb`s (`__extract-debs`, as root of a user namespace with the
 /// full id map): owners kept, into the merged-/usr tree, setid bits stripped (dpkg sets the
@@ -24,6 +40,12 @@ pub const STAGE1_UNPACK: UnpackOptions = UnpackOptions {
     layout: Layout::MergedUsr,
     setid: SetId::Strip,
 };
+
+/// Where stage 2 sees the `.deb` cache (bound read-only).
+const GUEST_DEBS: &str = "/run/cargo-for-arm/debs";
+
+/// Downloads at once.
+const FETCHERS: usize = 4;
 
 #[derive(Debug, clap::Args)]
 pub struct CreateOptions {
@@ -78,33 +100,74 @@ rm -f /usr/sbin/policy-rc.d
 "#;
 
 pub fn create(o: &CreateOptions, quiet: bool) -> Result<i32> {
-    crate::rootfs::store::check_name(&o.name)?;
+    store::check_name(&o.name)?;
     let (map, _) = idmap::choose(MapMode::Full, &idmap::Sources::default())
         .context("rootfs create needs the full id map (dpkg sets file owners inside)")?;
     let store = Store::open()?;
     let _lock = store.lock(&o.name)?;
     // A create that was killed left its temporary tree: remove it (we hold the lock).
     store.clean_stale(&o.name)?;
-    if store.get(&o.name).is_some() {
-        bail!(
-            "a rootfs named {} is already in the store (cargo for-arm rootfs rm {} first)",
-            o.name,
-            o.name
-        );
-    }
+    store.ensure_absent(&o.name)?;
     let mirror = debian::mirror(o.mirror.as_deref())?;
     let keyring = debian::keyring(o.keyring.as_deref())?;
     let client = crate::rootfs::fetch::client()?;
-    if o.no_verify {
-        eprintln!("cargo-for-arm: WARNING: --no-verify: the InRelease signature is NOT checked; the rootfs is recorded as unverified");
+    let (index, set) = resolve(o, &client, &mirror, &keyring, quiet)?;
+    let tmp = store.tmp_dir(&o.name);
+    // The same resolved package set was configured before: restore that tree.
+    let snapshot = snapshot_path(&index, &set, o)?;
+    if snapshot.is_file()
+        && !o.no_snapshot
+        && restore_snapshot(&store, &snapshot, &tmp, &map, quiet)
+    {
+        return land(&store, o, &mirror, &tmp, quiet);
     }
+    // Downloads, a few at a time; the threads end before any namespace is entered.
+    let debs = fetch_debs(&client, &mirror, &index, &set, quiet)?;
+    drop(client);
+    let order = InstallOrder::new(&index, &set);
+    if let Err(e) = build_tree(&tmp, &o.arch, &order, &debs, &map, quiet) {
+        let _ = store.remove_tree(&tmp);
+        return Err(e);
+    }
+    if !o.no_snapshot {
+        save_snapshot(&tmp.join("root"), &snapshot, &map, quiet);
+    }
+    land(&store, o, &mirror, &tmp, quiet)
+}
+
+/// The suite's index, checked through the signed chain, and the package set of `o`
+/// resolved in it.
+fn resolve(
+    o: &CreateOptions,
+    client: &reqwest::blocking::Client,
+    mirror: &str,
+    keyring: &Path,
+    quiet: bool,
+) -> Result<(Index, Vec<String>)> {
     let signature = if o.no_verify {
+        eprintln!("cargo-for-arm: WARNING: --no-verify: the InRelease signature is NOT checked; the rootfs is recorded as unverified");
         Signature::Skip
     } else {
         Signature::Check
     };
-    let suite = Suite::open_with(&client, &mirror, &o.suite, &keyring, signature)?;
-    let index = Index::new(suite.packages(&client, "main", &o.arch)?);
+    let suite = Suite::open_with(client, mirror, &o.suite, keyring, signature)?;
+    let index = Index::new(suite.packages(client, "main", &o.arch)?);
+    let set = index.resolve(&roots(&index, o)?)?;
+    if !quiet {
+        eprintln!(
+            "    Resolved {} packages from {} {} {}",
+            set.len(),
+            mirror,
+            o.suite,
+            o.arch
+        );
+    }
+    Ok((index, set))
+}
+
+/// What `o` asks for: the Essential and required packages, those of its variant, and its
+/// `--include`s.
+fn roots(index: &Index, o: &CreateOptions) -> Result<Vec<String>> {
     let mut roots: Vec<String> = index
         .pkgs
         .values()
@@ -115,46 +178,32 @@ pub fn create(o: &CreateOptions, quiet: bool) -> Result<i32> {
         .map(|s| s["Package"].clone())
         .collect();
     roots.sort();
-    match o.variant.as_str() {
-        "minbase" => roots.push("apt".into()),
-        "buildd" => roots.extend(["apt".to_string(), "build-essential".to_string()]),
-        v => bail!("--variant {v}: use minbase or buildd"),
-    }
+    let Some((_, variant)) = VARIANTS.iter().find(|(v, _)| *v == o.variant) else {
+        bail!("--variant {}: use minbase or buildd", o.variant);
+    };
+    roots.extend(variant.iter().map(|p| p.to_string()));
     roots.extend(o.include.iter().cloned());
-    let set = index.resolve(&roots)?;
-    if !quiet {
-        eprintln!(
-            "    Resolved {} packages from {} {} {}",
-            set.len(),
-            mirror,
-            o.suite,
-            o.arch
-        );
+    Ok(roots)
+}
+
+/// The verified `.deb`s of a package set: the cache they are in, and each package's file.
+struct Debs {
+    dir: PathBuf,
+    paths: HashMap<String, PathBuf>,
+}
+
+impl Debs {
+    /// The file of `name` as stage 2 sees it, below [`GUEST_DEBS`].
+    fn guest_path(&self, name: &str) -> String {
+        let file = self.paths[name].file_name().unwrap_or_default();
+        format!("{GUEST_DEBS}/{}", file.to_string_lossy())
     }
-    // The same resolved package set was configured before: restore that tree.
-    let snapshot = snapshot_path(&index, &set, &o.arch, !o.no_verify)?;
-    if snapshot.is_file() && !o.no_snapshot {
-        let tmp = store
-            .dir
-            .join(format!(".tmp-{}-{}", o.name, std::process::id()));
-        match restore_snapshot(&snapshot, &tmp, &map, quiet) {
-            Ok(()) => {
-                return land(&store, o, &mirror, &tmp, quiet);
-            }
-            Err(e) => {
-                eprintln!("cargo-for-arm: warning: the snapshot {} could not be restored ({e:#}); removing it and creating from the packages", snapshot.display());
-                let _ = store.remove_tree(&tmp);
-                let _ = std::fs::remove_file(&snapshot);
-            }
-        }
-    }
-    // Downloads, a few at a time; the threads end before any namespace is entered.
-    let debs_dir = crate::rootfs::store::home()?.join("debs");
-    let paths = std::sync::Mutex::new(HashMap::<String, PathBuf>::new());
-    let errors = std::sync::Mutex::new(Vec::<String>::new());
-    let next = std::sync::atomic::AtomicUsize::new(0);
+}
+
+/// A progress bar of the package downloads on a terminal; hidden otherwise.
+fn fetch_bar(len: usize, quiet: bool) -> indicatif::ProgressBar {
     let tty = unsafe { libc::isatty(2) } == 1;
-    let bar = indicatif::ProgressBar::new(set.len() as u64);
+    let bar = indicatif::ProgressBar::new(len as u64);
     if tty && !quiet {
         bar.set_style(
             indicatif::ProgressStyle::with_template(
@@ -166,14 +215,29 @@ pub fn create(o: &CreateOptions, quiet: bool) -> Result<i32> {
     } else {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
+    bar
+}
+
+/// Download (or find in the cache) and verify every package of `set`, [`FETCHERS`] at a time.
+fn fetch_debs(
+    client: &reqwest::blocking::Client,
+    mirror: &str,
+    index: &Index,
+    set: &[String],
+    quiet: bool,
+) -> Result<Debs> {
+    let dir = store::debs_dir()?;
+    let paths = Mutex::new(HashMap::<String, PathBuf>::new());
+    let errors = Mutex::new(Vec::<String>::new());
+    let next = AtomicUsize::new(0);
+    let bar = fetch_bar(set.len(), quiet);
     std::thread::scope(|sc| {
-        for _ in 0..4 {
+        for _ in 0..FETCHERS {
             sc.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let Some(name) = set.get(i) else { break };
                 bar.set_message(name.clone());
-                let fetched =
-                    debian::fetch_deb(&client, &mirror, &index.pkgs[name], &debs_dir, true);
+                let fetched = debian::fetch_deb(client, mirror, &index.pkgs[name], &dir, true);
                 bar.inc(1);
                 match fetched {
                     Ok(p) => {
@@ -188,13 +252,12 @@ pub fn create(o: &CreateOptions, quiet: bool) -> Result<i32> {
         }
     });
     bar.finish_and_clear();
-    drop(client);
     let errors = errors.into_inner().expect("not poisoned");
     if !quiet {
         eprintln!(
             "    Fetched {} packages (verified; cached in {})",
             set.len(),
-            debs_dir.display()
+            dir.display()
         );
     }
     if !errors.is_empty() {
@@ -204,45 +267,52 @@ pub fn create(o: &CreateOptions, quiet: bool) -> Result<i32> {
         );
     }
     let paths = paths.into_inner().expect("not poisoned");
-    // Essential packages first, base-passwd and base-files before everything (as debootstrap).
-    let mut essential: Vec<&String> = set
-        .iter()
-        .filter(|n| index.pkgs[*n].get("Essential").is_some_and(|e| e == "yes"))
-        .collect();
-    essential.sort_by_key(|n| match n.as_str() {
-        "base-passwd" => 0,
-        "base-files" => 1,
-        "dpkg" => 2,
-        "libc6" => 3,
-        _ => 4,
-    });
-    let rest: Vec<&String> = set.iter().filter(|n| !essential.contains(n)).collect();
-    let (essential, rest) = (index.install_order(&essential), index.install_order(&rest));
-    let (essential, rest): (Vec<&String>, Vec<&String>) =
-        (essential.iter().collect(), rest.iter().collect());
+    Ok(Debs { dir, paths })
+}
 
-    let tmp = store
-        .dir
-        .join(format!(".tmp-{}-{}", o.name, std::process::id()));
-    if let Err(e) = build_tree(
-        &tmp, &o.arch, &essential, &rest, &paths, &debs_dir, &map, quiet,
-    ) {
-        let _ = store.remove_tree(&tmp);
-        return Err(e);
+/// The order dpkg installs a package set in: the essential packages first
+/// ([`INSTALLED_FIRST`] before the others), then the rest; each part after its dependencies.
+struct InstallOrder {
+    essential: Vec<String>,
+    rest: Vec<String>,
+}
+
+impl InstallOrder {
+    fn new(index: &Index, set: &[String]) -> InstallOrder {
+        let mut essential: Vec<&String> = set
+            .iter()
+            .filter(|n| index.pkgs[*n].get("Essential").is_some_and(|e| e == "yes"))
+            .collect();
+        essential.sort_by_key(|n| {
+            INSTALLED_FIRST
+                .iter()
+                .position(|f| f == n)
+                .unwrap_or(INSTALLED_FIRST.len())
+        });
+        let rest: Vec<&String> = set.iter().filter(|n| !essential.contains(n)).collect();
+        InstallOrder {
+            essential: index.install_order(&essential),
+            rest: index.install_order(&rest),
+        }
     }
-    if !o.no_snapshot {
-        save_snapshot(&tmp.join("root"), &snapshot, &map, quiet);
+
+    fn len(&self) -> usize {
+        self.essential.len() + self.rest.len()
     }
-    land(&store, o, &mirror, &tmp, quiet)
+
+    fn all(&self) -> impl Iterator<Item = &String> {
+        self.essential.iter().chain(self.rest.iter())
+    }
 }
 
 /// Where the finished tree of a resolved package set is kept: the key covers every
-/// package's name, version and hash (so a changed mirror makes a new key) and whether the
-/// signature was checked.
-fn snapshot_path(index: &Index, set: &[String], arch: &str, verified: bool) -> Result<PathBuf> {
+/// package's name, version and hash (so a changed mirror makes a new key), the architecture
+/// and whether the signature was checked.
+fn snapshot_path(index: &Index, set: &[String], o: &CreateOptions) -> Result<PathBuf> {
     let mut h = Sha256::new();
     h.update(format!(
-        "cargo-for-arm snapshot v1\n{arch}\nverified={verified}\n"
+        "cargo-for-arm snapshot v1\n{}\nverified={}\n",
+        o.arch, !o.no_verify
     ));
     let mut names: Vec<&String> = set.iter().collect();
     names.sort();
@@ -252,13 +322,15 @@ fn snapshot_path(index: &Index, set: &[String], arch: &str, verified: bool) -> R
         h.update(format!("{n} {} {}\n", field("Version"), field("SHA256")));
     }
     let key = crate::rootfs::fetch::hex(&h.finalize()[..16]);
-    Ok(crate::rootfs::store::home()?
+    Ok(store::home()?
         .join("snapshots")
         .join(format!("{key}.tar.zst")))
 }
 
-/// Unpack a snapshot into `tmp/root`, owners kept, inside a user namespace.
-fn restore_snapshot(snapshot: &Path, tmp: &Path, map: &IdMap, quiet: bool) -> Result<()> {
+/// Unpack a snapshot into `tmp/root`, owners and setid bits kept, inside a user namespace.
+/// True when it worked; a snapshot that does not restore is removed (with a warning), and so
+/// is what it left.
+fn restore_snapshot(store: &Store, snapshot: &Path, tmp: &Path, map: &IdMap, quiet: bool) -> bool {
     if !quiet {
         eprintln!(
             "    Restoring the tree of an identical earlier create ({})",
@@ -266,10 +338,20 @@ fn restore_snapshot(snapshot: &Path, tmp: &Path, map: &IdMap, quiet: bool) -> Re
         );
     }
     let root = tmp.join("root");
-    std::fs::create_dir_all(&root)?;
-    let limits = crate::rootfs::unpack::Limits::default();
-    crate::rootfs::store::unpack_in_userns(map, snapshot, &root, &limits, true)?;
-    Ok(())
+    let restored = std::fs::create_dir_all(&root)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| {
+            store::unpack_in_userns(map, snapshot, &root, &Limits::default(), SetId::Keep)
+        });
+    match restored {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("cargo-for-arm: warning: the snapshot {} could not be restored ({e:#}); removing it and creating from the packages", snapshot.display());
+            let _ = store.remove_tree(tmp);
+            let _ = std::fs::remove_file(snapshot);
+            false
+        }
+    }
 }
 
 /// Keep the finished tree for the next create of the same package set (best effort: a
@@ -279,17 +361,8 @@ fn save_snapshot(root: &Path, snapshot: &Path, map: &IdMap, quiet: bool) {
     let tmp = dir.join(format!(".tmp-{}", std::process::id()));
     let done = std::fs::create_dir_all(dir)
         .map_err(anyhow::Error::from)
-        .and_then(|()| {
-            let args = vec![
-                "__pack".to_string(),
-                root.display().to_string(),
-                tmp.display().to_string(),
-            ];
-            match crate::sandbox::reexec_in_userns(map, &args)? {
-                0 => Ok(std::fs::rename(&tmp, snapshot)?),
-                c => bail!("packing exited {c}"),
-            }
-        });
+        .and_then(|()| store::pack_in_userns(map, root, &tmp))
+        .and_then(|()| Ok(std::fs::rename(&tmp, snapshot)?));
     match done {
         Ok(()) if !quiet => eprintln!(
             "    Kept the tree for the next create of the same packages ({})",
@@ -305,22 +378,19 @@ fn save_snapshot(root: &Path, snapshot: &Path, map: &IdMap, quiet: bool) {
 
 /// Point apt at the mirror and move the tree into the store.
 fn land(store: &Store, o: &CreateOptions, mirror: &str, tmp: &Path, quiet: bool) -> Result<i32> {
+    let source = format!("{mirror} {} {} ({})", o.suite, o.arch, o.variant);
+    let origin = Origin {
+        source: &source,
+        sha256: None,
+        verified: !o.no_verify,
+        owners_kept: true,
+    };
     let result = std::fs::write(
         tmp.join("root/etc/apt/sources.list"),
         format!("deb {mirror} {} main\n", o.suite),
     )
     .map_err(anyhow::Error::from)
-    .and_then(|()| {
-        store.finish(
-            &o.name,
-            tmp,
-            &format!("{mirror} {} {} ({})", o.suite, o.arch, o.variant),
-            None,
-            !o.no_verify,
-            true,
-            quiet,
-        )
-    });
+    .and_then(|()| store.finish(&o.name, tmp, &origin, quiet));
     match result {
         Ok(entry) => {
             if !quiet {
@@ -338,69 +408,74 @@ fn land(store: &Store, o: &CreateOptions, mirror: &str, tmp: &Path, quiet: bool)
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The configured tree in `tmp/root`: merged-/usr links, stage 1, stage 2.
 fn build_tree(
     tmp: &Path,
     arch: &str,
-    essential: &[&String],
-    rest: &[&String],
-    paths: &HashMap<String, PathBuf>,
-    debs_dir: &Path,
+    order: &InstallOrder,
+    debs: &Debs,
     map: &IdMap,
     quiet: bool,
 ) -> Result<()> {
     let root = tmp.join("root");
-    std::fs::create_dir_all(root.join("usr"))?;
-    // A merged /usr, as Debian 12 and later install it.
-    let mut links = vec!["bin", "sbin", "lib"];
-    if arch == "amd64" {
-        links.push("lib64");
-    }
-    for l in links {
-        std::fs::create_dir_all(root.join("usr").join(l))?;
-        std::os::unix::fs::symlink(format!("usr/{l}"), root.join(l))?;
-    }
-    // Stage 1: every package's files, owners kept, as root of a user namespace.
-    if !quiet {
-        eprintln!("    Unpacking {} packages", essential.len() + rest.len());
-    }
-    let mut args = vec!["__extract-debs".to_string(), root.display().to_string()];
-    args.extend(
-        essential
-            .iter()
-            .chain(rest.iter())
-            .map(|n| paths[*n].display().to_string()),
-    );
-    let code = crate::sandbox::reexec_in_userns(map, &args)?;
-    if code != 0 {
-        bail!("unpacking the packages failed (see above)");
-    }
+    merged_usr_links(&root, arch)?;
+    stage1(&root, order, debs, map, quiet)?;
     let sh = root.join("usr/bin/sh");
     if sh.symlink_metadata().is_err() {
         std::os::unix::fs::symlink("dash", &sh)?;
     }
-    // Stage 2: the rootfs's own dpkg, under emulation, with the packages bound read-only.
-    let guest_debs = "/run/cargo-for-arm/debs";
-    let guest = |n: &String| {
-        format!(
-            "{guest_debs}/{}",
-            paths[n].file_name().unwrap_or_default().to_string_lossy()
-        )
-    };
+    run_stage2(&root, arch, &debs.dir, stage2_argv(order, debs))
+}
+
+/// A merged /usr, as Debian 12 and later install it: `/bin -> usr/bin` and the others.
+fn merged_usr_links(root: &Path, arch: &str) -> Result<()> {
+    std::fs::create_dir_all(root.join("usr"))?;
+    let lib64 = (arch == "amd64").then_some("lib64");
+    for l in MERGED_USR_LINKS.into_iter().chain(lib64) {
+        std::fs::create_dir_all(root.join("usr").join(l))?;
+        std::os::unix::fs::symlink(format!("usr/{l}"), root.join(l))?;
+    }
+    Ok(())
+}
+
+/// Stage 1: every package's files, owners kept, as root of a user namespace
+/// (`__extract-debs`, which unpacks with [`STAGE1_UNPACK`]).
+fn stage1(root: &Path, order: &InstallOrder, debs: &Debs, map: &IdMap, quiet: bool) -> Result<()> {
+    if !quiet {
+        eprintln!("    Unpacking {} packages", order.len());
+    }
+    let mut args = vec!["__extract-debs".to_string(), root.display().to_string()];
+    args.extend(order.all().map(|n| debs.paths[n].display().to_string()));
+    let code = crate::sandbox::reexec_in_userns(map, &args)?;
+    if code != 0 {
+        bail!("unpacking the packages failed (see above)");
+    }
+    Ok(())
+}
+
+/// The command of stage 2: [`STAGE2`] with the essential packages, `--`, and the rest.
+fn stage2_argv(order: &InstallOrder, debs: &Debs) -> Vec<String> {
     let mut argv = vec![
         "/usr/bin/dash".to_string(),
         "-c".into(),
         STAGE2.into(),
         "stage2".into(),
     ];
-    argv.extend(essential.iter().map(|n| guest(n)));
+    argv.extend(order.essential.iter().map(|n| debs.guest_path(n)));
     argv.push("--".into());
-    argv.extend(rest.iter().map(|n| guest(n)));
+    argv.extend(order.rest.iter().map(|n| debs.guest_path(n)));
+    argv
+}
+
+/// Stage 2: the rootfs's own dpkg, under emulation, in the sandbox rooted at `root`, with
+/// the packages of `debs_dir` bound read-only at [`GUEST_DEBS`], the full id map and root's
+/// capabilities inside (dpkg sets owners), no network.
+fn run_stage2(root: &Path, arch: &str, debs_dir: &Path, argv: Vec<String>) -> Result<()> {
     let sandbox = crate::cli::SandboxArgs {
-        rootfs: root.clone(),
+        rootfs: root.to_path_buf(),
         arch: Some(arch.to_string()),
         qemu: None,
-        binds: vec![format!("{}:{guest_debs}:ro", debs_dir.display())],
+        binds: vec![format!("{}:{GUEST_DEBS}:ro", debs_dir.display())],
         no_bind_cwd: true,
         workdir: Some("/".into()),
         env: vec![],
@@ -427,4 +502,67 @@ fn build_tree(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn essential_packages_install_first_base_passwd_before_all() {
+        let st = |pairs: &[(&str, &str)]| -> debian::Stanza {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let index = Index::new(vec![
+            st(&[("Package", "apt"), ("Version", "1"), ("Depends", "libc6")]),
+            st(&[("Package", "dash"), ("Version", "1"), ("Essential", "yes")]),
+            st(&[("Package", "libc6"), ("Version", "1"), ("Essential", "yes")]),
+            st(&[
+                ("Package", "base-files"),
+                ("Version", "1"),
+                ("Essential", "yes"),
+            ]),
+            st(&[
+                ("Package", "base-passwd"),
+                ("Version", "1"),
+                ("Essential", "yes"),
+            ]),
+        ]);
+        let set: Vec<String> = ["apt", "dash", "libc6", "base-files", "base-passwd"]
+            .map(String::from)
+            .to_vec();
+        let order = InstallOrder::new(&index, &set);
+        assert_eq!(
+            order.essential,
+            ["base-passwd", "base-files", "libc6", "dash"]
+        );
+        assert_eq!(order.rest, ["apt"]);
+        assert_eq!(order.len(), 5);
+    }
+
+    #[test]
+    fn variants_add_their_packages() {
+        let index = Index::new(vec![]);
+        let o = |variant: &str| CreateOptions {
+            name: "x".into(),
+            suite: "bookworm".into(),
+            arch: "armhf".into(),
+            include: vec!["cargo".into()],
+            variant: variant.into(),
+            mirror: None,
+            keyring: None,
+            no_verify: false,
+            no_snapshot: false,
+        };
+        assert_eq!(roots(&index, &o("minbase")).unwrap(), ["apt", "cargo"]);
+        assert_eq!(
+            roots(&index, &o("buildd")).unwrap(),
+            ["apt", "build-essential", "cargo"]
+        );
+        let err = roots(&index, &o("fat")).unwrap_err().to_string();
+        assert!(err.contains("use minbase or buildd"), "{err}");
+    }
 }
