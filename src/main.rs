@@ -161,7 +161,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::InternalRunTarget { argv } => build::runner::client(argv),
         Command::InternalPack { root, out } => {
-            rootfs::unpack::pack(&root, &out)
+            rootfs::unpack::IdShift::of_tree(&root)
+                .and_then(|shift| rootfs::unpack::pack(&root, &out, shift))
                 .map_err(|e| anyhow::anyhow!("packing {}: {e:#}", root.display()))?;
             Ok(0)
         }

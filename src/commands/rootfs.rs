@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::cli::{Network, RootfsCommand, SandboxArgs};
 use crate::idmap::MapMode;
 use crate::rootfs::fetch;
-use crate::rootfs::store::{check_name, human_size, ArchiveSource, Store};
+use crate::rootfs::store::{self, check_name, human_size, ArchiveSource, Store};
 use crate::rootfs::unpack::{Limits, Owners};
 use crate::sandbox::spec::RunPlan;
 
@@ -404,26 +404,20 @@ fn import(source: &Path, name: &str, quiet: bool) -> Result<i32> {
         limits: Limits::default(),
         owners: Owners::Keep,
     };
-    if src.is_dir() {
-        // Through the same checked unpacker: a tar of the directory, symlinks kept as links.
-        let tar_path = store
-            .dir
-            .join(format!(".import-{name}-{}.tar", std::process::id()));
-        let result = (|| -> Result<()> {
-            let mut b = tar::Builder::new(std::fs::File::create(&tar_path)?);
-            b.follow_symlinks(false);
-            b.append_dir_all(".", &src)
-                .with_context(|| format!("reading {}", src.display()))?;
-            b.into_inner()?.sync_all()?;
-            archive.path = &tar_path;
-            archive.owners = Owners::Caller;
-            store.add_archive(name, &archive, quiet)?;
-            Ok(())
-        })();
-        let _ = std::fs::remove_file(&tar_path);
-        result?;
-    } else {
+    if !src.is_dir() {
         store.add_archive(name, &archive, quiet)?;
+    } else {
+        // Through the same checked unpacker: an archive of the directory, symlinks as links.
+        let packed = store
+            .dir
+            .join(format!(".import-{name}-{}.tar.zst", std::process::id()));
+        let result = store::pack_tree(&src, &packed).and_then(|owners| {
+            archive.path = &packed;
+            archive.owners = owners;
+            store.add_archive(name, &archive, quiet)
+        });
+        let _ = std::fs::remove_file(&packed);
+        result?;
     }
     if !quiet {
         eprintln!("    Imported rootfs {name} (unverified: imported by hand)");

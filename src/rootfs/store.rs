@@ -6,6 +6,7 @@
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -384,8 +385,34 @@ pub fn pack_in_userns(map: &IdMap, root: &Path, out: &Path) -> Result<()> {
     ];
     match sandbox::reexec_in_userns(map, &args)? {
         0 => Ok(()),
-        c => bail!("packing exited {c}"),
+        c => bail!("packing {} exited {c} (see above)", root.display()),
     }
+}
+
+/// Pack the directory tree `src` into `out` (`.tar.zst`) for an import, and say whether the
+/// archive's owners are the tree's own. With the full id map the tree is read as root of a
+/// user namespace, where files of subordinate ids are readable (an mmdebstrap tree has mode
+/// 700 directories of _apt); the owners are kept when the tree's top directory is the user's
+/// (made as the tool makes trees: root is the user) or the first subordinate id's
+/// (`mmdebstrap --mode=unshare`, whose root that is: `__pack` shifts its ids back, see
+/// `IdShift`). Otherwise every file becomes the user's, as without the full map, where the
+/// tree is read here. What cannot be read is named.
+pub fn pack_tree(src: &Path, out: &Path) -> Result<Owners> {
+    let (map, _) = idmap::choose(MapMode::Auto, &idmap::Sources::default())?;
+    let IdMap::Full { uid, subuid, .. } = &map else {
+        unpack::pack(src, out, unpack::IdShift::NONE)?;
+        return Ok(Owners::Caller);
+    };
+    let top = src
+        .symlink_metadata()
+        .with_context(|| format!("reading {}", src.display()))?
+        .uid();
+    pack_in_userns(&map, src, out)?;
+    Ok(if top == *uid || u64::from(top) == *subuid {
+        Owners::Keep
+    } else {
+        Owners::Caller
+    })
 }
 
 /// The cache of verified `.deb`s, named by their sha256.

@@ -630,10 +630,61 @@ fn link_target<R: Read>(
     Ok(entry.link_name_bytes().ok_or_else(no_target)?.into_owned())
 }
 
+/// How the owners a tree shows to the packer become owners in the archive. The packer runs as
+/// root of the tool's user namespace, where a tree the tool made (root is the user) shows its
+/// root as 0. A tree made by `mmdebstrap --mode=unshare`, whose namespace maps root to the
+/// first subordinate id, shows its root as 1 and every owner one above its own: copied as
+/// seen, each owner would be off by one (root files owned by daemon). The top directory tells
+/// which: it is root's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdShift {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The kernel's overflow id (`/proc/sys/kernel/overflowuid`): what an owner that is not
+/// mapped in the namespace shows as. It stays nobody.
+const OVERFLOW_ID: u32 = 65534;
+
+impl IdShift {
+    /// Owners as seen.
+    pub const NONE: IdShift = IdShift { uid: 0, gid: 0 };
+
+    /// The shift of the tree at `root`, from the owner of its top directory: one for an id
+    /// that shows as 1, else none.
+    pub fn of_tree(root: &Path) -> Result<IdShift> {
+        let md = root
+            .symlink_metadata()
+            .with_context(|| format!("reading {}", root.display()))?;
+        Ok(IdShift {
+            uid: u32::from(md.uid() == 1),
+            gid: u32::from(md.gid() == 1),
+        })
+    }
+
+    /// `id` as seen, in the tree's own terms. The user's own files in a shifted tree (id 0
+    /// here, unmapped in mmdebstrap's namespace) become root's.
+    fn apply(shift: u32, id: u32) -> u32 {
+        if id == OVERFLOW_ID {
+            id
+        } else {
+            id.saturating_sub(shift)
+        }
+    }
+
+    fn owner(&self, md: &std::fs::Metadata) -> (u32, u32) {
+        (
+            IdShift::apply(self.uid, md.uid()),
+            IdShift::apply(self.gid, md.gid()),
+        )
+    }
+}
+
 /// Writes a tree as a tar: one entry per file, hard links as links.
 struct Packer<W: Write> {
     tar: tar::Builder<W>,
     root: PathBuf,
+    shift: IdShift,
     seen: HashMap<(u64, u64), PathBuf>,
     count: u64,
 }
@@ -647,8 +698,9 @@ impl<W: Write> Packer<W> {
             .with_context(|| format!("reading {}", path.display()))?;
         let mut h = tar::Header::new_gnu();
         h.set_mode(md.mode() & 0o7777);
-        h.set_uid(md.uid().into());
-        h.set_gid(md.gid().into());
+        let (uid, gid) = self.shift.owner(&md);
+        h.set_uid(uid.into());
+        h.set_gid(gid.into());
         h.set_mtime(md.mtime().max(0) as u64);
         h.set_size(0);
         let ft = md.file_type();
@@ -717,16 +769,17 @@ fn sorted_names(dir: &Path) -> Result<Vec<std::ffi::OsString>> {
 }
 
 /// Write the tree at `root` as a zstd-compressed tar to `out`: directories, regular files
-/// (hard links as links), symlinks, with modes, owners and mtimes; other file
+/// (hard links as links), symlinks, with modes, owners (after `shift`) and mtimes; other file
 /// types are left out (a bootstrapped rootfs has none). The inverse of [`unpack`] with owners
 /// kept; run as root of a user namespace with the full id map, where every owner is readable.
 /// What is still unreadable is named in the error.
-pub fn pack(root: &Path, out: &Path) -> Result<u64> {
+pub fn pack(root: &Path, out: &Path, shift: IdShift) -> Result<u64> {
     let file = File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let enc = zstd::stream::write::Encoder::new(io::BufWriter::new(file), 3)?;
     let mut packer = Packer {
         tar: tar::Builder::new(enc),
         root: root.to_path_buf(),
+        shift,
         seen: HashMap::new(),
         count: 0,
     };
@@ -1022,7 +1075,7 @@ mod tests {
     }
 
     #[test]
-    fn pack_then_unpack_gives_the_same_tree() {
+    fn pack_then_unpack_gives_the_same_tree_and_shifts_owners() {
         let s = Scratch::new("pack");
         let src = s.0.join("src");
         std::fs::create_dir_all(src.join("etc/locked")).unwrap();
@@ -1030,7 +1083,7 @@ mod tests {
         std::fs::hard_link(src.join("etc/a"), src.join("etc/b")).unwrap();
         std::os::unix::fs::symlink("a", src.join("etc/c")).unwrap();
         let out = s.0.join("t.tar.zst");
-        assert_eq!(pack(&src, &out).unwrap(), 5);
+        assert_eq!(pack(&src, &out, IdShift::NONE).unwrap(), 5);
         let reader = decompressed(&out, &Limits::default()).unwrap();
         unpack(reader, &s.tree(), &Limits::default(), AS_ARCHIVED).unwrap();
         let t = s.tree();
@@ -1041,5 +1094,15 @@ mod tests {
         );
         assert_eq!(std::fs::read_link(t.join("etc/c")).unwrap(), Path::new("a"));
         assert!(t.join("etc/locked").is_dir());
+        // Shifted by one: 1 (mmdebstrap's root) is 0, 43 is 42 (_apt); 0 (the user, unmapped
+        // for mmdebstrap) is root's; the overflow id stays nobody.
+        let shift = IdShift { uid: 1, gid: 0 };
+        assert_eq!(IdShift::apply(shift.uid, 1), 0);
+        assert_eq!(IdShift::apply(shift.uid, 43), 42);
+        assert_eq!(IdShift::apply(shift.uid, 0), 0);
+        assert_eq!(IdShift::apply(shift.uid, OVERFLOW_ID), OVERFLOW_ID);
+        assert_eq!(IdShift::apply(shift.gid, 43), 43);
+        // A tree of the user's own (0 here would be the user in the namespace) is not shifted.
+        assert_eq!(IdShift::of_tree(&src).unwrap(), IdShift::NONE);
     }
 }
