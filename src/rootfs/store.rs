@@ -263,12 +263,12 @@ impl Store {
         std::fs::create_dir_all(tmp.join("root"))?;
         let result = self
             .unpack_archive(&tmp.join("root"), a, quiet)
-            .and_then(|owners_kept| {
+            .and_then(|owners| {
                 let origin = Origin {
                     source: a.source,
                     sha256: a.sha256.clone(),
                     verified: a.sha256.is_some(),
-                    owners_kept,
+                    owners_kept: owners == Owners::Keep,
                 };
                 self.finish(name, &tmp, &origin, quiet)
             });
@@ -279,14 +279,14 @@ impl Store {
     }
 
     /// The checked unpack of `a` into `root`: in a user namespace when owners are kept, else
-    /// here. Returns whether owners were kept.
-    fn unpack_archive(&self, root: &Path, a: &ArchiveSource, quiet: bool) -> Result<bool> {
+    /// here. Returns whose the files are.
+    fn unpack_archive(&self, root: &Path, a: &ArchiveSource, quiet: bool) -> Result<Owners> {
         let (map, _) = idmap::choose(MapMode::Auto, &idmap::Sources::default())?;
         let keep = a.owners == Owners::Keep;
         if keep && matches!(map, IdMap::Full { .. }) {
             // Inside a user namespace with the full map, the archive's owners (0–65535) are real.
             unpack_in_userns(&map, a.path, root, &a.limits, SetId::Strip)?;
-            return Ok(true);
+            return Ok(Owners::Keep);
         }
         if !quiet && keep {
             eprintln!(
@@ -306,7 +306,7 @@ impl Store {
         )
         .with_context(|| format!("unpacking {}", a.path.display()))?;
         report_summary(&sum, quiet);
-        Ok(false)
+        Ok(Owners::Caller)
     }
 
     /// Write `entry.toml` for the tree in `tmp/root` (its architecture read from /bin/sh).
