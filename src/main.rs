@@ -203,8 +203,18 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 xz_memlimit,
             };
             let reader = rootfs::unpack::decompressed(&archive, &limits)?;
-            let sum = rootfs::unpack::unpack(reader, &dest, &limits, true, false, keep_setid)
-                .map_err(|e| anyhow::anyhow!("unpacking {}: {e:#}", archive.display()))?;
+            let opts = rootfs::unpack::UnpackOptions {
+                owners: rootfs::unpack::Owners::Keep,
+                layout: rootfs::unpack::Layout::AsArchived,
+                setid: if keep_setid {
+                    rootfs::unpack::SetId::Keep
+                } else {
+                    rootfs::unpack::SetId::Strip
+                },
+            };
+            let sum = rootfs::unpack::unpack(reader, &dest, &limits, opts).map_err(|e| {
+                anyhow::Error::new(e).context(format!("unpacking {}", archive.display()))
+            })?;
             rootfs::store::report_summary(&sum, quiet);
             Ok(0)
         }
@@ -212,14 +222,17 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let limits = rootfs::unpack::Limits::default();
             for deb in debs {
                 let data = rootfs::debian::deb_data(&deb)?;
-                rootfs::unpack::unpack(data, &root, &limits, true, true, false)
-                    .map_err(|e| anyhow::anyhow!("unpacking {}: {e:#}", deb.display()))?;
+                rootfs::unpack::unpack(data, &root, &limits, rootfs::bootstrap::STAGE1_UNPACK)
+                    .map_err(|e| {
+                        anyhow::Error::new(e).context(format!("unpacking {}", deb.display()))
+                    })?;
             }
             Ok(0)
         }
         Command::InternalRunTarget { argv } => build::runner::client(argv),
         Command::InternalPack { root, out } => {
-            rootfs::unpack::pack(&root, &out)
+            rootfs::unpack::IdShift::of_tree(&root)
+                .and_then(|shift| rootfs::unpack::pack(&root, &out, shift))
                 .map_err(|e| anyhow::anyhow!("packing {}: {e:#}", root.display()))?;
             Ok(0)
         }

@@ -907,3 +907,125 @@ fn disk_full_during_unpack_leaves_nothing_half_written() {
         "left in the store: {left:?}"
     );
 }
+
+/// A tree of subordinate ids, removed on drop as root of a user namespace with the user's
+/// subordinate ids at 1..65536 (as tests/support/fixtures.sh removes what mmdebstrap made).
+struct SubidTree(PathBuf);
+
+impl Drop for SubidTree {
+    fn drop(&mut self) {
+        let _ = Command::new("sh")
+            .args([
+                "-c",
+                r#"u=$(id -un)
+                s=$(awk -F: -v u="$u" '$1 == u { print $2; exit }' /etc/subuid)
+                g=$(awk -F: -v u="$u" '$1 == u { print $2; exit }' /etc/subgid)
+                exec unshare --map-root-user --map-users="$s,1,65536" --map-groups="$g,1,65536" \
+                    rm -rf "$1""#,
+                "sh",
+            ])
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A tree made by `mmdebstrap --mode=unshare` is owned by subordinate ids with root at the
+/// first one, and holds mode-700 directories of _apt the user cannot read: `rootfs import`
+/// reads it inside a user namespace and translates its owners (42 stays _apt, not 43); without
+/// the full id map it names what it cannot read.
+#[test]
+fn import_an_mmdebstrap_unshare_tree_translates_its_owners() {
+    if Command::new("mmdebstrap")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: mmdebstrap is not installed (apt-get install mmdebstrap)");
+        return;
+    }
+    let env = Env::new("mmimport");
+    let mirror = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/debfetch.py"))
+        .arg("--print-mirror")
+        .output()
+        .unwrap();
+    let mirror = String::from_utf8_lossy(&mirror.stdout).trim().to_string();
+    // Not in the working directory, where `--rootfs mm` would name it rather than the entry.
+    let made = TempDir::new("mmtree");
+    let tree = SubidTree(made.path().join("root"));
+    // extract: the packages' files only (fast, no dpkg run); apt still leaves its partial/
+    // directories, owned by _apt (42), mode 700.
+    let o = Command::new("mmdebstrap")
+        .args([
+            "--quiet",
+            "--mode=unshare",
+            "--variant=extract",
+            "--include=busybox-static",
+            "--architectures=amd64",
+            "--extract-hook=ln -s busybox \"$1/bin/sh\"",
+            "bookworm",
+        ])
+        .arg(&tree.0)
+        .arg(&mirror)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "mmdebstrap: {}", stderr(&o));
+    let partial = tree.0.join("var/cache/apt/archives/partial");
+    let md = std::fs::symlink_metadata(&partial).unwrap();
+    assert_eq!(md.mode() & 0o777, 0o700);
+    assert!(
+        std::fs::read_dir(&partial).is_err(),
+        "readable: the test proves nothing"
+    );
+
+    // Without the full id map the tree is read here: the error names what is unreadable.
+    let o = env
+        .cmd()
+        .env("CARGO_FOR_ARM_SUBUID", env.cwd.path().join("none"))
+        .args(["rootfs", "import", tree.0.to_str().unwrap(), "--name", "mm"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    // apt's lock files (640) and partial/ directories (700) are the first it meets.
+    let inside = format!("reading {}/var/lib/apt/lists/", tree.0.display());
+    assert!(
+        stderr(&o).contains(&inside) && stderr(&o).contains("Permission denied"),
+        "{}",
+        stderr(&o)
+    );
+    env.assert_clean("mm");
+
+    let o = env.run(&["rootfs", "import", tree.0.to_str().unwrap(), "--name", "mm"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let leftovers: Vec<String> = std::fs::read_dir(env.store())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".import-") || n.starts_with(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "left in the store: {leftovers:?}");
+    // Inside: mmdebstrap's root is root again, _apt is 42; on the host root's files are the
+    // user's, as in every tree of the store.
+    let stat = |p: &str| {
+        let o = env.run(&[
+            "run",
+            "--rootfs",
+            "mm",
+            "--",
+            "/bin/busybox",
+            "stat",
+            "-c",
+            "%u:%g",
+            p,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o).trim().to_string()
+    };
+    assert_eq!(stat("/bin/busybox"), "0:0");
+    assert_eq!(stat("/var/cache/apt/archives/partial"), "42:0");
+    let busybox = std::fs::metadata(env.store().join("mm/root/bin/busybox")).unwrap();
+    assert_eq!(busybox.uid(), unsafe { libc::getuid() });
+    let o = env.run(&["rootfs", "rm", "mm"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    env.assert_clean("mm");
+}

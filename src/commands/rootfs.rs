@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::cli::RootfsCommand;
-use crate::rootfs::store::{check_name, human_size, Store};
-use crate::rootfs::{fetch, unpack::Limits};
+use crate::cli::{Network, RootfsCommand};
+use crate::idmap::MapMode;
+use crate::rootfs::fetch;
+use crate::rootfs::store::{self, check_name, human_size, ArchiveSource, Store};
+use crate::rootfs::unpack::{Limits, Owners};
 use crate::sandbox::spec::{Caps, RootWrites, SpecBuilder};
 
 #[derive(Debug, Deserialize)]
@@ -79,12 +81,7 @@ pub fn run(cmd: RootfsCommand, quiet: bool) -> Result<i32> {
             max_entries,
         } => {
             if list_presets {
-                for p in presets() {
-                    println!(
-                        "{:<26} {}\n{:<26} {}\n{:<26} verified against {}",
-                        p.name, p.note, "", p.url, "", p.checksums
-                    );
-                }
+                print_presets();
                 return Ok(0);
             }
             let source = source
@@ -94,195 +91,201 @@ pub fn run(cmd: RootfsCommand, quiet: bool) -> Result<i32> {
                 max_entries,
                 ..Limits::default()
             };
-            pull(&source, sha256, checksums, name, &limits, quiet)
+            let request = PullRequest {
+                source,
+                sha256,
+                checksums,
+                name,
+            };
+            pull(request, &limits, quiet)
         }
         RootfsCommand::Import { source, name } => import(&source, &name, quiet),
         RootfsCommand::Create(o) => {
             crate::rootfs::bootstrap::create(&o, quiet, &|a| crate::qemu::exec_for(a, None))
         }
-        RootfsCommand::List => {
-            let store = Store::open()?;
-            let entries = store.list()?;
-            if entries.is_empty() {
-                println!(
-                    "no rootfs in {} (cargo for-arm rootfs pull …)",
-                    store.dir.display()
-                );
-            }
-            for e in entries {
-                println!(
-                    "{:<24} {:<30} {:<34} {:>9}  {}{}  {}",
-                    e.name,
-                    e.arch_desc,
-                    e.distro,
-                    human_size(e.size),
-                    if e.verified { "" } else { "UNVERIFIED " },
-                    e.source,
-                    e.created
-                );
-            }
-            Ok(0)
-        }
-        RootfsCommand::Rm { name } => {
-            check_name(&name)?;
-            let store = Store::open()?;
-            let _lock = store.lock(&name)?;
-            let dir = store.entry_dir(&name);
-            if !dir.exists() {
-                bail!("no rootfs named {name} in the store (cargo for-arm rootfs list)");
-            }
-            // Gone from the store at once (rename), then deleted at leisure.
-            let trash = store
-                .dir
-                .join(format!(".tmp-{name}-rm{}", std::process::id()));
-            std::fs::rename(&dir, &trash)?;
-            store.remove_tree(&trash)?;
-            if !quiet {
-                eprintln!("     Removed rootfs {name}");
-            }
-            Ok(0)
-        }
+        RootfsCommand::List => list(),
+        RootfsCommand::Rm { name } => rm(&name, quiet),
         RootfsCommand::Shell {
             name,
             network,
             map,
             qemu,
-        } => {
-            let store = Store::open()?;
-            if store.get(&name).is_none() {
-                bail!("no rootfs named {name} in the store (cargo for-arm rootfs list)");
-            }
-            let rootfs = crate::rootfs::Rootfs::open(Path::new(&name))?;
-            let shell = if rootfs.exists("/bin/bash") {
-                "/bin/bash"
-            } else {
-                "/bin/sh"
-            };
-            let home = if rootfs.exists("/root") { "/root" } else { "/" };
-            let (arch, _) = rootfs.arch()?;
-            // Setting a rootfs up by hand (apt, dpkg, chown) needs root's capabilities inside
-            // the user namespace (they grant nothing outside it), and changes are kept.
-            let mut root = rootfs.sandbox_root()?;
-            root.writes = RootWrites::InPlace;
-            let exec = crate::qemu::exec_for(arch, qemu.as_deref())?;
-            let plan = SpecBuilder::new(root, exec)
-                .workdir(home)
-                .network(network.into())
-                .map(map)
-                .caps(Caps::Keep)
-                .argv(vec![shell.to_string(), "-l".into()])
-                .build()?;
-            if !quiet {
-                for n in &plan.notes {
-                    eprintln!("cargo-for-arm: note: {n}");
-                }
-                eprintln!(
-                    "cargo-for-arm: a shell in rootfs {name}; changes are kept. Exit to leave."
-                );
-            }
-            let outcome = crate::supervise::run(&plan, Default::default())?;
-            if let Some(e) = &outcome.error {
-                eprintln!("error: {e}");
-            }
-            Ok(outcome.code)
-        }
+        } => shell(&name, network, map, qemu, quiet),
     }
 }
 
-fn pull(
-    source: &str,
+fn print_presets() {
+    for p in presets() {
+        println!(
+            "{:<26} {}\n{:<26} {}\n{:<26} verified against {}",
+            p.name, p.note, "", p.url, "", p.checksums
+        );
+    }
+}
+
+fn list() -> Result<i32> {
+    let store = Store::open()?;
+    let entries = store.list()?;
+    if entries.is_empty() {
+        println!(
+            "no rootfs in {} (cargo for-arm rootfs pull …)",
+            store.dir.display()
+        );
+    }
+    for e in entries {
+        println!(
+            "{:<24} {:<30} {:<34} {:>9}  {}{}  {}",
+            e.name,
+            e.arch_desc,
+            e.distro,
+            human_size(e.size),
+            if e.verified { "" } else { "UNVERIFIED " },
+            e.source,
+            e.created
+        );
+    }
+    Ok(0)
+}
+
+fn rm(name: &str, quiet: bool) -> Result<i32> {
+    check_name(name)?;
+    let store = Store::open()?;
+    let _lock = store.lock(name)?;
+    store.remove(name)?;
+    if !quiet {
+        eprintln!("     Removed rootfs {name}");
+    }
+    Ok(0)
+}
+
+/// An interactive login shell in a stored rootfs, as root inside, changes kept.
+fn shell(
+    name: &str,
+    network: Network,
+    map: MapMode,
+    qemu: Option<PathBuf>,
+    quiet: bool,
+) -> Result<i32> {
+    let store = Store::open()?;
+    store.require(name)?;
+    let rootfs = crate::rootfs::Rootfs::open(Path::new(name))?;
+    let shell = if rootfs.exists("/bin/bash") {
+        "/bin/bash"
+    } else {
+        "/bin/sh"
+    };
+    let home = if rootfs.exists("/root") { "/root" } else { "/" };
+    let (arch, _) = rootfs.arch()?;
+    // Setting a rootfs up by hand (apt, dpkg, chown) needs root's capabilities inside the
+    // user namespace (they grant nothing outside it), and the changes are kept.
+    let mut root = rootfs.sandbox_root()?;
+    root.writes = RootWrites::InPlace;
+    let exec = crate::qemu::exec_for(arch, qemu.as_deref())?;
+    let plan = SpecBuilder::new(root, exec)
+        .workdir(home)
+        .network(network.into())
+        .map(map)
+        .caps(Caps::Keep)
+        .argv(vec![shell.to_string(), "-l".into()])
+        .build()?;
+    if !quiet {
+        plan.notes.iter().for_each(crate::ui::note);
+        crate::ui::say(format_args!(
+            "a shell in rootfs {name}; changes are kept. Exit to leave."
+        ));
+    }
+    let outcome = crate::supervise::run(&plan, Default::default())?;
+    if let Some(e) = &outcome.error {
+        eprintln!("error: {e}");
+    }
+    Ok(outcome.code)
+}
+
+/// `rootfs pull` as asked: a URL, a file or a preset; a hash or a checksum list; a name.
+struct PullRequest {
+    source: String,
     sha256: Option<String>,
     checksums: Option<String>,
     name: Option<String>,
-    limits: &Limits,
-    quiet: bool,
-) -> Result<i32> {
-    let preset = presets().into_iter().find(|p| p.name == source);
-    let (url_or_file, checksums, default_name) = match &preset {
-        Some(p) => (
-            p.url.clone(),
-            checksums.or(Some(p.checksums.clone())),
-            p.name.clone(),
-        ),
-        None => (source.to_string(), checksums, name_from(source)),
-    };
-    let name = name.unwrap_or(default_name);
-    check_name(&name)?;
+}
+
+/// What a pull fetches: the archive (URL or file), the checksum list that names it, the
+/// name in the store.
+struct PullPlan {
+    url_or_file: String,
+    checksums: Option<String>,
+    name: String,
+}
+
+impl PullPlan {
+    /// A preset's URL, checksum list and name, unless given; else the source as given.
+    fn new(request: &PullRequest) -> PullPlan {
+        let preset = presets().into_iter().find(|p| p.name == request.source);
+        let (url_or_file, checksums, default_name) = match preset {
+            Some(p) => (
+                p.url,
+                request.checksums.clone().or(Some(p.checksums)),
+                p.name,
+            ),
+            None => (
+                request.source.clone(),
+                request.checksums.clone(),
+                name_from(&request.source),
+            ),
+        };
+        PullPlan {
+            url_or_file,
+            checksums,
+            name: request.name.clone().unwrap_or(default_name),
+        }
+    }
+
+    /// The archive's file name, as checksum lists name it.
+    fn file_name(&self) -> &str {
+        self.url_or_file
+            .rsplit('/')
+            .next()
+            .unwrap_or(&self.url_or_file)
+    }
+}
+
+/// The archive to unpack: a download (deleted once used) or the user's own file.
+struct Archive {
+    path: PathBuf,
+    downloaded: bool,
+}
+
+fn pull(request: PullRequest, limits: &Limits, quiet: bool) -> Result<i32> {
+    let plan = PullPlan::new(&request);
+    let name = &plan.name;
+    check_name(name)?;
     let store = Store::open()?;
-    let _lock = store.lock(&name)?;
-    if store.get(&name).is_some() {
+    let _lock = store.lock(name)?;
+    if store.get(name).is_some() {
         if !quiet {
             eprintln!("    Present rootfs {name} is already in the store");
         }
         return Ok(0);
     }
-    let client = if is_url(&url_or_file) || checksums.as_deref().is_some_and(is_url) {
+    let client = if is_url(&plan.url_or_file) || plan.checksums.as_deref().is_some_and(is_url) {
         Some(fetch::client()?)
     } else {
         None
     };
-    let file_name = url_or_file
-        .rsplit('/')
-        .next()
-        .unwrap_or(&url_or_file)
-        .to_string();
-    let expected = match (sha256, &checksums) {
-        (Some(h), _) => Some(valid_hex(&h)?),
-        (None, Some(list)) => {
-            let text = fetch::fetch_text(client.as_ref(), list)?;
-            Some(
-                fetch::find_checksum(&text, &file_name)
-                    .with_context(|| format!("{list} lists no sha256 for {file_name}"))?,
-            )
-        }
-        (None, None) => None,
-    };
-    let (archive, downloaded): (PathBuf, bool) = if is_url(&url_or_file) {
-        let downloads = store.dir.parent().unwrap_or(&store.dir).join("downloads");
-        std::fs::create_dir_all(&downloads)?;
-        let partial = downloads.join(format!("{name}.partial"));
-        fetch::download(
-            client.as_ref().expect("made for URLs"),
-            &url_or_file,
-            &partial,
-            quiet,
-        )?;
-        (partial, true)
-    } else {
-        let p = PathBuf::from(&url_or_file);
-        if !p.is_file() {
-            bail!("{url_or_file} is neither a URL nor a file (presets: cargo for-arm rootfs pull --list-presets)");
-        }
-        (p, false)
-    };
+    let expected = expected_sha256(request.sha256, &plan, client.as_ref())?;
+    let archive = obtain(&store, &plan, client.as_ref(), quiet)?;
     drop(client);
-    // The hash of the whole file, before any byte is decompressed.
-    let actual = fetch::sha256_file(&archive)?;
-    match &expected {
-        Some(e) if *e != actual => {
-            if downloaded {
-                let _ = std::fs::remove_file(&archive);
-                let _ = std::fs::remove_file(archive.with_extension("etag"));
-            }
-            bail!(
-                "sha256 mismatch for {file_name}: expected {e}, got {actual}{}",
-                if downloaded { "; the download was deleted" } else { "" }
-            );
-        }
-        Some(_) => {
-            if !quiet {
-                eprintln!("    Verified sha256 {actual}");
-            }
-        }
-        None => eprintln!(
-            "cargo-for-arm: WARNING: {file_name} is UNVERIFIED: no --sha256 or --checksums was given, so nothing proves \
-             this rootfs is the one its publisher made. It is recorded as unverified (sha256 {actual})."
-        ),
-    }
-    let entry = store.add_archive(&name, &archive, &url_or_file, expected, limits, true, quiet)?;
-    if downloaded {
-        let _ = std::fs::remove_file(&archive);
-        let _ = std::fs::remove_file(archive.with_extension("etag"));
+    check_sha256(&archive, expected.as_deref(), plan.file_name(), quiet)?;
+    let source = ArchiveSource {
+        path: &archive.path,
+        source: &plan.url_or_file,
+        sha256: expected,
+        limits: *limits,
+        owners: Owners::Keep,
+    };
+    let entry = store.add_archive(name, &source, quiet)?;
+    if archive.downloaded {
+        fetch::discard(&archive.path);
     }
     if !quiet {
         eprintln!(
@@ -296,53 +299,119 @@ fn pull(
     Ok(0)
 }
 
+/// The sha256 the archive must have: `--sha256`, else its line in the checksum list.
+fn expected_sha256(
+    sha256: Option<String>,
+    plan: &PullPlan,
+    client: Option<&reqwest::blocking::Client>,
+) -> Result<Option<String>> {
+    match (sha256, &plan.checksums) {
+        (Some(h), _) => Ok(Some(valid_hex(&h)?)),
+        (None, Some(list)) => {
+            let text = fetch::fetch_text(client, list)?;
+            let file_name = plan.file_name();
+            let found = fetch::find_checksum(&text, file_name)
+                .with_context(|| format!("{list} lists no sha256 for {file_name}"))?;
+            Ok(Some(found))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// Download the archive into the store's `downloads/`, or take the user's file.
+fn obtain(
+    store: &Store,
+    plan: &PullPlan,
+    client: Option<&reqwest::blocking::Client>,
+    quiet: bool,
+) -> Result<Archive> {
+    let url_or_file = &plan.url_or_file;
+    if is_url(url_or_file) {
+        let downloads = store.dir.parent().unwrap_or(&store.dir).join("downloads");
+        std::fs::create_dir_all(&downloads)?;
+        let partial = downloads.join(format!("{}.partial", plan.name));
+        fetch::download(client.expect("made for URLs"), url_or_file, &partial, quiet)?;
+        return Ok(Archive {
+            path: partial,
+            downloaded: true,
+        });
+    }
+    let path = PathBuf::from(url_or_file);
+    if !path.is_file() {
+        bail!("{url_or_file} is neither a URL nor a file (presets: cargo for-arm rootfs pull --list-presets)");
+    }
+    Ok(Archive {
+        path,
+        downloaded: false,
+    })
+}
+
+/// The hash of the whole file, before any byte is decompressed: a mismatching download is
+/// deleted; no expected hash is a loud warning (the entry is recorded unverified).
+fn check_sha256(
+    archive: &Archive,
+    expected: Option<&str>,
+    file_name: &str,
+    quiet: bool,
+) -> Result<()> {
+    let actual = fetch::sha256_file(&archive.path)?;
+    match expected {
+        Some(e) if e != actual => {
+            if archive.downloaded {
+                fetch::discard(&archive.path);
+            }
+            bail!(
+                "sha256 mismatch for {file_name}: expected {e}, got {actual}{}",
+                if archive.downloaded {
+                    "; the download was deleted"
+                } else {
+                    ""
+                }
+            );
+        }
+        Some(_) => {
+            if !quiet {
+                eprintln!("    Verified sha256 {actual}");
+            }
+        }
+        None => eprintln!(
+            "cargo-for-arm: WARNING: {file_name} is UNVERIFIED: no --sha256 or --checksums was given, so nothing proves \
+             this rootfs is the one its publisher made. It is recorded as unverified (sha256 {actual})."
+        ),
+    }
+    Ok(())
+}
+
 fn import(source: &Path, name: &str, quiet: bool) -> Result<i32> {
     check_name(name)?;
     let store = Store::open()?;
     let _lock = store.lock(name)?;
-    if store.get(name).is_some() {
-        bail!(
-            "a rootfs named {name} is already in the store (cargo for-arm rootfs rm {name} first)"
-        );
-    }
+    store.ensure_absent(name)?;
     let src = source
         .canonicalize()
         .with_context(|| format!("{} does not exist", source.display()))?;
-    let limits = Limits::default();
-    if src.is_dir() {
-        // Through the same checked unpacker: a tar of the directory, symlinks kept as links.
-        let tar_path = store
-            .dir
-            .join(format!(".import-{name}-{}.tar", std::process::id()));
-        let result = (|| -> Result<()> {
-            let mut b = tar::Builder::new(std::fs::File::create(&tar_path)?);
-            b.follow_symlinks(false);
-            b.append_dir_all(".", &src)
-                .with_context(|| format!("reading {}", src.display()))?;
-            b.into_inner()?.sync_all()?;
-            store.add_archive(
-                name,
-                &tar_path,
-                &src.display().to_string(),
-                None,
-                &limits,
-                false,
-                quiet,
-            )?;
-            Ok(())
-        })();
-        let _ = std::fs::remove_file(&tar_path);
-        result?;
+    let shown = src.display().to_string();
+    let mut archive = ArchiveSource {
+        path: &src,
+        source: &shown,
+        sha256: None,
+        limits: Limits::default(),
+        owners: Owners::Keep,
+    };
+    if !src.is_dir() {
+        store.add_archive(name, &archive, quiet)?;
     } else {
-        store.add_archive(
-            name,
-            &src,
-            &src.display().to_string(),
-            None,
-            &limits,
-            true,
-            quiet,
-        )?;
+        // Through the same checked unpacker: an archive of the directory, symlinks as links.
+        let packed = store
+            .dir
+            .join(format!(".import-{name}-{}.tar.zst", std::process::id()));
+        let result = store::pack_tree(&src, &packed).and_then(|owners| {
+            archive.path = &packed;
+            archive.owners = owners;
+            store.add_archive(name, &archive, quiet)
+        });
+        let _ = std::fs::remove_file(&packed);
+        result?;
     }
     if !quiet {
         eprintln!("    Imported rootfs {name} (unverified: imported by hand)");

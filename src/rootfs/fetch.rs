@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -59,6 +59,18 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         h.update(&buf[..n]);
     }
     Ok(hex(&h.finalize()))
+}
+
+/// Where `download` keeps the ETag of a partial download, to resume it only while the server
+/// still has the same file.
+pub fn etag_path(partial: &Path) -> PathBuf {
+    partial.with_extension("etag")
+}
+
+/// Delete a download that will not be used, and its ETag.
+pub fn discard(partial: &Path) {
+    let _ = std::fs::remove_file(partial);
+    let _ = std::fs::remove_file(etag_path(partial));
 }
 
 /// Progress: a bar on a terminal, a line every few seconds otherwise, nothing when quiet.
@@ -134,9 +146,36 @@ pub fn download(
     partial: &Path,
     quiet: bool,
 ) -> Result<()> {
-    let etag_file = partial.with_extension("etag");
     let have = std::fs::metadata(partial).map(|m| m.len()).unwrap_or(0);
-    let etag = std::fs::read_to_string(&etag_file)
+    let mut resp = request(client, url, partial, have)?;
+    let (mut file, start) = open_partial(&resp, url, partial, have)?;
+    save_etag(&resp, partial)?;
+    let expected = resp.content_length();
+    let total = expected.map(|l| l + start);
+    let name = url.rsplit('/').next().unwrap_or(url);
+    let mut progress = Progress::new(total, start, quiet, name);
+    let got = copy_body(&mut resp, &mut file, url, partial, &mut |n| {
+        progress.set(start + n)
+    })?;
+    file.sync_all()?;
+    progress.done();
+    if let Some(len) = expected {
+        if got != len {
+            bail!("downloading {url}: got {got} bytes but Content-Length said {len}; run again to resume");
+        }
+    }
+    Ok(())
+}
+
+/// GET `url`, asking for the rest after `have` bytes when an ETag says which file those bytes
+/// came from; refuse error statuses and HTML pages.
+fn request(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    partial: &Path,
+    have: u64,
+) -> Result<reqwest::blocking::Response> {
+    let etag = std::fs::read_to_string(etag_path(partial))
         .ok()
         .filter(|e| !e.is_empty());
     let mut req = client.get(url);
@@ -147,7 +186,7 @@ pub fn download(
                 .header(reqwest::header::IF_RANGE, tag);
         }
     }
-    let mut resp = req.send().with_context(|| format!("downloading {url}"))?;
+    let resp = req.send().with_context(|| format!("downloading {url}"))?;
     let status = resp.status();
     let is_html = resp
         .headers()
@@ -160,7 +199,18 @@ pub fn download(
     if is_html {
         bail!("downloading {url}: the server sent an HTML page, not an archive (a login or error page?)");
     }
-    let (mut file, start) = if status == reqwest::StatusCode::PARTIAL_CONTENT && have > 0 {
+    Ok(resp)
+}
+
+/// The file to write the body to and the offset it starts at: appended to on a 206 that
+/// resumes at `have`, else truncated.
+fn open_partial(
+    resp: &reqwest::blocking::Response,
+    url: &str,
+    partial: &Path,
+    have: u64,
+) -> Result<(File, u64)> {
+    if resp.status() == reqwest::StatusCode::PARTIAL_CONTENT && have > 0 {
         let range = resp
             .headers()
             .get(reqwest::header::CONTENT_RANGE)
@@ -169,15 +219,17 @@ pub fn download(
         if !range.starts_with(&format!("bytes {have}-")) {
             bail!("downloading {url}: the server resumed at the wrong offset ({range})");
         }
-        (OpenOptions::new().append(true).open(partial)?, have)
-    } else {
-        // 200: the whole file again (a server that ignores Range, or a changed ETag). Start
-        // over; never splice two versions.
-        (
-            File::create(partial).with_context(|| format!("creating {}", partial.display()))?,
-            0,
-        )
-    };
+        return Ok((OpenOptions::new().append(true).open(partial)?, have));
+    }
+    // 200: the whole file again (a server that ignores Range, or a changed ETag). Start
+    // over; never splice two versions.
+    let file = File::create(partial).with_context(|| format!("creating {}", partial.display()))?;
+    Ok((file, 0))
+}
+
+/// Keep the ETag of this response next to `partial` (or none, if the server sent none).
+fn save_etag(resp: &reqwest::blocking::Response, partial: &Path) -> Result<()> {
+    let etag_file = etag_path(partial);
     match resp
         .headers()
         .get(reqwest::header::ETAG)
@@ -188,10 +240,17 @@ pub fn download(
             let _ = std::fs::remove_file(&etag_file);
         }
     }
-    let expected = resp.content_length();
-    let total = expected.map(|l| l + start);
-    let name = url.rsplit('/').next().unwrap_or(url);
-    let mut progress = Progress::new(total, start, quiet, name);
+    Ok(())
+}
+
+/// Copy the body into `file`, telling `progress` the bytes copied so far; returns them.
+fn copy_body(
+    resp: &mut reqwest::blocking::Response,
+    file: &mut File,
+    url: &str,
+    partial: &Path,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64> {
     let mut buf = vec![0u8; 256 << 10];
     let mut got = 0u64;
     loop {
@@ -199,21 +258,13 @@ pub fn download(
             format!("downloading {url} (connection lost or stalled; run again to resume)")
         })?;
         if n == 0 {
-            break;
+            return Ok(got);
         }
         file.write_all(&buf[..n])
             .with_context(|| format!("writing {}", partial.display()))?;
         got += n as u64;
-        progress.set(start + got);
+        progress(got);
     }
-    file.sync_all()?;
-    progress.done();
-    if let Some(len) = expected {
-        if got != len {
-            bail!("downloading {url}: got {got} bytes but Content-Length said {len}; run again to resume");
-        }
-    }
-    Ok(())
 }
 
 /// Fetch a small text file (a checksum list) from a URL or read it from a path.

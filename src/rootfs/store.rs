@@ -6,12 +6,13 @@
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::unpack::{self, Limits};
+use super::unpack::{self, Layout, Limits, Owners, SetId, UnpackOptions};
 use crate::idmap::{self, IdMap, MapMode};
 use crate::sandbox;
 
@@ -61,8 +62,22 @@ pub fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// What a caller of the store may need to tell apart.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("no rootfs named {0} in the store (cargo for-arm rootfs list)")]
+    NotFound(String),
+    #[error("a rootfs named {0} is already in the store (cargo for-arm rootfs rm {0} first)")]
+    AlreadyPresent(String),
+}
+
 pub struct Store {
     pub dir: PathBuf,
+}
+
+/// The start of the name of every temporary tree of entry `name`.
+fn tmp_prefix(name: &str) -> String {
+    format!(".tmp-{name}-")
 }
 
 /// A lock on one entry name, held while the file stays open (released on drop). Runs hold
@@ -70,6 +85,28 @@ pub struct Store {
 #[derive(Debug)]
 pub struct Lock {
     _file: File,
+}
+
+/// An archive to add to the store, and what to record of it.
+pub struct ArchiveSource<'a> {
+    pub path: &'a Path,
+    /// Recorded as the entry's source: a URL or a path.
+    pub source: &'a str,
+    /// The sha256 the archive was verified against; the entry is recorded verified iff there
+    /// is one.
+    pub sha256: Option<String>,
+    pub limits: Limits,
+    /// `Keep`: the archive's owners, when the full id map is available (else dropped, and
+    /// said once); `Caller`: every file belongs to the user.
+    pub owners: Owners,
+}
+
+/// What `entry.toml` records of where a tree came from.
+pub struct Origin<'a> {
+    pub source: &'a str,
+    pub sha256: Option<String>,
+    pub verified: bool,
+    pub owners_kept: bool,
 }
 
 impl Store {
@@ -85,6 +122,18 @@ impl Store {
 
     pub fn root_of(&self, name: &str) -> PathBuf {
         self.dir.join(name).join("root")
+    }
+
+    /// Where this run builds (or deletes) entry `name`: `.tmp-<name>-<pid><tag>`. Until it is
+    /// renamed into place it is no entry, and the next run that takes the lock removes it.
+    fn tmp_path(&self, name: &str, tag: &str) -> PathBuf {
+        self.dir
+            .join(format!("{}{}{tag}", tmp_prefix(name), std::process::id()))
+    }
+
+    /// Where this run builds a new entry `name` (`tmp/root` and `tmp/entry.toml`).
+    pub fn tmp_dir(&self, name: &str) -> PathBuf {
+        self.tmp_path(name, "")
     }
 
     /// The exclusive lock of pull and rm: blocks until other runs are done with `name`.
@@ -119,6 +168,20 @@ impl Store {
         toml::from_str(&text).ok()
     }
 
+    /// The entry `name`, or `NotFound`.
+    pub fn require(&self, name: &str) -> Result<Entry, StoreError> {
+        self.get(name)
+            .ok_or_else(|| StoreError::NotFound(name.to_string()))
+    }
+
+    /// `AlreadyPresent` when there is an entry `name`.
+    pub fn ensure_absent(&self, name: &str) -> Result<(), StoreError> {
+        match self.get(name) {
+            Some(_) => Err(StoreError::AlreadyPresent(name.to_string())),
+            None => Ok(()),
+        }
+    }
+
     pub fn list(&self) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
         for e in std::fs::read_dir(&self.dir)?.flatten() {
@@ -132,6 +195,18 @@ impl Store {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    /// Take entry `name` out of the store: gone at once (a rename), then deleted at leisure.
+    /// The caller holds the lock.
+    pub fn remove(&self, name: &str) -> Result<()> {
+        let dir = self.entry_dir(name);
+        if !dir.exists() {
+            return Err(StoreError::NotFound(name.to_string()).into());
+        }
+        let trash = self.tmp_path(name, "rm");
+        std::fs::rename(&dir, &trash)?;
+        self.remove_tree(&trash)
     }
 
     /// Remove a tree that may hold files of subordinate ids or mode-000 directories.
@@ -158,7 +233,7 @@ impl Store {
 
     /// Remove temporary trees of `name` left by killed runs (the caller holds the lock).
     pub fn clean_stale(&self, name: &str) -> Result<()> {
-        let prefix = format!(".tmp-{name}-");
+        let prefix = tmp_prefix(name);
         for e in std::fs::read_dir(&self.dir)?.flatten() {
             if e.file_name().to_string_lossy().starts_with(&prefix) {
                 self.remove_tree(&e.path())?;
@@ -167,109 +242,64 @@ impl Store {
         Ok(())
     }
 
-    /// Unpack an archive into a new entry, atomically. `source`/`sha256`/`verified` are
-    /// recorded as given.
-    pub fn add_archive(
-        &self,
-        name: &str,
-        archive: &Path,
-        source: &str,
-        sha256: Option<String>,
-        limits: &Limits,
-        keep_owners_if_possible: bool,
-        quiet: bool,
-    ) -> Result<Entry> {
+    /// Unpack an archive into a new entry, atomically.
+    pub fn add_archive(&self, name: &str, a: &ArchiveSource, quiet: bool) -> Result<Entry> {
         self.clean_stale(name)?;
-        let tmp = self.dir.join(format!(".tmp-{name}-{}", std::process::id()));
+        let tmp = self.tmp_dir(name);
         std::fs::create_dir_all(tmp.join("root"))?;
-        let result = self.fill(
-            name,
-            &tmp,
-            archive,
-            source,
-            sha256,
-            limits,
-            keep_owners_if_possible,
-            quiet,
-        );
-        match result {
-            Ok(entry) => {
-                std::fs::rename(&tmp, self.entry_dir(name)).with_context(|| {
-                    format!(
-                        "moving the new rootfs into {}",
-                        self.entry_dir(name).display()
-                    )
-                })?;
-                Ok(entry)
-            }
-            Err(e) => {
-                let _ = self.remove_tree(&tmp);
-                Err(e)
-            }
+        let result = self
+            .unpack_archive(&tmp.join("root"), a, quiet)
+            .and_then(|owners| {
+                let origin = Origin {
+                    source: a.source,
+                    sha256: a.sha256.clone(),
+                    verified: a.sha256.is_some(),
+                    owners_kept: owners == Owners::Keep,
+                };
+                self.finish(name, &tmp, &origin, quiet)
+            });
+        if result.is_err() {
+            let _ = self.remove_tree(&tmp);
         }
+        result
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn fill(
-        &self,
-        name: &str,
-        tmp: &Path,
-        archive: &Path,
-        source: &str,
-        sha256: Option<String>,
-        limits: &Limits,
-        keep_owners_if_possible: bool,
-        quiet: bool,
-    ) -> Result<Entry> {
-        let root = tmp.join("root");
+    /// The checked unpack of `a` into `root`: in a user namespace when owners are kept, else
+    /// here. Returns whose the files are.
+    fn unpack_archive(&self, root: &Path, a: &ArchiveSource, quiet: bool) -> Result<Owners> {
         let (map, _) = idmap::choose(MapMode::Auto, &idmap::Sources::default())?;
-        let owners_kept = keep_owners_if_possible && matches!(map, IdMap::Full { .. });
-        if owners_kept {
+        let keep = a.owners == Owners::Keep;
+        if keep && matches!(map, IdMap::Full { .. }) {
             // Inside a user namespace with the full map, the archive's owners (0–65535) are real.
-            unpack_in_userns(&map, archive, &root, limits, false)?;
-        } else {
-            if !quiet && keep_owners_if_possible {
-                eprintln!(
-                    "cargo-for-arm: note: no full id map (see 'cargo for-arm doctor'): every file of the rootfs will belong to you; the archive's owners are dropped"
-                );
-            }
-            let sum = unpack::unpack(
-                unpack::decompressed(archive, limits)?,
-                &root,
-                limits,
-                false,
-                false,
-                false,
-            )
-            .with_context(|| format!("unpacking {}", archive.display()))?;
-            report_summary(&sum, quiet);
+            unpack_in_userns(&map, a.path, root, &a.limits, SetId::Strip)?;
+            return Ok(Owners::Keep);
         }
-        self.describe(
-            name,
-            tmp,
-            source,
-            sha256.clone(),
-            sha256.is_some(),
-            owners_kept,
-            quiet,
+        if !quiet && keep {
+            eprintln!(
+                "cargo-for-arm: note: no full id map (see 'cargo for-arm doctor'): every file of the rootfs will belong to you; the archive's owners are dropped"
+            );
+        }
+        let opts = UnpackOptions {
+            owners: Owners::Caller,
+            layout: Layout::AsArchived,
+            setid: SetId::Strip,
+        };
+        let sum = unpack::unpack(
+            unpack::decompressed(a.path, &a.limits)?,
+            root,
+            &a.limits,
+            opts,
         )
+        .with_context(|| format!("unpacking {}", a.path.display()))?;
+        report_summary(&sum, quiet);
+        Ok(Owners::Caller)
     }
 
     /// Write `entry.toml` for the tree in `tmp/root` (its architecture read from /bin/sh).
-    #[allow(clippy::too_many_arguments)]
-    fn describe(
-        &self,
-        name: &str,
-        tmp: &Path,
-        source: &str,
-        sha256: Option<String>,
-        verified: bool,
-        owners_kept: bool,
-        quiet: bool,
-    ) -> Result<Entry> {
+    fn describe(&self, name: &str, tmp: &Path, origin: &Origin, quiet: bool) -> Result<Entry> {
         let root = tmp.join("root");
         let (arch, arch_desc) = super::detect_arch(&root)
-            .with_context(|| format!("{} does not look like a root filesystem", source))?;
+            .with_context(|| format!("{} does not look like a root filesystem", origin.source))?;
         let host_arch = arch.runs_natively();
         if host_arch && !quiet {
             eprintln!("cargo-for-arm: note: {name} is a rootfs for this host's own architecture ({arch_desc}): it runs natively, without qemu");
@@ -280,11 +310,11 @@ impl Store {
             arch_desc,
             distro: distro(&root),
             size: tree_size(&root),
-            source: source.to_string(),
-            verified,
-            sha256,
+            source: origin.source.to_string(),
+            verified: origin.verified,
+            sha256: origin.sha256.clone(),
             created: now_utc(),
-            owners_kept,
+            owners_kept: origin.owners_kept,
             host_arch,
         };
         std::fs::write(tmp.join("entry.toml"), toml::to_string(&entry)?)?;
@@ -292,18 +322,8 @@ impl Store {
     }
 
     /// Complete an entry built in `tmp` (`tmp/root`): describe it and rename it into place.
-    #[allow(clippy::too_many_arguments)]
-    pub fn finish(
-        &self,
-        name: &str,
-        tmp: &Path,
-        source: &str,
-        sha256: Option<String>,
-        verified: bool,
-        owners_kept: bool,
-        quiet: bool,
-    ) -> Result<Entry> {
-        let entry = self.describe(name, tmp, source, sha256, verified, owners_kept, quiet)?;
+    pub fn finish(&self, name: &str, tmp: &Path, origin: &Origin, quiet: bool) -> Result<Entry> {
+        let entry = self.describe(name, tmp, origin, quiet)?;
         std::fs::rename(tmp, self.entry_dir(name)).with_context(|| {
             format!(
                 "moving the new rootfs into {}",
@@ -315,14 +335,14 @@ impl Store {
 }
 
 /// The checked unpack of `archive` into `root`, run as root of a user namespace with `map`
-/// (`__unpack`), so the archive's owners are kept. `keep_setid` only for the tool's own
+/// (`__unpack`), so the archive's owners are kept. `SetId::Keep` only for the tool's own
 /// snapshots.
 pub fn unpack_in_userns(
     map: &IdMap,
     archive: &Path,
     root: &Path,
     limits: &Limits,
-    keep_setid: bool,
+    setid: SetId,
 ) -> Result<()> {
     let mut args = vec![
         "__unpack".to_string(),
@@ -332,13 +352,58 @@ pub fn unpack_in_userns(
         limits.max_entries.to_string(),
         limits.xz_memlimit.to_string(),
     ];
-    if keep_setid {
+    if setid == SetId::Keep {
         args.push("--keep-setid".into());
     }
     if sandbox::reexec_in_userns(map, &args)? != 0 {
         bail!("unpacking {} failed (see above)", archive.display());
     }
     Ok(())
+}
+
+/// Pack the tree at `root` into `out` (`.tar.zst`, owners kept) as root of a user namespace
+/// with `map` (`__pack`), where files of subordinate ids are readable.
+pub fn pack_in_userns(map: &IdMap, root: &Path, out: &Path) -> Result<()> {
+    let args = vec![
+        "__pack".to_string(),
+        root.display().to_string(),
+        out.display().to_string(),
+    ];
+    match sandbox::reexec_in_userns(map, &args)? {
+        0 => Ok(()),
+        c => bail!("packing {} exited {c} (see above)", root.display()),
+    }
+}
+
+/// Pack the directory tree `src` into `out` (`.tar.zst`) for an import, and say whether the
+/// archive's owners are the tree's own. With the full id map the tree is read as root of a
+/// user namespace, where files of subordinate ids are readable (an mmdebstrap tree has mode
+/// 700 directories of _apt); the owners are kept when the tree's top directory is the user's
+/// (made as the tool makes trees: root is the user) or the first subordinate id's
+/// (`mmdebstrap --mode=unshare`, whose root that is: `__pack` shifts its ids back, see
+/// `IdShift`). Otherwise every file becomes the user's, as without the full map, where the
+/// tree is read here. What cannot be read is named.
+pub fn pack_tree(src: &Path, out: &Path) -> Result<Owners> {
+    let (map, _) = idmap::choose(MapMode::Auto, &idmap::Sources::default())?;
+    let IdMap::Full { uid, subuid, .. } = &map else {
+        unpack::pack(src, out, unpack::IdShift::NONE)?;
+        return Ok(Owners::Caller);
+    };
+    let top = src
+        .symlink_metadata()
+        .with_context(|| format!("reading {}", src.display()))?
+        .uid();
+    pack_in_userns(&map, src, out)?;
+    Ok(if top == *uid || u64::from(top) == *subuid {
+        Owners::Keep
+    } else {
+        Owners::Caller
+    })
+}
+
+/// The cache of verified `.deb`s, named by their sha256.
+pub fn debs_dir() -> Result<PathBuf> {
+    Ok(home()?.join("debs"))
 }
 
 pub fn report_summary(sum: &unpack::Summary, quiet: bool) {
@@ -435,6 +500,34 @@ mod tests {
         assert!(check_name("../x").is_err());
         assert!(check_name(".hidden").is_err());
         assert!(check_name("").is_err());
+    }
+
+    #[test]
+    fn missing_and_present_entries_are_told_apart() {
+        let dir = std::env::temp_dir().join(format!("cfa-store-unit-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("here")).unwrap();
+        std::fs::write(dir.join("here/entry.toml"), "name = \"here\"\n").unwrap();
+        let store = Store { dir: dir.clone() };
+        assert_eq!(
+            store.require("gone").unwrap_err(),
+            StoreError::NotFound("gone".into())
+        );
+        assert!(store
+            .require("gone")
+            .unwrap_err()
+            .to_string()
+            .contains("rootfs list"));
+        assert!(store.ensure_absent("gone").is_ok());
+        let err = store.remove("gone").unwrap_err();
+        assert_eq!(
+            err.downcast_ref::<StoreError>(),
+            Some(&StoreError::NotFound("gone".into()))
+        );
+        // An unreadable entry.toml is no entry; a directory is still removed.
+        assert!(store.get("here").is_none());
+        store.remove("here").unwrap();
+        assert!(!dir.join("here").exists());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

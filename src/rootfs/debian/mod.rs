@@ -1,6 +1,10 @@
 //! Debian archives, verified like apt: `InRelease` signed by a key of the archive keyring,
 //! `Packages` checked against the hashes in `InRelease`, every `.deb` against `Packages`.
-//! Used to fetch a static qemu when none is installed (and, next, to bootstrap a rootfs).
+//! Used to fetch a static qemu when none is installed, and to bootstrap a rootfs (which also
+//! needs Debian's version order, [`version`], and a dependency resolver, [`resolve`]).
+
+pub mod resolve;
+pub mod version;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -11,6 +15,10 @@ use pgp::composed::{CleartextSignedMessage, PublicOrSecret};
 use sha2::{Digest, Sha256};
 
 pub mod release;
+
+/// One deb822 stanza (a package of a `Packages` index, a Release file, an apt source):
+/// field name → value.
+pub type Stanza = HashMap<String, String>;
 
 /// The mirror: `--mirror`, `CARGO_FOR_ARM_MIRROR`, `mirror = "…"` in the user's config file,
 /// else the first Debian mirror of the host's apt sources (deb822 `/etc/apt/sources.list.d/*.sources`, then `/etc/apt/sources.list`).
@@ -32,7 +40,7 @@ pub fn mirror(flag: Option<&str>) -> Result<String> {
         let text = std::fs::read_to_string(&f).unwrap_or_default();
         for stanza in text.split("\n\n") {
             let fields = parse_stanza(stanza);
-            let enabled = fields.get("Enabled").map_or(true, |v| v != "no");
+            let enabled = fields.get("Enabled").is_none_or(|v| v != "no");
             let is_deb = fields
                 .get("Types")
                 .is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
@@ -57,8 +65,8 @@ pub fn mirror(flag: Option<&str>) -> Result<String> {
 }
 
 /// A deb822 stanza: `Field: value` with continuation lines joined by newlines.
-pub fn parse_stanza(text: &str) -> HashMap<String, String> {
-    let mut out: HashMap<String, String> = HashMap::new();
+pub fn parse_stanza(text: &str) -> Stanza {
+    let mut out = Stanza::new();
     let mut last: Option<String> = None;
     for line in text.lines() {
         if line.starts_with('#') {
@@ -135,6 +143,25 @@ pub fn release_hashes(release: &str) -> HashMap<String, (String, u64)> {
     out
 }
 
+/// [`get_bytes`], refusing a body larger than `max` bytes without reading more of it.
+fn get_bytes_max(client: &reqwest::blocking::Client, url: &str, max: u64) -> Result<Vec<u8>> {
+    let resp = client
+        .get(url)
+        .send()
+        .with_context(|| format!("fetching {url}"))?;
+    if !resp.status().is_success() {
+        bail!("fetching {url}: the server answered {}", resp.status());
+    }
+    let mut data = Vec::new();
+    resp.take(max + 1)
+        .read_to_end(&mut data)
+        .with_context(|| format!("reading {url}"))?;
+    if data.len() as u64 > max {
+        bail!("{url} is larger than the {max} bytes its InRelease gives: refused");
+    }
+    Ok(data)
+}
+
 fn get_bytes(client: &reqwest::blocking::Client, url: &str) -> Result<Vec<u8>> {
     let resp = client
         .get(url)
@@ -156,6 +183,16 @@ pub struct Suite {
     pub hashes: HashMap<String, (String, u64)>,
 }
 
+/// Whether the signature of `InRelease` is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signature {
+    /// Against the keys of the keyring (the default).
+    Check,
+    /// Not at all (`--no-verify`): the hashes in InRelease still check the index and the
+    /// packages, but nothing proves the archive is Debian's.
+    Skip,
+}
+
 impl Suite {
     pub fn open(
         client: &reqwest::blocking::Client,
@@ -163,27 +200,37 @@ impl Suite {
         suite: &str,
         keyring: &Path,
     ) -> Result<Suite> {
-        Suite::open_maybe_unverified(client, mirror, suite, keyring, false)
+        Suite::open_with(client, mirror, suite, keyring, Signature::Check)
     }
 
-    /// `open`, or with `no_verify` taking the InRelease text without checking its signature
-    /// (the hashes in it still check the index and the packages).
-    pub fn open_maybe_unverified(
+    /// `open`, with the signature of `InRelease` checked or not.
+    pub fn open_with(
         client: &reqwest::blocking::Client,
         mirror: &str,
         suite: &str,
         keyring: &Path,
-        no_verify: bool,
+        signature: Signature,
     ) -> Result<Suite> {
         let url = format!("{mirror}/dists/{suite}/InRelease");
         let text = String::from_utf8(get_bytes(client, &url)?).context("InRelease is not UTF-8")?;
-        let release = if no_verify {
-            let (msg, _) = CleartextSignedMessage::from_string(&text)
-                .context("InRelease is not a clearsigned message")?;
-            msg.signed_text().replace("\r\n", "\n")
-        } else {
-            verify_inrelease(&text, keyring).with_context(|| format!("verifying {url}"))?
+        let release = match signature {
+            Signature::Skip => {
+                let (msg, _) = CleartextSignedMessage::from_string(&text)
+                    .context("InRelease is not a clearsigned message")?;
+                msg.signed_text().replace("\r\n", "\n")
+            }
+            Signature::Check => {
+                verify_inrelease(&text, keyring).with_context(|| format!("verifying {url}"))?
+            }
         };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let checked = release::check(&release, suite, now).with_context(|| url.clone())?;
+        if let Some(date) = checked.date {
+            let seen = crate::rootfs::store::home()?.join("host/release-dates");
+            release::against_replay(&seen, mirror, suite, date)?;
+        }
         Ok(Suite {
             mirror: mirror.to_string(),
             name: suite.to_string(),
@@ -197,14 +244,15 @@ impl Suite {
         client: &reqwest::blocking::Client,
         component: &str,
         arch: &str,
-    ) -> Result<Vec<HashMap<String, String>>> {
+    ) -> Result<Vec<Stanza>> {
         let rel = format!("{component}/binary-{arch}/Packages.xz");
-        let (want, _) = self
+        let (want, size) = self
             .hashes
             .get(&rel)
             .with_context(|| format!("{} lists no {rel}", self.name))?;
         let url = format!("{}/dists/{}/{rel}", self.mirror, self.name);
-        let data = get_bytes(client, &url)?;
+        // The size InRelease gives is the most that is read: a mirror cannot make us read more.
+        let data = get_bytes_max(client, &url, *size)?;
         let got = crate::rootfs::fetch::hex(&Sha256::digest(&data));
         if &got != want {
             bail!(
@@ -229,7 +277,7 @@ impl Suite {
 pub fn fetch_deb(
     client: &reqwest::blocking::Client,
     mirror: &str,
-    stanza: &HashMap<String, String>,
+    stanza: &Stanza,
     cache: &Path,
     quiet: bool,
 ) -> Result<PathBuf> {
@@ -250,11 +298,10 @@ pub fn fetch_deb(
     crate::rootfs::fetch::download(client, &format!("{mirror}/{file}"), &part, quiet)?;
     let got = crate::rootfs::fetch::sha256_file(&part)?;
     if got != want {
-        let _ = std::fs::remove_file(&part);
-        let _ = std::fs::remove_file(part.with_extension("etag"));
+        crate::rootfs::fetch::discard(&part);
         bail!("{file} does not match its Packages entry (sha256 {got}, expected {want}); it was not kept");
     }
-    let _ = std::fs::remove_file(part.with_extension("etag"));
+    let _ = std::fs::remove_file(crate::rootfs::fetch::etag_path(&part));
     std::fs::rename(&part, &dest)?;
     Ok(dest)
 }
