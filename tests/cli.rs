@@ -32,23 +32,18 @@ impl Env {
         self.dir.path().join("cfa")
     }
 
-    fn cmd(&self, cwd: &Path) -> Command {
-        let mut c = Command::new(TOOL);
-        c.current_dir(cwd)
-            .env("HOME", self.home())
-            .env("CARGO_FOR_ARM_HOME", self.store())
+    /// The tool with the hermetic environment of [`Tool`], this env's home and store, and no
+    /// fetching (nothing here needs the network).
+    fn cmd(&self, cwd: &Path) -> Tool {
+        Tool::new(cwd)
+            .user_home(&self.home())
+            .home(&self.store())
             .env("CARGO_FOR_ARM_OFFLINE", "1")
-            .env_remove("XDG_CACHE_HOME")
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("CARGO_FOR_ARM_ROOTFS")
-            .env_remove("CARGO_FOR_ARM_TARGET")
-            .env_remove("CARGO_FOR_ARM_MODE")
-            .stdin(Stdio::null());
-        c
+            .stdin(Stdio::null())
     }
 
     fn run(&self, cwd: &Path, args: &[&str]) -> Output {
-        self.cmd(cwd).args(args).output().unwrap()
+        self.cmd(cwd).args(args).output()
     }
 
     /// A package at `dir` (`extra` appended to its Cargo.toml).
@@ -399,8 +394,7 @@ fn a_closed_stdout_is_a_quiet_exit() {
             .args(args)
             .stdout(closed_pipe())
             .stderr(Stdio::piped())
-            .output()
-            .unwrap();
+            .output();
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(0), "{args:?}: {err}");
         assert!(

@@ -496,12 +496,11 @@ fn seccomp_denies_kcmp_and_personality_flags_through_qemu() {
         proj.path().join("p.c"),
     )
     .unwrap();
-    let o = tool(proj.path())
+    let o = Tool::new(proj.path())
         .args(["run", "--rootfs"])
         .arg(&rootfs)
         .args(["--", "gcc", "-static", "-O1", "-o", "probe", "p.c"])
-        .output()
-        .unwrap();
+        .output();
     assert!(o.status.success(), "gcc under emulation: {}", stderr(&o));
     // personality_high needs a 64-bit long: not in the ARM probe.
     let names: Vec<&str> = DOCKER_DENIALS
@@ -511,15 +510,14 @@ fn seccomp_denies_kcmp_and_personality_flags_through_qemu() {
         .copied()
         .collect();
     let run = |extra: &[&str]| {
-        let o = tool(proj.path())
+        let o = Tool::new(proj.path())
             .args(["run", "--rootfs"])
             .arg(&rootfs)
             .args(extra)
             .arg("--")
             .arg("./probe")
             .args(&names)
-            .output()
-            .unwrap();
+            .output();
         assert!(o.status.success(), "{}", stderr(&o));
         stdout(&o)
             .lines()

@@ -15,28 +15,16 @@ use std::process::{Command, Output};
 use common::*;
 
 /// A copy of src/build/native.rs's TOOLS_PACKAGES (the packages a tools rootfs needs).
-const TOOLS_PACKAGES: &str = "cargo,clang,lld,llvm,pkg-config";
-
 fn native_home() -> PathBuf {
-    store_fixture("native-home")
-}
-
-/// Create (once; cached) a rootfs of the native-home store.
-fn ensure(name: &str, suite: &str, arch: &str, include: &str) {
-    let args = ["--suite", suite, "--arch", arch, "--include", include];
-    ensure_rootfs(&native_home(), name, &args);
+    native_store()
 }
 
 fn tools(suite: &str) -> String {
-    let name = format!("debian-{suite}-amd64-tools");
-    ensure(&name, suite, "amd64", TOOLS_PACKAGES);
-    name
+    tools_fixture(suite)
 }
 
 fn arm(suite: &str, arch: &str) -> String {
-    let name = format!("native-{suite}-{arch}");
-    ensure(&name, suite, arch, "cargo,zlib1g-dev");
-    name
+    arm_fixture(suite, arch)
 }
 
 /// A copy of an example crate the test owns.

@@ -12,66 +12,31 @@ use std::io::{IoSlice, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 
 use common::*;
 
-const TOOLS_PACKAGES: &str = "cargo,clang,lld,llvm,pkg-config";
 /// `runner::MAX_HANDLERS`.
 const MAX_HANDLERS: usize = 16;
 
 fn native_home() -> PathBuf {
-    qemu_dir().parent().unwrap().join("native-home")
-}
-
-/// Create (once; cached) a rootfs of the native-home store, as tests/native.rs does.
-fn ensure(name: &str, suite: &str, arch: &str, include: &str) {
-    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let home = native_home();
-    if home.join("rootfs").join(name).join("entry.toml").exists() {
-        return;
-    }
-    let o = tool(&std::env::temp_dir())
-        .env("CARGO_FOR_ARM_HOME", &home)
-        .args([
-            "-q", "rootfs", "create", name, "--suite", suite, "--arch", arch,
-        ])
-        .args(["--include", include])
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "creating the fixture {name} failed:\n{}",
-        stderr(&o)
-    );
+    native_store()
 }
 
 /// The armhf rootfs (bookworm) and its tools rootfs.
 fn armhf() -> &'static str {
-    ensure(
-        "debian-bookworm-amd64-tools",
-        "bookworm",
-        "amd64",
-        TOOLS_PACKAGES,
-    );
-    ensure(
-        "native-bookworm-armhf",
-        "bookworm",
-        "armhf",
-        "cargo,zlib1g-dev",
-    );
-    "native-bookworm-armhf"
+    tools_fixture("bookworm");
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| arm_fixture("bookworm", "armhf"))
 }
 
-fn native(dir: &Path) -> Command {
-    let mut c = tool(dir);
-    c.env("CARGO_FOR_ARM_HOME", native_home())
-        .env("CARGO_FOR_ARM_NATIVE_RUSTC", "rootfs");
-    c
+fn native(dir: &Path) -> Tool {
+    Tool::new(dir)
+        .home(&native_home())
+        .env("CARGO_FOR_ARM_NATIVE_RUSTC", "rootfs")
 }
 
 fn write(dir: &Path, files: &[(&str, &str)]) {
@@ -172,7 +137,7 @@ fn request(sock: &Path, body: &[u8], fds: [RawFd; 3]) -> UnixStream {
 /// A native build of a crate whose build script writes `ready` into the target dir and then
 /// waits for `go` there.
 struct HeldBuild {
-    child: Child,
+    child: common::Running,
     target: PathBuf,
     log: PathBuf,
 }
@@ -205,9 +170,8 @@ impl HeldBuild {
                 armhf(),
             ])
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
+            .stderr(std::fs::File::create(&log).unwrap().into())
+            .spawn();
         let mut b = HeldBuild { child, target, log };
         // Compiling the build script takes what it takes; a build that ends instead fails
         // the test with its output.
@@ -476,7 +440,6 @@ fn run_test(proj: &Path, filter: &[&str]) -> Output {
         ])
         .args(filter)
         .output()
-        .unwrap()
 }
 
 #[test]

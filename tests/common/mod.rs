@@ -596,3 +596,50 @@ pub fn copy_example(example: &str, dir: &Path) {
         assert!(st.success());
     }
 }
+
+/// The Debian packages of a tools rootfs (cargo-for-arm's own list: build/native.rs).
+pub const TOOLS_PACKAGES: &str = "cargo,clang,lld,llvm,pkg-config";
+
+/// The kept store of native mode's fixtures, made by `rootfs create` once.
+pub fn native_store() -> PathBuf {
+    store_fixture("native-home")
+}
+
+/// The tools rootfs of `suite` in [`native_store`], under the name auto mode looks for.
+pub fn tools_fixture(suite: &str) -> String {
+    let name = format!("debian-{suite}-amd64-tools");
+    let args = [
+        "--suite",
+        suite,
+        "--arch",
+        "amd64",
+        "--include",
+        TOOLS_PACKAGES,
+    ];
+    ensure_rootfs(&native_store(), &name, &args);
+    name
+}
+
+/// An ARM rootfs of `suite`/`arch` in [`native_store`], with cargo and zlib1g-dev.
+pub fn arm_fixture(suite: &str, arch: &str) -> String {
+    let name = format!("native-{suite}-{arch}");
+    let args = [
+        "--suite",
+        suite,
+        "--arch",
+        arch,
+        "--include",
+        "cargo,zlib1g-dev",
+    ];
+    ensure_rootfs(&native_store(), &name, &args);
+    name
+}
+
+/// [`native_store`], [`tools_fixture`] and [`arm_fixture`] of one suite.
+pub fn native_fixtures(suite: &str, arch: &str) -> (PathBuf, String, String) {
+    (
+        native_store(),
+        tools_fixture(suite),
+        arm_fixture(suite, arch),
+    )
+}

@@ -1,0 +1,110 @@
+//! The cargo-like front end of builds: the environment that reaches cargo, path dependencies
+//! outside the workspace, the project's `for-arm` metadata. Native mode with the cached
+//! fixtures of tests/native.rs (fast: nothing is emulated but what runs).
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+fn write(p: &Path, text: &str) {
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// `app` (the workspace) with a build script that reports the variables it sees, and a path
+/// dependency `../dep` outside it.
+fn projects(t: &Path, metadata: &str) -> std::path::PathBuf {
+    let app = t.join("app");
+    write(
+        &app.join("Cargo.toml"),
+        &format!(
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\ndep = {{ path = \"../dep\" }}\n\n[package.metadata.for-arm]\n{metadata}\n\n[workspace]\n"
+        ),
+    );
+    write(
+        &app.join("build.rs"),
+        r#"fn main() {
+    for k in ["RUST_LOG", "CARGO_PROFILE_DEV_DEBUG", "FROM_FLAG", "FROM_METADATA", "SSH_AUTH_SOCK", "RUSTC_WRAPPER"] {
+        println!("cargo:warning=seen {k}={:?}", std::env::var(k).ok());
+    }
+}
+"#,
+    );
+    write(
+        &app.join("src/main.rs"),
+        "fn main() { println!(\"{}\", dep::answer()); }\n",
+    );
+    write(
+        &t.join("dep/Cargo.toml"),
+        "[package]\nname = \"dep\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    );
+    write(&t.join("dep/src/lib.rs"), "pub fn answer() -> u32 { 42 }\n");
+    app
+}
+
+#[test]
+fn the_build_sees_the_tuning_environment_and_path_dependencies_outside_the_workspace() {
+    let (store, _tools, arm) = native_fixtures("bookworm", "armhf");
+    let t = TempDir::new("frontend");
+    let app = projects(
+        t.path(),
+        "env = [\"FROM_METADATA=m\"]\nmoed = \"native\"\nnetwork = \"host\"",
+    );
+    let o = Tool::new(&app)
+        .home(&store)
+        .env("CARGO_FOR_ARM_NATIVE_RUSTC", "rootfs")
+        .env("RUST_LOG", "trace")
+        .env("CARGO_PROFILE_DEV_DEBUG", "0")
+        .env("SSH_AUTH_SOCK", "/tmp/agent")
+        // The tool owns the compiler wrapper: a host value never reaches cargo.
+        .env("RUSTC_WRAPPER", "/nonexistent/wrapper")
+        .args([
+            "build",
+            "--mode",
+            "native",
+            "--rootfs",
+            &arm,
+            "--env",
+            "FROM_FLAG=f",
+        ])
+        .output();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    for seen in [
+        "seen RUST_LOG=Some(\"trace\")",
+        "seen CARGO_PROFILE_DEV_DEBUG=Some(\"0\")",
+        "seen FROM_FLAG=Some(\"f\")",
+        "seen FROM_METADATA=Some(\"m\")",
+        "seen SSH_AUTH_SOCK=None",
+        "seen RUSTC_WRAPPER=None",
+    ] {
+        assert!(err.contains(seen), "{seen} missing:\n{err}");
+    }
+    // The typo and the key a project may not set are named, with the manifest.
+    assert!(err.contains("unknown key `moed`"), "{err}");
+    assert!(
+        err.contains("`network`") && err.contains("only you set it"),
+        "{err}"
+    );
+    // The path dependency outside the workspace was there (read-only), and it built.
+    let bin = app.join("target/for-arm/native-armhf/armv7-unknown-linux-gnueabihf/debug/app");
+    assert_eq!(elf_machine(&bin), 40);
+    let o = Tool::new(&app)
+        .home(&store)
+        .args(["run", "--rootfs", &arm, "--", bin.to_str().unwrap()])
+        .output();
+    assert_eq!(stdout(&o).trim(), "42", "{}", stderr(&o));
+    // A variable the tool owns is refused from --env, naming why.
+    let o = Tool::new(&app)
+        .home(&store)
+        .args(["build", "--rootfs", &arm, "--env", "CARGO_HOME=/x"])
+        .output();
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("set by cargo-for-arm itself"),
+        "{}",
+        stderr(&o)
+    );
+}
