@@ -241,3 +241,32 @@ fn the_newest_usable_qemu_is_preferred() {
         "{text}"
     );
 }
+
+/// On a merged-/usr host /bin and /usr/bin are one directory: `qemu list` shows each qemu
+/// file once, whichever PATH entries lead to it.
+#[test]
+fn qemu_list_shows_a_file_once_however_many_path_entries_reach_it() {
+    let t = TempDir::new("qdedupe");
+    let real = t.path().join("usr-bin");
+    std::fs::create_dir(&real).unwrap();
+    std::fs::copy(
+        fixture("qemu-old").join("qemu-arm-static"),
+        real.join("qemu-arm-static"),
+    )
+    .unwrap();
+    let alias = t.path().join("bin");
+    std::os::unix::fs::symlink(&real, &alias).unwrap();
+    let o = Tool::new(t.path())
+        .no_qemu()
+        .path_first(&alias)
+        .path_first(&real)
+        .args(["qemu", "list"])
+        .output();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let arm: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("arm ") && l.contains("qemu-arm-static"))
+        .collect();
+    assert_eq!(arm.len(), 1, "{text}");
+}
