@@ -312,8 +312,15 @@ impl Settings {
     }
 }
 
+/// A value as text: strings as they are, numbers and booleans written out
+/// (`hang-timeout = 600`).
 fn str_of(t: &toml::Table, key: &str) -> Option<String> {
-    t.get(key).and_then(|v| v.as_str()).map(str::to_string)
+    match t.get(key)? {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
 }
 
 fn user_config_path() -> Option<PathBuf> {
@@ -396,6 +403,15 @@ mod tests {
                 .any(|l| l.contains("`network`") && l.contains("only you")),
             "{w:?}"
         );
+        // A number in TOML is read as its text.
+        let mut t = toml::Table::new();
+        t.insert("thing".into(), toml::Value::Integer(600));
+        let num = Settings {
+            project: vec![(PathBuf::from("/p/Cargo.toml"), t)],
+            user: None,
+        };
+        let n: u64 = num.get_or(&KEY, None, |s| Ok(s.parse()?), 1).unwrap();
+        assert_eq!(n, 600);
         let none = Settings::default();
         assert_eq!(none.get(&SECURE, None), None);
         let n: u32 = none.get_or(&SECURE, None, |s| Ok(s.parse()?), 7).unwrap();

@@ -1,0 +1,224 @@
+//! The build's job: what every stage after the mode reads (options, project, rootfs,
+//! directories, environment), the binds every executor's sandbox has, and the build's own
+//! run directory.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::args::Options;
+use super::project::{self, Project};
+use super::{env, runner, GUEST_HOME};
+use crate::arch::Arch;
+use crate::rootfs::Rootfs;
+use crate::sandbox::spec::{Access, Bind, SpecBuilder};
+use crate::seccomp::Policy;
+use crate::ui;
+
+/// What every stage after the mode knows.
+pub struct Job {
+    pub opts: Options,
+    pub project: Project,
+    /// The ARM rootfs (the sysroot in native mode).
+    pub rootfs: Rootfs,
+    pub arch: Arch,
+    pub desc: String,
+    /// The tool's home (`rootfs::store::home`).
+    pub home: PathBuf,
+    /// This build's own directory (cargo home, runner socket, probe), removed at the end.
+    pub run_dir: RunDir,
+    /// The build's own cargo home: nothing one build writes there reaches another.
+    pub cargo_home: PathBuf,
+    pub target_dir: PathBuf,
+    /// What cargo gets of the environment: the host's tuning variables, then the `env` of
+    /// the project's metadata and the user's config.
+    pub env: Vec<(String, String)>,
+    /// Path dependencies outside the workspace, bound read-only.
+    pub path_deps: Vec<PathBuf>,
+    pub timeout: Option<Duration>,
+    pub quiet: bool,
+}
+
+/// An executor's sandbox, before the dependencies and the command are added.
+pub struct Prepared {
+    pub builder: SpecBuilder,
+    /// Native mode's runner service, stopped when the build ends.
+    pub service: Option<runner::Service>,
+    /// Where cargo puts the artifacts (before the profile).
+    pub artifacts: PathBuf,
+    /// The status line that says what runs: verb and message.
+    pub verb: &'static str,
+    pub banner: String,
+}
+
+impl Job {
+    pub fn new(
+        opts: Options,
+        project: Project,
+        rootfs: Rootfs,
+        (arch, desc): (Arch, String),
+        native: bool,
+        quiet: bool,
+    ) -> Result<Job> {
+        let deb = arch.debian_name(&desc);
+        let flavour = match native {
+            true => format!("native-{deb}"),
+            false => deb.to_string(),
+        };
+        let home = crate::rootfs::store::home()?;
+        let run_dir = RunDir::create(&home)?;
+        let cargo_home = run_dir.0.join("cargo-home");
+        std::fs::create_dir_all(&cargo_home)
+            .with_context(|| format!("creating {}", cargo_home.display()))?;
+        let target_dir = match &opts.target_dir {
+            Some(t) => {
+                let t = project.cwd.join(t);
+                std::fs::create_dir_all(&t)?;
+                t.canonicalize()?
+            }
+            None => {
+                // Created by the host, never through a symlink a build could have left.
+                let rel = PathBuf::from("target/for-arm").join(&flavour);
+                crate::hostfs::make_dirs(&project.root, &rel)?;
+                project.root.join(rel)
+            }
+        };
+        let path_deps = project::outside_path_deps(&project.root)?;
+        let mut env = env::from_host(std::env::vars());
+        for (kv, origin) in project.settings.list(&crate::settings::ENV) {
+            let (k, v) = env::parse_assignment(&kv, &format!("env in {origin}"))?;
+            env.retain(|(ek, _)| *ek != k);
+            env.push((k, v));
+        }
+        for kv in &opts.env {
+            let (k, v) = env::parse_assignment(kv, "--env")?;
+            env.retain(|(ek, _)| *ek != k);
+            env.push((k, v));
+        }
+        let secs = project.settings.get_or(
+            &crate::settings::HANG_TIMEOUT,
+            opts.hang_timeout,
+            |s| s.parse().context("seconds"),
+            crate::cli::DEFAULT_HANG_TIMEOUT,
+        )?;
+        let timeout = (secs > 0).then(|| Duration::from_secs(secs));
+        Ok(Job {
+            opts,
+            project,
+            rootfs,
+            arch,
+            desc,
+            home,
+            run_dir,
+            cargo_home,
+            target_dir,
+            env,
+            path_deps,
+            timeout,
+            quiet,
+        })
+    }
+
+    pub fn deb(&self) -> &'static str {
+        self.arch.debian_name(&self.desc)
+    }
+
+    /// The directories ARM programs of a build may be and run in: the project, and the
+    /// target dir when it lies outside it.
+    pub fn writable(&self) -> Vec<PathBuf> {
+        let mut dirs = vec![self.project.root.clone()];
+        if !self.target_dir.starts_with(&self.project.root) {
+            dirs.push(self.target_dir.clone());
+        }
+        dirs
+    }
+
+    /// The project read-only (so nothing a build script does changes what the host's own
+    /// cargo and rustup read next: Cargo.toml, rust-toolchain files, .cargo/config), except
+    /// the target dir — and Cargo.lock when cargo in the sandbox resolves it (no host cargo).
+    pub fn project_binds(&self) -> Vec<Bind> {
+        let root = &self.project.root;
+        if self.opts.project_rw {
+            let mut binds = vec![Bind::same(root, Access::ReadWrite)];
+            binds.extend(
+                self.path_deps
+                    .iter()
+                    .map(|d| Bind::same(d, Access::ReadOnly)),
+            );
+            if !self.target_dir.starts_with(root) {
+                binds.push(Bind::same(&self.target_dir, Access::ReadWrite));
+            }
+            return binds;
+        }
+        let mut binds = vec![Bind::same(root, Access::ReadOnly)];
+        binds.extend(
+            self.path_deps
+                .iter()
+                .map(|d| Bind::same(d, Access::ReadOnly)),
+        );
+        binds.push(Bind::same(&self.target_dir, Access::ReadWrite));
+        if !self.project.host_cargo {
+            let lock = root.join("Cargo.lock");
+            if std::fs::symlink_metadata(&lock).is_err() {
+                // An empty lockfile is a missing one to cargo; it gives the bind a target.
+                let _ = std::fs::File::create(&lock);
+            }
+            binds.push(Bind::same(lock, Access::ReadWrite));
+        }
+        binds
+    }
+
+    /// What the sandbox of either executor has: the project, the build's cargo home, the
+    /// working directory, the id map and the syscall filter.
+    pub fn common(&self, b: SpecBuilder) -> SpecBuilder {
+        let b = b
+            .binds(self.project_binds())
+            .bind(Bind::new(&self.cargo_home, GUEST_HOME, Access::ReadWrite))
+            .env("CARGO_HOME", GUEST_HOME)
+            .env("CARGO_TARGET_DIR", self.target_dir.to_string_lossy())
+            .workdir(&self.project.cwd)
+            .map(self.opts.map)
+            .seccomp(Policy::parse(&self.opts.seccomp));
+        let mut b = self.env.iter().fold(b, |b, (k, v)| b.env(k, v));
+        // On a terminal cargo's stderr is piped through us (for the status line): keep colours,
+        // unless --color or NO_COLOR say otherwise.
+        if ui::colour() {
+            b = b.env("CARGO_TERM_COLOR", "always");
+        }
+        b
+    }
+}
+
+/// `<home>/run/<pid>`: what one build writes outside the project, removed when it ends;
+/// directories of builds that died (their pid is gone) are removed by the next build.
+pub struct RunDir(pub PathBuf);
+
+impl RunDir {
+    fn create(home: &std::path::Path) -> Result<RunDir> {
+        let base = home.join("run");
+        std::fs::create_dir_all(&base)?;
+        for e in std::fs::read_dir(&base)?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name.strip_prefix("probe-").unwrap_or(&name);
+            let dead = pid
+                .parse::<u32>()
+                .is_ok_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists());
+            if dead {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        let dir = base.join(std::process::id().to_string());
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        Ok(RunDir(dir))
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
