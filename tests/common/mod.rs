@@ -278,7 +278,14 @@ pub fn host_bin(hidden: &[&str]) -> PathBuf {
         .collect();
     let base = cache_dir().join("host-bin");
     let dest = base.join(digest);
-    if !dest.is_dir() {
+    // Every link there, to its target: a directory left incomplete (by a killed run, or an
+    // older recipe) is made again rather than trusted for its name.
+    let complete = |d: &Path| {
+        links
+            .iter()
+            .all(|(n, t)| std::fs::read_link(d.join(n)).is_ok_and(|l| &l == t))
+    };
+    if !complete(&dest) {
         // Made aside and renamed: it appears whole, and a concurrent test process that made
         // the same first wins.
         std::fs::create_dir_all(&base).unwrap();
@@ -288,9 +295,12 @@ pub fn host_bin(hidden: &[&str]) -> PathBuf {
         for (name, target) in &links {
             std::os::unix::fs::symlink(target, staged.join(name)).unwrap();
         }
+        if dest.is_dir() && !complete(&dest) {
+            let _ = std::fs::remove_dir_all(&dest);
+        }
         if std::fs::rename(&staged, &dest).is_err() {
             let _ = std::fs::remove_dir_all(&staged);
-            assert!(dest.is_dir(), "could not make {}", dest.display());
+            assert!(complete(&dest), "could not make {}", dest.display());
         }
     }
     made.insert(key, dest.clone());
