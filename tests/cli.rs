@@ -252,19 +252,13 @@ fn manifest_path_picks_the_project_from_elsewhere() {
     assert!(stderr(&o).contains("no Cargo.toml"), "{}", stderr(&o));
 }
 
-/// Run `script` in bash with cargo-for-arm on PATH.
+/// Run `script` in bash with cargo-for-arm on PATH, in the tool's hermetic environment (not
+/// the test process's PATH and variables).
 fn bash(env: &Env, script: &str) -> Output {
     let bin = Path::new(TOOL).parent().unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    Command::new("bash")
-        .current_dir(env.home())
-        .env("PATH", path)
-        .env("HOME", env.home())
-        .env("CARGO_FOR_ARM_OFFLINE", "1")
-        .env("CARGO_FOR_ARM_HOME", env.store())
-        .args(["-c", script])
-        .output()
-        .unwrap()
+    env.cmd(&env.home())
+        .path_first(bin)
+        .output_via("bash", &["-c", script])
 }
 
 /// What a completion function offers: `words` typed, the last one being completed.

@@ -278,26 +278,29 @@ pub fn host_bin(hidden: &[&str]) -> PathBuf {
         .collect();
     let base = cache_dir().join("host-bin");
     let dest = base.join(digest);
-    // Every link there, to its target: a directory left incomplete (by a killed run, or an
-    // older recipe) is made again rather than trusted for its name.
-    let complete = |d: &Path| {
-        links
-            .iter()
-            .all(|(n, t)| std::fs::read_link(d.join(n)).is_ok_and(|l| &l == t))
-    };
+    // Written last: a directory without it is not one this function finished.
+    let complete = |d: &Path| d.join(".complete").is_file();
     if !complete(&dest) {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let tag = format!("{}-{n}", std::process::id());
+        std::fs::create_dir_all(&base).unwrap();
+        if dest.exists() {
+            // Unfinished (a killed run): moved aside first, so nobody uses it meanwhile.
+            let stale = base.join(format!(".stale-{tag}"));
+            if std::fs::rename(&dest, &stale).is_ok() {
+                let _ = std::fs::remove_dir_all(&stale);
+            }
+        }
         // Made aside and renamed: it appears whole, and a concurrent test process that made
         // the same first wins.
-        std::fs::create_dir_all(&base).unwrap();
-        let staged = base.join(format!(".tmp-{}", std::process::id()));
+        let staged = base.join(format!(".tmp-{tag}"));
         let _ = std::fs::remove_dir_all(&staged);
         std::fs::create_dir(&staged).unwrap();
         for (name, target) in &links {
             std::os::unix::fs::symlink(target, staged.join(name)).unwrap();
         }
-        if dest.is_dir() && !complete(&dest) {
-            let _ = std::fs::remove_dir_all(&dest);
-        }
+        std::fs::write(staged.join(".complete"), format!("{}\n", links.len())).unwrap();
         if std::fs::rename(&staged, &dest).is_err() {
             let _ = std::fs::remove_dir_all(&staged);
             assert!(complete(&dest), "could not make {}", dest.display());
@@ -475,9 +478,13 @@ impl Tool {
         if let Some(d) = self.cmd.get_current_dir() {
             c.current_dir(d);
         }
-        let o = c
-            .output()
-            .unwrap_or_else(|e| panic!("starting {program}: {e}"));
+        let o = c.output().unwrap_or_else(|e| {
+            panic!(
+                "starting {program} in {:?} with PATH {:?}: {e}",
+                c.get_current_dir(),
+                c.get_envs().find(|(k, _)| *k == "PATH")
+            )
+        });
         drop(self.keep);
         o
     }
