@@ -51,16 +51,6 @@ pub enum Color {
     Never,
 }
 
-impl From<Color> for crate::ui::ColorChoice {
-    fn from(c: Color) -> Self {
-        match c {
-            Color::Auto => crate::ui::ColorChoice::Auto,
-            Color::Always => crate::ui::ColorChoice::Always,
-            Color::Never => crate::ui::ColorChoice::Never,
-        }
-    }
-}
-
 /// Default hang timeout of builds. Busy CPU is progress, so a long emulated LLVM codegen is
 /// never a hang; only a sandbox where no process computes, reads or writes for this long is.
 pub const DEFAULT_HANG_TIMEOUT: u64 = 300;
@@ -206,284 +196,6 @@ pub const CARGO_COMMANDS: [(&str, Option<&str>, &str); 8] = [
     ),
     ("fix", None, "Apply rustc's suggestions, compiling for ARM"),
 ];
-
-/// The canonical name of a cargo command (`b` → `build`); `None` when `name` is not one.
-pub fn cargo_command_name(name: &str) -> Option<&'static str> {
-    CARGO_COMMANDS
-        .iter()
-        .find(|(n, alias, _)| *n == name || *alias == Some(name))
-        .map(|(n, _, _)| *n)
-}
-
-/// The subcommand of a cargo command, as its help, the completions and the man page show it:
-/// our options, the cargo options we follow, and cargo's arguments.
-fn cargo_subcommand(name: &str) -> clap::Command {
-    let (about, alias, help_of) = match CARGO_COMMANDS.iter().find(|(n, _, _)| *n == name) {
-        Some((n, alias, about)) => (about.to_string(), *alias, format!("cargo help {n}")),
-        None if name == "cargo" => (
-            "Any cargo command, its arguments as they are (cargo's `run`: cargo for-arm cargo run …)"
-                .to_string(),
-            None,
-            "cargo help".to_string(),
-        ),
-        None => (
-            format!("cargo {name}, in the ARM rootfs"),
-            None,
-            format!("cargo help {name}"),
-        ),
-    };
-    // Our options first: the derived structs bring an `about` of their own, replaced below.
-    let cmd = CargoShared::augment_args(BuildOpts::augment_args(clap::Command::new(
-        name.to_string(),
-    )))
-    .about(about)
-    .arg(
-        Arg::new("cargo_args")
-            .value_name("CARGO_ARGS")
-            .num_args(0..)
-            .trailing_var_arg(true)
-            .allow_hyphen_values(true)
-            .help("cargo's own options and arguments: they go to cargo untouched, in order"),
-    )
-    .after_help(format!(
-        "cargo-for-arm's options may stand anywhere among cargo's, before a `--`.\n\
-             cargo's own options: {help_of}"
-    ));
-    match alias {
-        Some(a) => cmd.visible_alias(a),
-        None => cmd,
-    }
-}
-
-/// The whole command line as clap knows it: [`Cli`], the cargo commands (for their help, the
-/// completions and the man page; `main` hands them to `build` before clap parses), and target
-/// triples wherever an architecture is taken.
-pub fn command() -> clap::Command {
-    let mut cmd = Cli::command();
-    for (i, (name, _, _)) in CARGO_COMMANDS.iter().enumerate() {
-        cmd = cmd.subcommand(cargo_subcommand(name).display_order(i));
-    }
-    cmd.subcommand(cargo_subcommand("cargo").display_order(CARGO_COMMANDS.len()))
-        .mut_subcommand("rootfs", |r| {
-            r.mut_subcommand("create", |c| {
-                c.mut_arg("arch", |a| {
-                    a.value_parser(arch_or_triple)
-                        .value_name("ARCH|TRIPLE")
-                        .help("Debian architecture: armhf, arm64, … or a target triple")
-                })
-            })
-        })
-}
-
-/// The command line of a cargo command, or `None` for clap: after the program name and the
-/// global options, the index of a cargo command (or `cargo`).
-pub fn cargo_command_at(args: &[OsString]) -> Option<usize> {
-    let specs = OptSpec::of(&GlobalOpts::augment_args(clap::Command::new("global")));
-    let mut i = 1;
-    while let Some(a) = args.get(i) {
-        let a = a.to_str()?;
-        if !a.starts_with('-') || a == "-" {
-            return (a == "cargo" || cargo_command_name(a).is_some()).then_some(i);
-        }
-        let (spec, inline) = OptSpec::find(&specs, a)?;
-        i += if spec.takes_value && inline.is_none() {
-            2
-        } else {
-            1
-        };
-    }
-    None
-}
-
-/// The global options before a cargo command (`args[1..at]`), through clap.
-pub fn parse_globals(args: &[OsString]) -> Result<GlobalOpts, clap::Error> {
-    let cmd =
-        GlobalOpts::augment_args(clap::Command::new("cargo-for-arm").bin_name("cargo for-arm"));
-    let m = cmd.try_get_matches_from(args)?;
-    <GlobalOpts as clap::FromArgMatches>::from_arg_matches(&m)
-}
-
-/// Print the help of a cargo command (`long`: `--help`, else `-h`); the exit code.
-pub fn print_cargo_command_help(name: &str, long: bool) -> i32 {
-    let mut cmd = command();
-    if cmd.find_subcommand(name).is_none() {
-        cmd = cmd.subcommand(cargo_subcommand(name));
-    }
-    let flag = if long { "--help" } else { "-h" };
-    match cmd.try_get_matches_from(["cargo-for-arm", name, flag]) {
-        Err(e) => {
-            let _ = e.print();
-            e.exit_code()
-        }
-        Ok(_) => unreachable!("--help always ends in clap's DisplayHelp"),
-    }
-}
-
-/// Shell completions, generated from [`command`] without its hidden internal commands
-/// (clap_complete would offer them).
-pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
-    // clap_complete's bash script spells the states of a hyphenated name two ways, so options
-    // after a subcommand never complete (clap-rs/clap#6421): for bash, generate for
-    // `cargo_for_arm`, then register the function for the real name.
-    let bash = shell == clap_complete::Shell::Bash;
-    let bin = if bash {
-        "cargo_for_arm"
-    } else {
-        "cargo-for-arm"
-    };
-    let mut full = command();
-    // Built under that name, so that the subcommands carry it too.
-    full.set_bin_name(bin);
-    full.build();
-    let mut visible =
-        GlobalOpts::augment_args(clap::Command::new(bin).version(env!("CARGO_PKG_VERSION")))
-            .subcommands(
-                full.get_subcommands()
-                    // `help` comes back with the new root.
-                    .filter(|s| !s.is_hide_set() && s.get_name() != "help")
-                    .cloned(),
-            );
-    let mut out = Vec::new();
-    clap_complete::generate(shell, &mut visible, bin, &mut out);
-    if !bash {
-        return out;
-    }
-    let mut fixed = String::with_capacity(out.len());
-    for line in String::from_utf8_lossy(&out).lines() {
-        match line.trim_start().starts_with("complete ") {
-            true => fixed.push_str(&line.replace(" cargo_for_arm", " cargo-for-arm")),
-            false => fixed.push_str(line),
-        }
-        fixed.push('\n');
-    }
-    fixed.into_bytes()
-}
-
-/// The man page (roff) of the tool, or of one of its commands.
-pub fn man(name: Option<&str>) -> anyhow::Result<Vec<u8>> {
-    let mut cmd = command();
-    cmd.build();
-    let page = match name {
-        None => cmd,
-        Some(n) => {
-            let sub = cmd
-                .get_subcommands()
-                .find(|s| s.get_name() == n || s.get_all_aliases().any(|a| a == n))
-                .filter(|s| !s.is_hide_set())
-                .ok_or_else(|| {
-                    anyhow::anyhow!("no command {n} (cargo-for-arm --help lists them)")
-                })?;
-            sub.clone()
-        }
-    };
-    let mut out = Vec::new();
-    clap_mangen::Man::new(page)
-        .source(format!("cargo-for-arm {}", env!("CARGO_PKG_VERSION")))
-        .render(&mut out)?;
-    Ok(out)
-}
-
-/// One option of a clap definition, as the hand parser of the cargo commands sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OptSpec {
-    /// clap's id of the argument.
-    pub id: String,
-    pub long: Option<String>,
-    pub short: Option<char>,
-    pub takes_value: bool,
-}
-
-impl OptSpec {
-    /// The options (not positionals) of `cmd`, as clap defines them.
-    pub fn of(cmd: &clap::Command) -> Vec<OptSpec> {
-        cmd.get_arguments()
-            .filter(|a| !a.is_positional())
-            .map(|a| OptSpec {
-                id: a.get_id().to_string(),
-                long: a.get_long().map(str::to_string),
-                short: a.get_short(),
-                takes_value: a.get_action().takes_values(),
-            })
-            .collect()
-    }
-
-    /// The option `token` names (`--name`, `--name=value`, `-c`), and its inline value.
-    pub fn find<'a, 't>(
-        specs: &'a [OptSpec],
-        token: &'t str,
-    ) -> Option<(&'a OptSpec, Option<&'t str>)> {
-        if let Some(rest) = token.strip_prefix("--") {
-            let (name, inline) = match rest.split_once('=') {
-                Some((n, v)) => (n, Some(v)),
-                None => (rest, None),
-            };
-            let spec = specs.iter().find(|s| s.long.as_deref() == Some(name))?;
-            // `--flag=x` of a flag without a value is not ours to take.
-            return (spec.takes_value || inline.is_none()).then_some((spec, inline));
-        }
-        let mut chars = token.strip_prefix('-')?.chars();
-        let (c, None) = (chars.next()?, chars.next()) else {
-            return None;
-        };
-        specs.iter().find(|s| s.short == Some(c)).map(|s| (s, None))
-    }
-}
-
-/// The target triples cargo-for-arm maps to a Debian architecture: what Debian's rustc there
-/// builds for, so what a Debian rootfs's cargo (and native mode) builds.
-pub const TRIPLES: [(&str, &str); 8] = [
-    ("armv7-unknown-linux-gnueabihf", "armhf"),
-    ("aarch64-unknown-linux-gnu", "arm64"),
-    ("armv5te-unknown-linux-gnueabi", "armel"),
-    ("riscv64gc-unknown-linux-gnu", "riscv64"),
-    ("powerpc64le-unknown-linux-gnu", "ppc64el"),
-    ("s390x-unknown-linux-gnu", "s390x"),
-    ("x86_64-unknown-linux-gnu", "amd64"),
-    ("i686-unknown-linux-gnu", "i386"),
-];
-
-/// The Debian architecture of a supported target triple; else why it is not supported.
-pub fn triple_arch(triple: &str) -> Result<&'static str, &'static str> {
-    if let Some((_, deb)) = TRIPLES.iter().find(|(t, _)| *t == triple) {
-        return Ok(deb);
-    }
-    Err(if triple.contains("musl") {
-        "Debian's rootfs are glibc systems, and musl targets need a rootfs whose Rust has musl's standard library"
-    } else if triple.starts_with("arm-") {
-        "arm-* targets are ARMv6 (Raspberry Pi 1 and Zero), and Debian's armhf is ARMv7 Thumb-2 code, which an \
-         ARMv6 CPU cannot run (Debian's armel is armv5te-unknown-linux-gnueabi)"
-    } else {
-        "no Debian architecture builds for it"
-    })
-}
-
-/// "T [deb], …": the supported triples, in the one naming scheme of messages.
-pub fn supported_triples() -> String {
-    TRIPLES
-        .iter()
-        .map(|(t, d)| format!("{t} [{d}]"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// "target T is not supported: why; supported: …".
-pub fn unsupported_triple(triple: &str, why: &str) -> String {
-    format!(
-        "target {triple} is not supported: {why}. Supported: {}",
-        supported_triples()
-    )
-}
-
-/// clap's parser of an architecture option: a name passes on, a triple becomes the Debian
-/// architecture it maps to.
-pub fn arch_or_triple(s: &str) -> Result<String, String> {
-    if !s.contains('-') {
-        return Ok(s.to_string());
-    }
-    triple_arch(s)
-        .map(str::to_string)
-        .map_err(|why| unsupported_triple(s, why))
-}
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -772,4 +484,292 @@ mod tests {
             matches!(cli.command, Command::Rootfs(RootfsCommand::Create(o)) if o.arch == "armhf")
         );
     }
+}
+
+impl From<Color> for crate::ui::ColorChoice {
+    fn from(c: Color) -> Self {
+        match c {
+            Color::Auto => crate::ui::ColorChoice::Auto,
+            Color::Always => crate::ui::ColorChoice::Always,
+            Color::Never => crate::ui::ColorChoice::Never,
+        }
+    }
+}
+
+/// The canonical name of a cargo command (`b` → `build`); `None` when `name` is not one.
+pub fn cargo_command_name(name: &str) -> Option<&'static str> {
+    CARGO_COMMANDS
+        .iter()
+        .find(|(n, alias, _)| *n == name || *alias == Some(name))
+        .map(|(n, _, _)| *n)
+}
+
+/// The subcommand of a cargo command, as its help, the completions and the man page show it:
+/// our options, the cargo options we follow, and cargo's arguments.
+fn cargo_subcommand(name: &str) -> clap::Command {
+    let (about, alias, help_of) = match CARGO_COMMANDS.iter().find(|(n, _, _)| *n == name) {
+        Some((n, alias, about)) => (about.to_string(), *alias, format!("cargo help {n}")),
+        None if name == "cargo" => (
+            "Any cargo command, its arguments as they are (cargo's `run`: cargo for-arm cargo run …)"
+                .to_string(),
+            None,
+            "cargo help".to_string(),
+        ),
+        None => (
+            format!("cargo {name}, in the ARM rootfs"),
+            None,
+            format!("cargo help {name}"),
+        ),
+    };
+    // Our options first: the derived structs bring an `about` of their own, replaced below.
+    let cmd = CargoShared::augment_args(BuildOpts::augment_args(clap::Command::new(
+        name.to_string(),
+    )))
+    .about(about)
+    .arg(
+        Arg::new("cargo_args")
+            .value_name("CARGO_ARGS")
+            .num_args(0..)
+            .trailing_var_arg(true)
+            .allow_hyphen_values(true)
+            .help("cargo's own options and arguments: they go to cargo untouched, in order"),
+    )
+    .after_help(format!(
+        "cargo-for-arm's options may stand anywhere among cargo's, before a `--`.\n\
+             cargo's own options: {help_of}"
+    ));
+    match alias {
+        Some(a) => cmd.visible_alias(a),
+        None => cmd,
+    }
+}
+
+/// The whole command line as clap knows it: [`Cli`], the cargo commands (for their help, the
+/// completions and the man page; `main` hands them to `build` before clap parses), and target
+/// triples wherever an architecture is taken.
+pub fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    for (i, (name, _, _)) in CARGO_COMMANDS.iter().enumerate() {
+        cmd = cmd.subcommand(cargo_subcommand(name).display_order(i));
+    }
+    cmd.subcommand(cargo_subcommand("cargo").display_order(CARGO_COMMANDS.len()))
+        .mut_subcommand("rootfs", |r| {
+            r.mut_subcommand("create", |c| {
+                c.mut_arg("arch", |a| {
+                    a.value_parser(arch_or_triple)
+                        .value_name("ARCH|TRIPLE")
+                        .help("Debian architecture: armhf, arm64, … or a target triple")
+                })
+            })
+        })
+}
+
+/// The command line of a cargo command, or `None` for clap: after the program name and the
+/// global options, the index of a cargo command (or `cargo`).
+pub fn cargo_command_at(args: &[OsString]) -> Option<usize> {
+    let specs = OptSpec::of(&GlobalOpts::augment_args(clap::Command::new("global")));
+    let mut i = 1;
+    while let Some(a) = args.get(i) {
+        let a = a.to_str()?;
+        if !a.starts_with('-') || a == "-" {
+            return (a == "cargo" || cargo_command_name(a).is_some()).then_some(i);
+        }
+        let (spec, inline) = OptSpec::find(&specs, a)?;
+        i += if spec.takes_value && inline.is_none() {
+            2
+        } else {
+            1
+        };
+    }
+    None
+}
+
+/// The global options before a cargo command (`args[1..at]`), through clap.
+pub fn parse_globals(args: &[OsString]) -> Result<GlobalOpts, clap::Error> {
+    let cmd =
+        GlobalOpts::augment_args(clap::Command::new("cargo-for-arm").bin_name("cargo for-arm"));
+    let m = cmd.try_get_matches_from(args)?;
+    <GlobalOpts as clap::FromArgMatches>::from_arg_matches(&m)
+}
+
+/// Print the help of a cargo command (`long`: `--help`, else `-h`); the exit code.
+pub fn print_cargo_command_help(name: &str, long: bool) -> i32 {
+    let mut cmd = command();
+    if cmd.find_subcommand(name).is_none() {
+        cmd = cmd.subcommand(cargo_subcommand(name));
+    }
+    let flag = if long { "--help" } else { "-h" };
+    match cmd.try_get_matches_from(["cargo-for-arm", name, flag]) {
+        Err(e) => {
+            let _ = e.print();
+            e.exit_code()
+        }
+        Ok(_) => unreachable!("--help always ends in clap's DisplayHelp"),
+    }
+}
+
+/// Shell completions, generated from [`command`] without its hidden internal commands
+/// (clap_complete would offer them).
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    // clap_complete's bash script spells the states of a hyphenated name two ways, so options
+    // after a subcommand never complete (clap-rs/clap#6421): for bash, generate for
+    // `cargo_for_arm`, then register the function for the real name.
+    let bash = shell == clap_complete::Shell::Bash;
+    let bin = if bash {
+        "cargo_for_arm"
+    } else {
+        "cargo-for-arm"
+    };
+    let mut full = command();
+    // Built under that name, so that the subcommands carry it too.
+    full.set_bin_name(bin);
+    full.build();
+    let mut visible =
+        GlobalOpts::augment_args(clap::Command::new(bin).version(env!("CARGO_PKG_VERSION")))
+            .subcommands(
+                full.get_subcommands()
+                    // `help` comes back with the new root.
+                    .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+                    .cloned(),
+            );
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut visible, bin, &mut out);
+    if !bash {
+        return out;
+    }
+    let mut fixed = String::with_capacity(out.len());
+    for line in String::from_utf8_lossy(&out).lines() {
+        match line.trim_start().starts_with("complete ") {
+            true => fixed.push_str(&line.replace(" cargo_for_arm", " cargo-for-arm")),
+            false => fixed.push_str(line),
+        }
+        fixed.push('\n');
+    }
+    fixed.into_bytes()
+}
+
+/// The man page (roff) of the tool, or of one of its commands.
+pub fn man(name: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    let mut cmd = command();
+    cmd.build();
+    let page = match name {
+        None => cmd,
+        Some(n) => {
+            let sub = cmd
+                .get_subcommands()
+                .find(|s| s.get_name() == n || s.get_all_aliases().any(|a| a == n))
+                .filter(|s| !s.is_hide_set())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("no command {n} (cargo-for-arm --help lists them)")
+                })?;
+            sub.clone()
+        }
+    };
+    let mut out = Vec::new();
+    clap_mangen::Man::new(page)
+        .source(format!("cargo-for-arm {}", env!("CARGO_PKG_VERSION")))
+        .render(&mut out)?;
+    Ok(out)
+}
+
+/// One option of a clap definition, as the hand parser of the cargo commands sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptSpec {
+    /// clap's id of the argument.
+    pub id: String,
+    pub long: Option<String>,
+    pub short: Option<char>,
+    pub takes_value: bool,
+}
+
+impl OptSpec {
+    /// The options (not positionals) of `cmd`, as clap defines them.
+    pub fn of(cmd: &clap::Command) -> Vec<OptSpec> {
+        cmd.get_arguments()
+            .filter(|a| !a.is_positional())
+            .map(|a| OptSpec {
+                id: a.get_id().to_string(),
+                long: a.get_long().map(str::to_string),
+                short: a.get_short(),
+                takes_value: a.get_action().takes_values(),
+            })
+            .collect()
+    }
+
+    /// The option `token` names (`--name`, `--name=value`, `-c`), and its inline value.
+    pub fn find<'a, 't>(
+        specs: &'a [OptSpec],
+        token: &'t str,
+    ) -> Option<(&'a OptSpec, Option<&'t str>)> {
+        if let Some(rest) = token.strip_prefix("--") {
+            let (name, inline) = match rest.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (rest, None),
+            };
+            let spec = specs.iter().find(|s| s.long.as_deref() == Some(name))?;
+            // `--flag=x` of a flag without a value is not ours to take.
+            return (spec.takes_value || inline.is_none()).then_some((spec, inline));
+        }
+        let mut chars = token.strip_prefix('-')?.chars();
+        let (c, None) = (chars.next()?, chars.next()) else {
+            return None;
+        };
+        specs.iter().find(|s| s.short == Some(c)).map(|s| (s, None))
+    }
+}
+
+/// The target triples cargo-for-arm maps to a Debian architecture: what Debian's rustc there
+/// builds for, so what a Debian rootfs's cargo (and native mode) builds.
+pub const TRIPLES: [(&str, &str); 8] = [
+    ("armv7-unknown-linux-gnueabihf", "armhf"),
+    ("aarch64-unknown-linux-gnu", "arm64"),
+    ("armv5te-unknown-linux-gnueabi", "armel"),
+    ("riscv64gc-unknown-linux-gnu", "riscv64"),
+    ("powerpc64le-unknown-linux-gnu", "ppc64el"),
+    ("s390x-unknown-linux-gnu", "s390x"),
+    ("x86_64-unknown-linux-gnu", "amd64"),
+    ("i686-unknown-linux-gnu", "i386"),
+];
+
+/// The Debian architecture of a supported target triple; else why it is not supported.
+pub fn triple_arch(triple: &str) -> Result<&'static str, &'static str> {
+    if let Some((_, deb)) = TRIPLES.iter().find(|(t, _)| *t == triple) {
+        return Ok(deb);
+    }
+    Err(if triple.contains("musl") {
+        "Debian's rootfs are glibc systems, and musl targets need a rootfs whose Rust has musl's standard library"
+    } else if triple.starts_with("arm-") {
+        "arm-* targets are ARMv6 (Raspberry Pi 1 and Zero), and Debian's armhf is ARMv7 Thumb-2 code, which an \
+         ARMv6 CPU cannot run (Debian's armel is armv5te-unknown-linux-gnueabi)"
+    } else {
+        "no Debian architecture builds for it"
+    })
+}
+
+/// "T [deb], …": the supported triples, in the one naming scheme of messages.
+pub fn supported_triples() -> String {
+    TRIPLES
+        .iter()
+        .map(|(t, d)| format!("{t} [{d}]"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// "target T is not supported: why; supported: …".
+pub fn unsupported_triple(triple: &str, why: &str) -> String {
+    format!(
+        "target {triple} is not supported: {why}. Supported: {}",
+        supported_triples()
+    )
+}
+
+/// clap's parser of an architecture option: a name passes on, a triple becomes the Debian
+/// architecture it maps to.
+pub fn arch_or_triple(s: &str) -> Result<String, String> {
+    if !s.contains('-') {
+        return Ok(s.to_string());
+    }
+    triple_arch(s)
+        .map(str::to_string)
+        .map_err(|why| unsupported_triple(s, why))
 }

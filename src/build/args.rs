@@ -146,31 +146,54 @@ pub fn parse(args: &[String], global: &GlobalOpts, cwd: &Path) -> Result<Parsed>
         }
     }
     let rest: Vec<String> = it.collect();
-    let ours = OptSpec::of(&ours_command(&sub));
-    let shared = OptSpec::of(&shared_command(&sub));
-    let mut taken = Vec::new();
-    let mut followed = Vec::new();
-    let mut cargo_args = Vec::new();
+    match split(&sub, &rest, passthrough, cwd) {
+        Split::Help { long } => Ok(Parsed::Help { command: sub, long }),
+        Split::Args(s) => options(sub, s, global, cwd),
+    }
+}
+
+/// The arguments after the subcommand, sorted.
+struct Tokens {
+    /// Ours, as `--name=value`, for clap.
+    taken: Vec<String>,
+    /// cargo's own that the tool follows too, for clap.
+    followed: Vec<String>,
+    /// What cargo gets, in order.
+    cargo_args: Vec<String>,
+}
+
+enum Split {
+    Help { long: bool },
+    Args(Tokens),
+}
+
+fn split(sub: &str, rest: &[String], passthrough: bool, cwd: &Path) -> Split {
+    let ours = OptSpec::of(&ours_command(sub));
+    let shared = OptSpec::of(&shared_command(sub));
+    let mut t = Tokens {
+        taken: Vec::new(),
+        followed: Vec::new(),
+        cargo_args: Vec::new(),
+    };
     let mut i = 0;
     while i < rest.len() {
         let a = &rest[i];
         i += 1;
         if a == "--" {
-            cargo_args.extend(rest[i - 1..].iter().cloned());
+            t.cargo_args.extend(rest[i - 1..].iter().cloned());
             break;
         }
         if !passthrough && (a == "-h" || a == "--help") {
-            return Ok(Parsed::Help {
-                command: sub,
+            return Split::Help {
                 long: a == "--help",
-            });
+            };
         }
         let (spec, inline, is_ours) = match OptSpec::find(&ours, a) {
             Some((s, v)) => (s, v, true),
             None => match OptSpec::find(&shared, a) {
                 Some((s, v)) => (s, v, false),
                 None => {
-                    cargo_args.push(a.clone());
+                    t.cargo_args.push(a.clone());
                     continue;
                 }
             },
@@ -191,31 +214,34 @@ pub fn parse(args: &[String], global: &GlobalOpts, cwd: &Path) -> Result<Parsed>
             _ => a.clone(),
         };
         if is_ours {
-            taken.push(token);
+            t.taken.push(token);
             continue;
         }
-        followed.push(token);
+        t.followed.push(token);
         // cargo's own: it goes to cargo too; a manifest path made absolute, so that it holds
         // in the sandbox's working directory (which is not always ours).
-        if spec.id == "manifest_path" {
-            if let Some(v) = &value {
-                let abs = cwd.join(v);
-                // Resolved, so no `..` leads through a directory the sandbox does not have.
-                let abs = abs.canonicalize().unwrap_or(abs);
-                let abs = abs.to_string_lossy().into_owned();
-                match value_token {
-                    Some(_) => cargo_args.extend([a.clone(), abs]),
-                    None => cargo_args.push(format!("--manifest-path={abs}")),
-                }
-                continue;
+        if let (true, Some(v)) = (spec.id == "manifest_path", &value) {
+            let abs = cwd.join(v);
+            // Resolved, so no `..` leads through a directory the sandbox does not have.
+            let abs = abs.canonicalize().unwrap_or(abs);
+            let abs = abs.to_string_lossy().into_owned();
+            match value_token {
+                Some(_) => t.cargo_args.extend([a.clone(), abs]),
+                None => t.cargo_args.push(format!("--manifest-path={abs}")),
             }
+            continue;
         }
-        cargo_args.push(a.clone());
-        cargo_args.extend(value_token);
+        t.cargo_args.push(a.clone());
+        t.cargo_args.extend(value_token);
     }
-    let m = ours_command(&sub).try_get_matches_from(&taken)?;
+    Split::Args(t)
+}
+
+/// Ours and the followed ones through clap, into [`Options`].
+fn options(sub: String, t: Tokens, global: &GlobalOpts, cwd: &Path) -> Result<Parsed> {
+    let m = ours_command(&sub).try_get_matches_from(&t.taken)?;
     let b = BuildOpts::from_arg_matches(&m)?;
-    let m = shared_command(&sub).try_get_matches_from(&followed)?;
+    let m = shared_command(&sub).try_get_matches_from(&t.followed)?;
     let c = CargoShared::from_arg_matches(&m)?;
     let g = GlobalOpts::from_arg_matches(&m)?;
     let (asked, arch) = asked_by_flags(b.arch.as_deref(), b.target.as_deref())?;
@@ -245,7 +271,7 @@ pub fn parse(args: &[String], global: &GlobalOpts, cwd: &Path) -> Result<Parsed>
         color: g.color.or(global.color).map(ColorChoice::from),
         manifest_path: c.manifest_path.map(|p| cwd.join(p)),
         offline: c.offline || c.frozen,
-        cargo_args,
+        cargo_args: t.cargo_args,
     })))
 }
 

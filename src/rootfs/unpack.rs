@@ -31,53 +31,12 @@ pub struct Limits {
     pub xz_memlimit: u64,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_bytes: 32 << 30,
-            max_entries: 2_000_000,
-            xz_memlimit: 512 << 20,
-        }
-    }
-}
-
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
     pub entries: u64,
     pub bytes: u64,
     pub skipped_nodes: u64,
     pub stripped_setid: u64,
-}
-
-/// Open an archive and return a reader of the tar stream inside, by its magic bytes.
-pub fn decompressed(path: &Path, limits: &Limits) -> Result<Box<dyn Read>> {
-    let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    decompress(f, limits)
-}
-
-/// The tar stream inside `reader`, by its magic bytes (xz, gzip, zstd, or plain tar).
-pub fn decompress<R: Read + 'static>(reader: R, limits: &Limits) -> Result<Box<dyn Read>> {
-    use std::io::BufRead;
-    let mut f = BufReader::new(reader);
-    let buf = f.fill_buf()?;
-    let m = &buf[..buf.len().min(6)];
-    let (xz, gz, zst) = (
-        m.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]),
-        m.starts_with(&[0x1f, 0x8b]),
-        m.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]),
-    );
-    Ok(if xz {
-        let stream =
-            xz2::stream::Stream::new_stream_decoder(limits.xz_memlimit, xz2::stream::CONCATENATED)
-                .context("xz decoder")?;
-        Box::new(xz2::read::XzDecoder::new_stream(f, stream))
-    } else if gz {
-        Box::new(flate2::read::MultiGzDecoder::new(f))
-    } else if zst {
-        Box::new(zstd::stream::read::Decoder::with_buffer(f)?)
-    } else {
-        Box::new(f)
-    })
 }
 
 /// What the unpacker does with the owners, the layout and the setid bits an archive asks for.
@@ -186,6 +145,47 @@ impl UnpackError {
             errno,
         }
     }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: 32 << 30,
+            max_entries: 2_000_000,
+            xz_memlimit: 512 << 20,
+        }
+    }
+}
+
+/// Open an archive and return a reader of the tar stream inside, by its magic bytes.
+pub fn decompressed(path: &Path, limits: &Limits) -> Result<Box<dyn Read>> {
+    let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    decompress(f, limits)
+}
+
+/// The tar stream inside `reader`, by its magic bytes (xz, gzip, zstd, or plain tar).
+pub fn decompress<R: Read + 'static>(reader: R, limits: &Limits) -> Result<Box<dyn Read>> {
+    use std::io::BufRead;
+    let mut f = BufReader::new(reader);
+    let buf = f.fill_buf()?;
+    let m = &buf[..buf.len().min(6)];
+    let (xz, gz, zst) = (
+        m.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]),
+        m.starts_with(&[0x1f, 0x8b]),
+        m.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]),
+    );
+    Ok(if xz {
+        let stream =
+            xz2::stream::Stream::new_stream_decoder(limits.xz_memlimit, xz2::stream::CONCATENATED)
+                .context("xz decoder")?;
+        Box::new(xz2::read::XzDecoder::new_stream(f, stream))
+    } else if gz {
+        Box::new(flate2::read::MultiGzDecoder::new(f))
+    } else if zst {
+        Box::new(zstd::stream::read::Decoder::with_buffer(f)?)
+    } else {
+        Box::new(f)
+    })
 }
 
 /// An `io::Error` of `what` (reading the archive, writing an entry).
