@@ -197,15 +197,11 @@ fn resolve_lockfile(root: &Path, rustc: Option<&RustcInfo>, offline: bool) -> Re
             .args(offline.then_some("--offline"))
             .env("CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS", "fallback");
         if let Some(info) = rustc {
-            // The answer script is what cargo asks; a wrapper of the user's would run it.
-            cmd.env("RUSTC", &info.answer_script);
-            for w in [
-                "RUSTC_WRAPPER",
-                "RUSTC_WORKSPACE_WRAPPER",
-                "CARGO_BUILD_RUSTC_WRAPPER",
-            ] {
-                cmd.env_remove(w);
-            }
+            // The answer script is what cargo asks; a wrapper of the user's (environment or
+            // cargo config: an empty value overrides both) would run it instead.
+            cmd.env("RUSTC", &info.answer_script)
+                .env("RUSTC_WRAPPER", "")
+                .env("RUSTC_WORKSPACE_WRAPPER", "");
         }
         let st = cmd.status().context("running cargo generate-lockfile")?;
         if !st.success() {
