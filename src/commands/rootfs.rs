@@ -153,7 +153,7 @@ fn rm(name: &str, quiet: bool) -> Result<i32> {
     let _lock = store.lock(name)?;
     store.remove(name)?;
     if !quiet {
-        eprintln!("     Removed rootfs {name}");
+        crate::ui::status("Removed", format_args!("rootfs {name}"));
     }
     Ok(0)
 }
@@ -263,7 +263,10 @@ fn pull(request: PullRequest, limits: &Limits, quiet: bool) -> Result<i32> {
     let _lock = store.lock(name)?;
     if store.get(name).is_some() {
         if !quiet {
-            eprintln!("    Present rootfs {name} is already in the store");
+            crate::ui::status(
+                "Present",
+                format_args!("rootfs {name} is already in the store"),
+            );
         }
         return Ok(0);
     }
@@ -371,7 +374,7 @@ fn check_sha256(
         }
         Some(_) => {
             if !quiet {
-                eprintln!("    Verified sha256 {actual}");
+                crate::ui::status("Verified", format_args!("sha256 {actual}"));
             }
         }
         None => eprintln!(
@@ -414,7 +417,10 @@ fn import(source: &Path, name: &str, quiet: bool) -> Result<i32> {
         result?;
     }
     if !quiet {
-        eprintln!("    Imported rootfs {name} (unverified: imported by hand)");
+        crate::ui::status(
+            "Imported",
+            format_args!("rootfs {name} (unverified: imported by hand)"),
+        );
     }
     Ok(0)
 }

@@ -447,7 +447,7 @@ fn merged_usr_links(root: &Path, arch: &str) -> Result<()> {
 /// (`__extract-debs`, which unpacks with [`STAGE1_UNPACK`]).
 fn stage1(root: &Path, order: &InstallOrder, debs: &Debs, map: &IdMap, quiet: bool) -> Result<()> {
     if !quiet {
-        eprintln!("    Unpacking {} packages", order.len());
+        crate::ui::status("Unpacking", format_args!("{} packages", order.len()));
     }
     let mut args = vec!["__extract-debs".to_string(), root.display().to_string()];
     args.extend(order.all().map(|n| debs.paths[n].display().to_string()));

@@ -124,8 +124,8 @@ impl Progress {
         } else if !self.quiet && self.last_line.elapsed() > Duration::from_secs(5) {
             self.last_line = Instant::now();
             match self.total {
-                Some(t) => eprintln!("  Downloaded {pos} of {t} bytes"),
-                None => eprintln!("  Downloaded {pos} bytes"),
+                Some(t) => crate::ui::status("Downloaded", format_args!("{pos} of {t} bytes")),
+                None => crate::ui::status("Downloaded", format_args!("{pos} bytes")),
             }
         }
     }

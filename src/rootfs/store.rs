@@ -302,7 +302,7 @@ impl Store {
             .with_context(|| format!("{} does not look like a root filesystem", origin.source))?;
         let host_arch = arch.runs_natively();
         if host_arch && !quiet {
-            eprintln!("cargo-for-arm: note: {name} is a rootfs for this host's own architecture ({arch_desc}): it runs natively, without qemu");
+            crate::ui::note(format_args!("{name} is a rootfs for this host's own architecture ({arch_desc}): it runs natively, without qemu"));
         }
         let entry = Entry {
             name: name.to_string(),
@@ -410,7 +410,10 @@ pub fn report_summary(sum: &unpack::Summary, quiet: bool) {
     if quiet {
         return;
     }
-    eprintln!("    Unpacked {} entries, {} bytes", sum.entries, sum.bytes);
+    crate::ui::status(
+        "Unpacked",
+        format_args!("{} entries, {} bytes", sum.entries, sum.bytes),
+    );
     if sum.skipped_nodes > 0 {
         eprintln!(
             "cargo-for-arm: note: skipped {} device nodes and FIFOs (the sandbox provides /dev)",
