@@ -93,7 +93,7 @@ pub fn set_lockfile_version(text: &str, v: u32) -> String {
 }
 
 /// Ask the rustc of the build's sandbox for `-vV` once (an emulated run in emulate mode);
-/// the answer is cached per rootfs and PATH in the host-only cache (`<home>/host`), which no
+/// the answer is cached per rootfs, PATH and binds in the host-only cache (`<home>/host`), which no
 /// sandbox is given. What the sandbox wrote is read without following links, bounded, and
 /// checked line by line before a script that repeats it is written.
 fn rustc_probe(job: &Job, p: &Prepared) -> Result<RustcInfo> {
@@ -104,10 +104,20 @@ fn rustc_probe(job: &Job, p: &Prepared) -> Result<RustcInfo> {
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
+    // Keyed by what decides which rustc answers: the root, PATH, and the tools bound in (a
+    // rustup toolchain, the target std: read-only, at a path of their own; not the project,
+    // nor this build's own cargo home, which would make every build ask again).
     let mut h = Sha256::new();
     h.update(p.builder.root().path.as_os_str().as_encoded_bytes());
     h.update(b"\0");
     h.update(path.as_bytes());
+    let tools = p.builder.binds_so_far().iter();
+    for b in tools.filter(|b| b.readonly() && b.guest != b.host) {
+        h.update(b"\0");
+        h.update(b.host.as_os_str().as_encoded_bytes());
+        h.update(b"\0");
+        h.update(b.guest.as_os_str().as_encoded_bytes());
+    }
     let key = crate::rootfs::fetch::hex(&h.finalize()[..6]);
     let host = job.home.join("host");
     std::fs::create_dir_all(&host)?;

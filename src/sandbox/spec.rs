@@ -258,6 +258,10 @@ impl SpecBuilder {
         &self.root
     }
 
+    pub fn binds_so_far(&self) -> &[Bind] {
+        &self.binds
+    }
+
     pub fn env_so_far(&self) -> &[(String, String)] {
         &self.env
     }
