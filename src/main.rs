@@ -86,12 +86,22 @@ fn quiet_on_broken_pipe() {
     }));
 }
 
-/// A write to a closed stdout that came back as an error.
+/// A write to a closed stdout that came back as an error. Only stdout's: a broken pipe to
+/// anything else (the runner's socket) is a failure, never a quiet success.
 fn broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
+    let epipe = e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+    });
+    let mut p = libc::pollfd {
+        fd: 1,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one pollfd on the stack, no waiting; POLLERR on a pipe's write end means its
+    // reader is gone.
+    let closed = unsafe { libc::poll(&mut p, 1, 0) } == 1 && p.revents & libc::POLLERR != 0;
+    epipe && closed
 }
 
 fn main() -> ExitCode {
