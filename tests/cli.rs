@@ -139,6 +139,15 @@ fn a_supported_triple_selects_the_architecture() {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(125), "{err}");
     assert!(err.contains("debian-trixie-arm64"), "{err}");
+    // riscv64 gets its own default (Debian 13 has it), never the armhf one first.
+    let o = env.run(&proj, &["build", "--arch", "riscv64"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("rootfs create debian-trixie-riscv64 --suite trixie --arch riscv64"),
+        "{err}"
+    );
+    assert!(!err.contains("armhf"), "{err}");
     // The same from --arch, and in agreement with it.
     let o = env.run(
         &proj,
