@@ -97,6 +97,10 @@ pub struct BuildOpts {
     /// reads next
     #[arg(long)]
     pub project_rw: bool,
+    /// Let the build change the rootfs directory it runs in (by default it sees it through a
+    /// throwaway overlay); a stored rootfs is changed only by `rootfs shell`
+    #[arg(long)]
+    pub rootfs_rw: bool,
     /// How many times a hung build is retried
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub retries: u32,
@@ -284,6 +288,10 @@ pub struct SandboxArgs {
     /// Do not bind the current directory into the sandbox.
     #[arg(long)]
     pub no_bind_cwd: bool,
+    /// Let the run change a rootfs directory you named (apt-get install inside it); by
+    /// default a run sees every rootfs through a throwaway overlay
+    #[arg(long)]
+    pub rootfs_rw: bool,
     /// Working directory inside (default: the current directory, which is bound).
     #[arg(long, value_name = "DIR")]
     pub workdir: Option<PathBuf>,

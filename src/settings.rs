@@ -87,7 +87,7 @@ const PROJECT_KEYS: [&str; 7] = [
 ];
 /// Keys only the user sets (flag, environment, user config): they could lower security or
 /// choose what runs on the host.
-const USER_KEYS: [&str; 9] = [
+const USER_KEYS: [&str; 10] = [
     "tools-rootfs",
     "native-rustc",
     "mirror",
@@ -95,6 +95,7 @@ const USER_KEYS: [&str; 9] = [
     "seccomp",
     "map",
     "project-rw",
+    "rootfs-rw",
     "qemu",
     "isolation",
 ];

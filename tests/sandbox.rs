@@ -505,10 +505,15 @@ fn rootfs_symlinks_never_redirect_mounts_to_the_host() {
     let escape =
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cfa-escape-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&escape);
-    // /run points at a host path the user could write: it must land inside the rootfs.
+    // /run points at a host path the user could write: it must land inside the rootfs. With
+    // --rootfs-rw, set-up writes the directory itself (the riskiest case).
     let _ = std::fs::remove_dir_all(root.join("run"));
     std::os::unix::fs::symlink(&escape, root.join("run")).unwrap();
-    let o = run_sh(&root, &[], "echo inside > /run/marker; cat /run/marker");
+    let o = run_sh(
+        &root,
+        &["--rootfs-rw"],
+        "echo inside > /run/marker; cat /run/marker",
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         !escape.exists(),
@@ -591,4 +596,24 @@ fn run_from_the_home_directory_with_the_default_store() {
         stderr(&o)
     );
     assert!(!cfa.join("x").exists());
+}
+
+/// A rootfs directory named by path is seen through a throwaway overlay: a run changes
+/// nothing in it, unless the user asks with --rootfs-rw.
+#[test]
+fn a_run_changes_a_rootfs_directory_only_with_rootfs_rw() {
+    let t = TempDir::new("rootfs-ro");
+    let root = rootfs_copy("busybox-armhf", t.path());
+    let o = run_sh(
+        &root,
+        &[],
+        "echo x > /made-inside && rm /bin/true && echo done",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "done");
+    assert!(!root.join("made-inside").exists());
+    assert!(std::fs::symlink_metadata(root.join("bin/true")).is_ok());
+    let o = run_sh(&root, &["--rootfs-rw"], "echo x > /made-inside");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(root.join("made-inside").exists());
 }

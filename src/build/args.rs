@@ -66,6 +66,8 @@ pub struct Options {
     pub env: Vec<String>,
     /// `--project-rw`: the project is bound read-write (cargo fix, generated sources).
     pub project_rw: bool,
+    /// `--rootfs-rw`: the emulated build may change the rootfs directory it runs in.
+    pub rootfs_rw: bool,
     pub retries: u32,
     pub report: ReportMode,
     /// Absolute (relative ones are taken from the current directory, as cargo does).
@@ -256,6 +258,7 @@ fn options(sub: String, t: Tokens, global: &GlobalOpts, cwd: &Path) -> Result<Pa
         hang_timeout: b.hang_timeout,
         env: b.env,
         project_rw: b.project_rw,
+        rootfs_rw: b.rootfs_rw,
         retries: b.retries,
         report: match (b.no_report, b.report) {
             (true, _) | (_, cli::Report::None) => ReportMode::Off,

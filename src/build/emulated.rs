@@ -12,7 +12,8 @@ pub fn prepare(job: &Job) -> Result<Prepared> {
         let r = job.rootfs.path().display();
         bail!(
             "the rootfs {r} has no cargo (/usr/bin/cargo): use a rootfs with cargo installed, or install it \
-             inside: cargo for-arm run --rootfs {r} --network host --map full -- apt-get install -y cargo"
+             inside: cargo for-arm run --rootfs {r} --rootfs-rw --network host --map full -- apt-get install -y cargo \
+             (for a rootfs in the store: cargo for-arm rootfs shell NAME)"
         );
     }
     let asked = job.opts.arch.as_deref().map(Arch::parse).transpose()?;
@@ -25,7 +26,11 @@ pub fn prepare(job: &Job) -> Result<Prepared> {
         job.rootfs.path().display(),
         job.target_dir.display()
     );
-    let b = SpecBuilder::new(job.rootfs.sandbox_root()?, exec);
+    let writes = match job.opts.rootfs_rw {
+        true => crate::sandbox::spec::RootWrites::InPlace,
+        false => crate::sandbox::spec::RootWrites::Throwaway,
+    };
+    let b = SpecBuilder::new(job.rootfs.sandbox_root_writing(writes)?, exec);
     Ok(Prepared {
         builder: job.common(b),
         service: None,

@@ -179,6 +179,7 @@ fn shell(
     // Setting a rootfs up by hand (apt, dpkg, chown) needs root's capabilities inside the
     // user namespace (they grant nothing outside it), and the changes are kept.
     let mut root = rootfs.sandbox_root()?;
+    // Changed on purpose: the one way a stored rootfs is set up by hand.
     root.writes = RootWrites::InPlace;
     let exec = crate::qemu::exec_for(arch, qemu.as_deref())?;
     let plan = SpecBuilder::new(root, exec)

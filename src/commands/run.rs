@@ -35,7 +35,11 @@ pub fn builder(args: &SandboxArgs, rootfs: &Rootfs) -> Result<SpecBuilder> {
     let asked = args.arch.as_deref().map(Arch::parse).transpose()?;
     let (arch, _) = rootfs.arch_as(asked)?;
     let exec = qemu::exec_for(arch, args.qemu.as_deref())?;
-    let mut b = SpecBuilder::new(rootfs.sandbox_root()?, exec)
+    let writes = match args.rootfs_rw {
+        true => crate::sandbox::spec::RootWrites::InPlace,
+        false => crate::sandbox::spec::RootWrites::Throwaway,
+    };
+    let mut b = SpecBuilder::new(rootfs.sandbox_root_writing(writes)?, exec)
         .network(args.network.into())
         .map(args.map)
         .seccomp(crate::seccomp::Policy::parse(&args.seccomp));

@@ -117,16 +117,24 @@ impl Rootfs {
             .filter(|v| !v.is_empty())
     }
 
-    /// How a sandbox sees this rootfs: a stored one through a throwaway overlay, and the
-    /// tool's own home (store, fetched qemus) hidden from every bind.
+    /// How a sandbox sees this rootfs: through a throwaway overlay (a run never changes a
+    /// rootfs), and the tool's own home (store, fetched qemus) hidden from every bind.
     pub fn sandbox_root(&self) -> Result<Root> {
+        self.sandbox_root_writing(RootWrites::Throwaway)
+    }
+
+    /// [`Rootfs::sandbox_root`], writing in place when asked (`--rootfs-rw`, for a directory
+    /// the user named; a stored rootfs is changed by `rootfs shell` only).
+    pub fn sandbox_root_writing(&self, writes: RootWrites) -> Result<Root> {
+        if writes == RootWrites::InPlace && self.stored {
+            bail!(
+                "--rootfs-rw: {} is in the store, and a stored rootfs is changed only by `cargo for-arm rootfs shell NAME`",
+                self.path.display()
+            );
+        }
         Ok(Root {
             path: self.path.clone(),
-            writes: if self.stored {
-                RootWrites::Throwaway
-            } else {
-                RootWrites::InPlace
-            },
+            writes,
             hidden: vec![store::home()?],
             guard: self.lock.clone().map(|l| l as Rc<dyn std::any::Any>),
         })
