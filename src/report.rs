@@ -48,9 +48,10 @@ pub fn glibc_version(name: &str) -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
-fn inspect_elf<H: FileHeader<Endian = Endianness>>(
-    data: &[u8],
-) -> object::read::Result<(Vec<String>, Option<(u32, u32)>, bool)> {
+/// What an ELF links against: NEEDED libraries, the glibc floor, whether it is dynamic.
+type Linkage = (Vec<String>, Option<(u32, u32)>, bool);
+
+fn inspect_elf<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> object::read::Result<Linkage> {
     let header = H::parse(data)?;
     let endian = header.endian()?;
     let sections = header.sections(endian, data)?;
