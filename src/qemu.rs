@@ -70,7 +70,12 @@ pub fn exec_for_cargo(arch: Arch, flag: Option<&Path>, quiet: bool) -> Result<Ex
         "qemu {old} ({}) deadlocks under a multithreaded cargo; fetching Debian's newer qemu for {arch} (set CARGO_FOR_ARM_OFFLINE=1 to forbid)",
         path.display()
     ));
-    let path = fetch(arch, None, None, None, quiet)?;
+    exec_of(arch, fetch(arch, None, None, None, quiet)?)
+}
+
+/// The sandbox's `Exec` for the qemu at `path`: its binfmt line, and the host's own
+/// registration to fall back on.
+fn exec_of(arch: Arch, path: PathBuf) -> Result<Exec> {
     Ok(Exec::Qemu {
         register_line: arch.binfmt_register_line(&path)?,
         path,
@@ -96,11 +101,7 @@ pub fn exec_for(arch: Arch, flag: Option<&Path>) -> Result<Exec> {
         }
         Err(e) => return Err(e.into()),
     };
-    Ok(Exec::Qemu {
-        register_line: arch.binfmt_register_line(&q.path)?,
-        path: q.path,
-        host_fallback: host_registration(arch),
-    })
+    exec_of(arch, q.path)
 }
 
 /// `CARGO_FOR_ARM_QEMU_<ARCH>`, e.g. `CARGO_FOR_ARM_QEMU_AARCH64`.

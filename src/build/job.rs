@@ -139,24 +139,22 @@ impl Job {
     /// the target dir — and Cargo.lock when cargo in the sandbox resolves it (no host cargo).
     pub fn project_binds(&self) -> Vec<Bind> {
         let root = &self.project.root;
-        if self.opts.project_rw {
-            let mut binds = vec![Bind::same(root, Access::ReadWrite)];
-            binds.extend(
-                self.path_deps
-                    .iter()
-                    .map(|d| Bind::same(d, Access::ReadOnly)),
-            );
-            if !self.target_dir.starts_with(root) {
-                binds.push(Bind::same(&self.target_dir, Access::ReadWrite));
-            }
-            return binds;
-        }
-        let mut binds = vec![Bind::same(root, Access::ReadOnly)];
+        let access = match self.opts.project_rw {
+            true => Access::ReadWrite,
+            false => Access::ReadOnly,
+        };
+        let mut binds = vec![Bind::same(root, access)];
         binds.extend(
             self.path_deps
                 .iter()
                 .map(|d| Bind::same(d, Access::ReadOnly)),
         );
+        if self.opts.project_rw {
+            if !self.target_dir.starts_with(root) {
+                binds.push(Bind::same(&self.target_dir, Access::ReadWrite));
+            }
+            return binds;
+        }
         binds.push(Bind::same(&self.target_dir, Access::ReadWrite));
         if !self.project.host_cargo {
             let lock = root.join("Cargo.lock");
@@ -200,8 +198,7 @@ impl RunDir {
         std::fs::create_dir_all(&base)?;
         for e in std::fs::read_dir(&base)?.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let pid = name.strip_prefix("probe-").unwrap_or(&name);
-            let dead = pid
+            let dead = name
                 .parse::<u32>()
                 .is_ok_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists());
             if dead {

@@ -143,8 +143,8 @@ pub fn release_hashes(release: &str) -> HashMap<String, (String, u64)> {
     out
 }
 
-/// [`get_bytes`], refusing a body larger than `max` bytes without reading more of it.
-fn get_bytes_max(client: &reqwest::blocking::Client, url: &str, max: u64) -> Result<Vec<u8>> {
+/// A successful answer for `url`, or the error that names it.
+fn get_ok(client: &reqwest::blocking::Client, url: &str) -> Result<reqwest::blocking::Response> {
     let resp = client
         .get(url)
         .send()
@@ -152,8 +152,14 @@ fn get_bytes_max(client: &reqwest::blocking::Client, url: &str, max: u64) -> Res
     if !resp.status().is_success() {
         bail!("fetching {url}: the server answered {}", resp.status());
     }
+    Ok(resp)
+}
+
+/// [`get_bytes`], refusing a body larger than `max` bytes without reading more of it.
+fn get_bytes_max(client: &reqwest::blocking::Client, url: &str, max: u64) -> Result<Vec<u8>> {
     let mut data = Vec::new();
-    resp.take(max + 1)
+    get_ok(client, url)?
+        .take(max + 1)
         .read_to_end(&mut data)
         .with_context(|| format!("reading {url}"))?;
     if data.len() as u64 > max {
@@ -163,14 +169,7 @@ fn get_bytes_max(client: &reqwest::blocking::Client, url: &str, max: u64) -> Res
 }
 
 fn get_bytes(client: &reqwest::blocking::Client, url: &str) -> Result<Vec<u8>> {
-    let resp = client
-        .get(url)
-        .send()
-        .with_context(|| format!("fetching {url}"))?;
-    if !resp.status().is_success() {
-        bail!("fetching {url}: the server answered {}", resp.status());
-    }
-    Ok(resp
+    Ok(get_ok(client, url)?
         .bytes()
         .with_context(|| format!("reading {url}"))?
         .to_vec())
