@@ -124,22 +124,28 @@ fn item_25_29_seccomp_denies_with_the_documented_errno_natively() {
     assert_ne!(get(&r, "x32"), EPERM);
 }
 
-#[test]
-fn item_25_seccomp_mode_2_under_emulation_and_arm_syscalls_are_filtered() {
+/// The syscall probe built for armhf by the cargo rootfs's own gcc, under emulation and
+/// under the filter, in a fresh project directory: (rootfs, project).
+fn arm_probe(tag: &str) -> (PathBuf, TempDir) {
     let rootfs = fixture("cargo-bookworm-armhf");
-    let proj = TempDir::new("armprobe");
+    let proj = TempDir::new(tag);
     std::fs::copy(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/syscall-probe.c"),
         proj.path().join("p.c"),
     )
     .unwrap();
-    // The rootfs's own gcc builds the ARM probe, under emulation and under the filter.
     let o = Tool::new(proj.path())
         .args(["run", "--rootfs"])
         .arg(&rootfs)
         .args(["--", "gcc", "-static", "-O1", "-o", "probe", "p.c"])
         .output();
     assert!(o.status.success(), "gcc under emulation: {}", stderr(&o));
+    (rootfs, proj)
+}
+
+#[test]
+fn item_25_seccomp_mode_2_under_emulation_and_arm_syscalls_are_filtered() {
+    let (rootfs, proj) = arm_probe("armprobe");
     let o = Tool::new(proj.path())
         .args(["run", "--rootfs"])
         .arg(&rootfs)
@@ -489,19 +495,7 @@ fn seccomp_denies_io_uring_kcmp_numa_and_personality_flags_natively() {
 
 #[test]
 fn seccomp_denies_kcmp_and_personality_flags_through_qemu() {
-    let rootfs = fixture("cargo-bookworm-armhf");
-    let proj = TempDir::new("armprobe-docker");
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/syscall-probe.c"),
-        proj.path().join("p.c"),
-    )
-    .unwrap();
-    let o = Tool::new(proj.path())
-        .args(["run", "--rootfs"])
-        .arg(&rootfs)
-        .args(["--", "gcc", "-static", "-O1", "-o", "probe", "p.c"])
-        .output();
-    assert!(o.status.success(), "gcc under emulation: {}", stderr(&o));
+    let (rootfs, proj) = arm_probe("armprobe-docker");
     // personality_high needs a 64-bit long: not in the ARM probe.
     let names: Vec<&str> = DOCKER_DENIALS
         .iter()
