@@ -5,6 +5,7 @@ use anyhow::{bail, Result};
 
 use super::{Job, Prepared};
 use crate::arch::Arch;
+use crate::sandbox::binfmt::{self, Binfmt};
 use crate::sandbox::spec::SpecBuilder;
 
 pub fn prepare(job: &Job) -> Result<Prepared> {
@@ -18,6 +19,21 @@ pub fn prepare(job: &Job) -> Result<Prepared> {
     }
     let asked = job.opts.arch.as_deref().map(Arch::parse).transpose()?;
     let (arch, desc) = job.rootfs.arch_as(asked)?;
+    if !arch.runs_natively() {
+        let probe = binfmt::probe(arch)?;
+        if let Some(fix) = probe.fix() {
+            // Every program of an emulated build is foreign, and cargo execs rustc, build
+            // scripts and the linker by name: nothing works without a binfmt handler.
+            bail!(
+                "an emulated build needs a binfmt_misc handler for {arch}, and there is none: {}.                  Fixes: {fix}; or build in native mode (--mode native: host compilers against the                  rootfs, ARM programs started by qemu)",
+                probe.describe()
+            );
+        }
+        if let (Binfmt::Host(_), false) = (&probe.binfmt, job.quiet) {
+            crate::ui::note(probe.describe());
+            probe.warnings().iter().for_each(crate::ui::warn);
+        }
+    }
     let exec = crate::qemu::exec_for_cargo(arch, job.opts.qemu.as_deref(), job.quiet)?;
     let banner = format!(
         "cargo {} for {desc} [{}] in {} (target dir {})",

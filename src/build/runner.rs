@@ -45,12 +45,15 @@ use anyhow::{bail, Context, Result};
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use serde::{Deserialize, Serialize};
 
-use crate::sandbox::spec::{guest_path, Spec, SpecBuilder};
+use crate::sandbox::binfmt::{self, Binfmt};
+use crate::sandbox::spec::{guest_path, Access, Bind, Exec, Spec, SpecBuilder};
 
 /// Where the service's directory (with its socket) appears inside the tools sandbox.
 pub const GUEST_DIR: &str = "/run/cargo-for-arm/runner";
 /// Where cargo-for-arm itself appears inside the tools sandbox.
 pub const GUEST_EXE: &str = "/run/cargo-for-arm/bin/cargo-for-arm";
+/// Where the tool's qemu appears inside the ARM sandbox when it is named as the program.
+pub const GUEST_QEMU: &str = "/run/cargo-for-arm/qemu";
 /// The client finds the socket here (set by the tool in the tools sandbox).
 pub const SOCKET_ENV: &str = "CARGO_FOR_ARM_RUNNER_SOCKET";
 /// A request larger than this is refused (arguments and environment of one program).
@@ -437,7 +440,19 @@ pub fn plan_for(template: &SpecBuilder, allowed: &[PathBuf], req: Request) -> Re
         .ok()
         .filter(|c| under(c))
         .unwrap_or_else(|| allowed.first().cloned().unwrap_or_else(|| "/".into()));
-    let mut b = template.clone().argv(req.argv).workdir(cwd);
+    let (mut b, argv) = match template.exec() {
+        // No binfmt handler of the tool's own (rungs 1 and 2): the tool's static qemu is
+        // named as the program, bound read-only. On rung 1 the host's registration would
+        // take the program by name, but its qemu may be one that deadlocks (Debian 12's 7.2).
+        Exec::Qemu { path, binfmt, .. } if *binfmt != Binfmt::Private => (
+            template
+                .clone()
+                .bind(Bind::new(path, GUEST_QEMU, Access::ReadOnly)),
+            binfmt::qemu_argv(GUEST_QEMU, &req.argv),
+        ),
+        _ => (template.clone(), req.argv),
+    };
+    b = b.argv(argv).workdir(cwd);
     for (k, v) in req.env {
         if !forwarded(&k) || k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
             continue;
@@ -596,7 +611,35 @@ fn run_request(
     if let Some(e) = &o.error {
         eprintln!("error: {e}");
     }
+    if o.code != 0 {
+        if let Some(note) = without_binfmt_note(template) {
+            crate::ui::note(note);
+        }
+    }
     Ok(o.code)
+}
+
+/// The note after an ARM program failed where no binfmt handler exists (rung 2): one that
+/// executes another ARM program gets ENOEXEC there.
+fn without_binfmt_note(template: &SpecBuilder) -> Option<String> {
+    match template.exec() {
+        Exec::Qemu {
+            path,
+            binfmt: Binfmt::None { .. },
+            ..
+        } => {
+            let arch = arch_of_qemu(path).unwrap_or_else(|| "ARM".into());
+            Some(binfmt::enoexec_note(&arch))
+        }
+        _ => None,
+    }
+}
+
+/// `qemu-aarch64` → `aarch64` (the tool's qemus are named after the architecture).
+fn arch_of_qemu(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    let a = name.strip_prefix("qemu-")?;
+    Some(a.strip_suffix("-static").unwrap_or(a).to_string())
 }
 
 /// `cargo-for-arm __run-target PROGRAM [ARGS]`: cargo's target runner inside the tools

@@ -129,11 +129,15 @@ pub fn create(o: &CreateOptions, quiet: bool, emulator: Emulator) -> Result<i32>
     let debs = fetch_debs(&client, &mirror, &index, &set, quiet)?;
     drop(client);
     let order = InstallOrder::new(&index, &set);
-    if let Err(e) = build_tree(&tmp, &o.arch, &order, &debs, &map, quiet, emulator) {
-        let _ = store.remove_tree(&tmp);
-        return Err(e);
-    }
-    if !o.no_snapshot {
+    let configured = match build_tree(&tmp, &o.arch, &order, &debs, &map, quiet, emulator) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = store.remove_tree(&tmp);
+            return Err(e);
+        }
+    };
+    // An unconfigured tree (no binfmt) is never restored for a later create.
+    if !o.no_snapshot && configured {
         save_snapshot(&tmp.join("root"), &snapshot, &map, quiet);
     }
     land(&store, o, &mirror, &tmp, quiet)
@@ -412,7 +416,8 @@ fn land(store: &Store, o: &CreateOptions, mirror: &str, tmp: &Path, quiet: bool)
     }
 }
 
-/// The configured tree in `tmp/root`: merged-/usr links, stage 1, stage 2.
+/// The configured tree in `tmp/root`: merged-/usr links, stage 1, stage 2. False when
+/// stage 2 could not run (no binfmt handler): the tree is unpacked, not configured.
 fn build_tree(
     tmp: &Path,
     arch: &str,
@@ -421,7 +426,7 @@ fn build_tree(
     map: &IdMap,
     quiet: bool,
     emulator: Emulator,
-) -> Result<()> {
+) -> Result<bool> {
     let root = tmp.join("root");
     merged_usr_links(&root, arch)?;
     stage1(&root, order, debs, map, quiet)?;
@@ -481,10 +486,23 @@ fn run_stage2(
     debs_dir: &Path,
     argv: Vec<String>,
     emulator: Emulator,
-) -> Result<()> {
+) -> Result<bool> {
     use crate::sandbox::spec::{Access, Bind, Caps, Root, SpecBuilder};
     let arch = crate::arch::Arch::parse(arch)?;
-    let plan = SpecBuilder::new(Root::dir(root), emulator(arch)?)
+    let exec = emulator(arch)?;
+    if let Some(b @ crate::sandbox::binfmt::Binfmt::None { .. }) = exec.binfmt() {
+        // dpkg and the maintainer scripts are foreign programs that exec others: without a
+        // binfmt handler they cannot run. The unpacked tree serves as a sysroot.
+        crate::ui::warn(format_args!(
+            "no binfmt_misc handler for {arch} (rung {}): the packages are unpacked but not \
+             configured (no maintainer scripts run); the rootfs serves native builds as a \
+             sysroot, not emulated builds or `run`. For a configured rootfs: {}",
+            b.rung(),
+            crate::sandbox::binfmt::fix_text(arch)
+        ));
+        return Ok(false);
+    }
+    let plan = SpecBuilder::new(Root::dir(root), exec)
         .bind(Bind::new(debs_dir, GUEST_DEBS, Access::ReadOnly))
         .map(MapMode::Full)
         .caps(Caps::Keep)
@@ -504,7 +522,7 @@ fn run_stage2(
             outcome.code
         );
     }
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]
