@@ -834,6 +834,83 @@ mod tests {
     }
 
     #[test]
+    fn without_a_private_binfmt_qemu_is_named_as_the_program() {
+        use crate::idmap::MapMode;
+        use crate::sandbox::binfmt::HostEntry;
+        use crate::sandbox::spec::Root;
+        let dir = std::env::temp_dir()
+            .canonicalize()
+            .unwrap()
+            .join(format!("cfa-runner-qemu-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("root")).unwrap();
+        std::fs::create_dir_all(dir.join("proj")).unwrap();
+        let qemu = dir.join("qemu-arm");
+        std::fs::write(&qemu, b"").unwrap();
+        let template = |binfmt: Binfmt| {
+            SpecBuilder::new(
+                Root::dir(dir.join("root")),
+                Exec::Qemu {
+                    path: qemu.clone(),
+                    register_line: vec![],
+                    binfmt,
+                },
+            )
+            .map(MapMode::Single)
+            .seccomp(crate::seccomp::Policy::Off)
+        };
+        let req = || Request {
+            argv: vec![dir.join("proj/t").display().to_string(), "--x".into()],
+            cwd: dir.join("proj").display().to_string(),
+            env: vec![],
+        };
+        let allowed = [dir.join("proj")];
+        let prog = dir.join("proj/t").display().to_string();
+        // Rung 0: the program by name, through the private binfmt_misc.
+        let plan = plan_for(&template(Binfmt::Private), &allowed, req()).unwrap();
+        assert_eq!(plan.argv, [prog.as_str(), "--x"]);
+        assert!(plan.binds.iter().all(|b| b.guest != Path::new(GUEST_QEMU)));
+        // Rungs 1 and 2: the tool's own qemu, bound read-only, argv[0] kept.
+        let host = Binfmt::Host(HostEntry {
+            name: "qemu-arm".into(),
+            interpreter: "/usr/bin/qemu-arm-static".into(),
+            flags: "F".into(),
+        });
+        for b in [
+            host,
+            Binfmt::None {
+                empty_private: true,
+            },
+        ] {
+            let plan = plan_for(&template(b), &allowed, req()).unwrap();
+            assert_eq!(
+                plan.argv,
+                [
+                    GUEST_QEMU,
+                    "-0",
+                    prog.as_str(),
+                    "-L",
+                    "/",
+                    prog.as_str(),
+                    "--x"
+                ]
+            );
+            let bind = plan
+                .binds
+                .iter()
+                .find(|b| b.guest == Path::new(GUEST_QEMU))
+                .unwrap();
+            assert!(bind.host == qemu && bind.readonly());
+        }
+        assert!(without_binfmt_note(&template(Binfmt::None {
+            empty_private: false
+        }))
+        .unwrap()
+        .contains("ENOEXEC"));
+        assert!(without_binfmt_note(&template(Binfmt::Private)).is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn the_peer_is_the_builds_own_uid() {
         let (a, _b) = UnixStream::pair().unwrap();
         check_peer(&a).unwrap();

@@ -346,7 +346,7 @@ pub fn parse_entry(name: &str, text: &str, arch: Arch) -> Option<HostEntry> {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
