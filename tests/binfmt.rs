@@ -28,12 +28,14 @@ mod rung {
 
     /// The names in the sandbox's binfmt_misc besides `register` and `status`.
     fn handlers() -> Vec<String> {
-        std::fs::read_dir("/proc/sys/fs/binfmt_misc")
-            .map(|d| d.map(|e| e.unwrap().file_name().into_string().unwrap()).collect())
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|n: &String| n != "register" && n != "status")
-            .collect()
+        let mut names = Vec::new();
+        for e in std::fs::read_dir("/proc/sys/fs/binfmt_misc").unwrap() {
+            let n = e.unwrap().file_name().into_string().unwrap();
+            if n != "register" && n != "status" {
+                names.push(n);
+            }
+        }
+        names
     }
 
     #[test]
@@ -145,7 +147,8 @@ fn rung2_emulated_builds_are_refused_with_both_fixes() {
             && err.contains("--mode native"),
         "{err}"
     );
-    assert!(!p.path().join("target/for-arm").join("armhf").exists());
+    assert!(!err.contains("Emulating"), "{err}");
+    eprintln!("{err}");
 }
 
 #[test]

@@ -25,7 +25,9 @@ pub fn prepare(job: &Job) -> Result<Prepared> {
             // Every program of an emulated build is foreign, and cargo execs rustc, build
             // scripts and the linker by name: nothing works without a binfmt handler.
             bail!(
-                "an emulated build needs a binfmt_misc handler for {arch}, and there is none: {}.                  Fixes: {fix}; or build in native mode (--mode native: host compilers against the                  rootfs, ARM programs started by qemu)",
+                "an emulated build needs a binfmt_misc handler for {arch}, and there is none ({}). \
+                 Fixes: {fix}; or build in native mode (--mode native: host compilers against \
+                 the rootfs, ARM programs started by qemu)",
                 probe.describe()
             );
         }
