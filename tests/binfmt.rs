@@ -271,3 +271,100 @@ fn rung1_native_tests_run_and_arm_programs_may_exec_others_through_the_host_entr
     );
     assert!(out.contains("rung::usize_is_four_bytes ... ok"), "{out}");
 }
+
+/// The rustup toolchain's sysroot, when it has the armhf standard library.
+fn rustup_with_armhf() -> Option<PathBuf> {
+    let out = std::process::Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    sysroot
+        .join("lib/rustlib/armv7-unknown-linux-gnueabihf/lib")
+        .is_dir()
+        .then_some(sysroot)
+}
+
+#[test]
+fn rung2_rootfs_create_unpacks_without_maintainer_scripts_and_the_sysroot_builds() {
+    // The kept store of tests/create.rs (its .debs are cached there), in turn with them.
+    let turn = take_turn("create-home");
+    let h = store_fixture("create-home");
+    let name = "rung2-sysroot-armhf";
+    let tool = || {
+        Tool::new(&std::env::temp_dir())
+            .home(&h)
+            .env("CARGO_FOR_ARM_BINFMT", "none")
+    };
+    let _ = tool().args(["rootfs", "rm", name]).output();
+    let o = tool()
+        .args([
+            "rootfs", "create", name, "--suite", "bookworm", "--arch", "armhf",
+        ])
+        .args(["--include", "libc6-dev,libgcc-12-dev", "--no-snapshot"])
+        .output();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "no binfmt_misc handler for arm (rung 2): the packages are unpacked but not configured"
+        ),
+        "{err}"
+    );
+    let root = h.join("rootfs").join(name).join("root");
+    // dpkg never ran: no status database; the files are there.
+    assert!(!root.join("var/lib/dpkg/status").exists());
+    assert!(root.join("usr/include/stdio.h").is_file());
+    assert!(root.join("usr/lib/arm-linux-gnueabihf/crt1.o").is_file());
+
+    // A native build against it, with the rustup toolchain and the tools rootfs of the
+    // native fixtures (both linked into a store of the test's own).
+    let built = rustup_with_armhf().map(|_| {
+        let tools = tools_fixture("bookworm");
+        let store = TempDir::new("binfmt-sysroot-home");
+        std::fs::create_dir_all(store.path().join("rootfs")).unwrap();
+        for (from, n) in [(&h, name), (&native_store(), tools.as_str())] {
+            std::os::unix::fs::symlink(
+                from.join("rootfs").join(n),
+                store.path().join("rootfs").join(n),
+            )
+            .unwrap();
+        }
+        let p = TempDir::new("binfmt-sysroot-project");
+        copy_example("hello-arm", p.path());
+        let o = Tool::new(p.path())
+            .home(store.path())
+            .env("CARGO_FOR_ARM_BINFMT", "none")
+            .env("CARGO_FOR_ARM_NATIVE_RUSTC", "rustup")
+            .args(["test", "--mode", "native", "--rootfs", name])
+            .output();
+        (o, p)
+    });
+    let _ = tool().args(["rootfs", "rm", name]).output();
+    drop(turn);
+    match built {
+        None => {
+            // Not a core test: the targets come from static.rust-lang.org, not from Debian.
+            eprintln!("SKIP (the build part): the rustup toolchain has no armv7-unknown-linux-gnueabihf (rustup target add; scripts/as-user.sh adds it)");
+        }
+        Some((o, p)) => {
+            let (out, err) = (stdout(&o), stderr(&o));
+            assert!(o.status.success(), "{out}\n{err}");
+            assert!(out.contains("test result: ok. 1 passed"), "{out}\n{err}");
+            // The unit tests ran as an armhf program built against the unconfigured tree.
+            let deps = p
+                .path()
+                .join("target/for-arm/native-armhf/armv7-unknown-linux-gnueabihf/debug/deps");
+            let test_bin = std::fs::read_dir(&deps)
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .find(|f| {
+                    let n = f.file_name().unwrap().to_string_lossy();
+                    n.starts_with("hello_arm-") && f.extension().is_none()
+                })
+                .unwrap_or_else(|| panic!("no test binary in {}", deps.display()));
+            assert_eq!(elf_machine(&test_bin), 40);
+        }
+    }
+}

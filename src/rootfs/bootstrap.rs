@@ -586,4 +586,29 @@ mod tests {
         let err = roots(&index, &o("fat")).unwrap_err().to_string();
         assert!(err.contains("use minbase or buildd"), "{err}");
     }
+
+    #[test]
+    fn without_binfmt_stage_2_is_skipped_not_run() {
+        use crate::sandbox::binfmt::Binfmt;
+        use crate::sandbox::spec::Exec;
+        // No sandbox is started (the root does not even exist): the tree stays unconfigured.
+        let none = |_| {
+            Ok(Exec::Qemu {
+                path: "/q".into(),
+                register_line: vec![],
+                binfmt: Binfmt::None {
+                    empty_private: false,
+                },
+            })
+        };
+        let configured = run_stage2(
+            Path::new("/nonexistent-root"),
+            "armhf",
+            Path::new("/nonexistent-debs"),
+            vec!["/usr/bin/dash".into()],
+            &none,
+        )
+        .unwrap();
+        assert!(!configured);
+    }
 }
