@@ -209,22 +209,39 @@ pub fn probe(arch: Arch) -> Result<Probe> {
     let choice = Choice::from_env()?;
     let private = private_works();
     let host = host_entry(Path::new(HOST_DIR), arch);
-    let binfmt = match choice {
-        Choice::Auto => match (&private, &host) {
+    let binfmt = decide(arch, choice, &private, &host)?;
+    Ok(Probe {
+        arch,
+        binfmt,
+        choice,
+        private,
+        host,
+    })
+}
+
+/// The state from the facts: the best that works, or the forced choice if it can work.
+fn decide(
+    arch: Arch,
+    choice: Choice,
+    private: &Result<(), String>,
+    host: &Option<HostEntry>,
+) -> Result<Binfmt> {
+    Ok(match choice {
+        Choice::Auto => match (private, host) {
             (Ok(()), _) => Binfmt::Private,
             (Err(_), Some(e)) => Binfmt::Host(e.clone()),
             (Err(_), None) => Binfmt::None {
                 empty_private: false,
             },
         },
-        Choice::Private => match &private {
+        Choice::Private => match private {
             Ok(()) => Binfmt::Private,
             Err(e) => bail!(
                 "{ENV}=private: the kernel refuses a private binfmt_misc ({e}); it needs Linux 6.7 or \
                  later. Unset {ENV} to use the host's registration or none"
             ),
         },
-        Choice::Host => match &host {
+        Choice::Host => match host {
             Some(e) => Binfmt::Host(e.clone()),
             None => bail!(
                 "{ENV}=host: the host's {HOST_DIR} has no enabled registration with the F flag whose \
@@ -232,16 +249,17 @@ pub fn probe(arch: Arch) -> Result<Probe> {
                 fix_text(arch)
             ),
         },
-        Choice::None => Binfmt::None {
-            empty_private: private.is_ok(),
+        Choice::None => match (private, host) {
+            (Err(e), Some(h)) => bail!(
+                "{ENV}=none: the host's registration {} would still take {arch} programs, and \
+                 this kernel cannot hide it behind a private, empty binfmt_misc ({e}; needs Linux \
+                 6.7 or later). Unset {ENV} to use it",
+                h.describe()
+            ),
+            _ => Binfmt::None {
+                empty_private: private.is_ok(),
+            },
         },
-    };
-    Ok(Probe {
-        arch,
-        binfmt,
-        choice,
-        private,
-        host,
     })
 }
 
@@ -432,6 +450,43 @@ mod tests {
         );
         assert!(parse_entry("a", &text, Arch::Aarch64).is_some());
         assert!(parse_entry("a", &text, Arch::Arm).is_none());
+    }
+
+    #[test]
+    fn the_best_rung_that_works_or_the_forced_one_or_an_error() {
+        let entry = HostEntry {
+            name: "cargo-for-arm-test-arm".into(),
+            interpreter: "/q".into(),
+            flags: "FP".into(),
+        };
+        let (new, old): (Result<(), String>, Result<(), String>) = (Ok(()), Err("EPERM".into()));
+        let (some, none) = (Some(entry.clone()), None);
+        let d = |c, p: &Result<(), String>, h: &Option<HostEntry>| decide(Arch::Arm, c, p, h);
+        let empty = |e| Binfmt::None { empty_private: e };
+        // Auto: private, else the host's, else none.
+        assert_eq!(d(Choice::Auto, &new, &some).unwrap(), Binfmt::Private);
+        assert_eq!(
+            d(Choice::Auto, &old, &some).unwrap(),
+            Binfmt::Host(entry.clone())
+        );
+        assert_eq!(d(Choice::Auto, &old, &none).unwrap(), empty(false));
+        // Forced: used where it works (host even where private would), an error elsewhere.
+        assert_eq!(d(Choice::Host, &new, &some).unwrap(), Binfmt::Host(entry));
+        assert_eq!(d(Choice::None, &new, &some).unwrap(), empty(true));
+        assert_eq!(d(Choice::None, &old, &none).unwrap(), empty(false));
+        let e = d(Choice::Host, &new, &none).unwrap_err().to_string();
+        assert!(
+            e.contains("CARGO_FOR_ARM_BINFMT=host") && e.contains("qemu-user-static"),
+            "{e}"
+        );
+        let e = d(Choice::Private, &old, &some).unwrap_err().to_string();
+        assert!(
+            e.contains("CARGO_FOR_ARM_BINFMT=private") && e.contains("6.7"),
+            "{e}"
+        );
+        // none cannot hide a host entry without a private instance.
+        let e = d(Choice::None, &old, &some).unwrap_err().to_string();
+        assert!(e.contains("would still take arm programs"), "{e}");
     }
 
     #[test]
