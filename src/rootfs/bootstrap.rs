@@ -362,11 +362,20 @@ fn restore_snapshot(store: &Store, snapshot: &Path, tmp: &Path, map: &IdMap, qui
 /// failure costs only speed later).
 fn save_snapshot(root: &Path, snapshot: &Path, map: &IdMap, quiet: bool) {
     let Some(dir) = snapshot.parent() else { return };
-    let tmp = dir.join(format!(".tmp-{}", std::process::id()));
+    // Locked while it is written (`__pack` rewrites the same file): a killed run's is
+    // removed by the next run, a live one's never.
+    let tmp = dir.join(format!(
+        ".tmp-snapshot-{}",
+        crate::rootfs::fetch::unique_tag()
+    ));
     let done = std::fs::create_dir_all(dir)
         .map_err(anyhow::Error::from)
-        .and_then(|()| store::pack_in_userns(map, root, &tmp))
-        .and_then(|()| Ok(std::fs::rename(&tmp, snapshot)?));
+        .and_then(|()| crate::rootfs::fetch::Owned::create(&tmp))
+        .and_then(|mut owned| {
+            store::pack_in_userns(map, root, &tmp)?;
+            owned.file.sync_all()?;
+            owned.rename(snapshot)
+        });
     match done {
         Ok(()) if !quiet => eprintln!(
             "    Kept the tree for the next create of the same packages ({})",

@@ -3,6 +3,8 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -62,9 +64,143 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 }
 
 /// Where `download` keeps the ETag of a partial download, to resume it only while the server
-/// still has the same file.
+/// still has the same file: `<partial>.etag`.
 pub fn etag_path(partial: &Path) -> PathBuf {
-    partial.with_extension("etag")
+    let mut p = partial.as_os_str().to_owned();
+    p.push(".etag");
+    PathBuf::from(p)
+}
+
+/// A name no other process (nor another thread of this one) picks: pid, time and a counter.
+pub fn unique_tag() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{}-{t:08x}{n}", std::process::id())
+}
+
+/// A file this process is writing, held with an exclusive `flock` for as long as the value
+/// lives: [`clean_stale_files`] removes only files nobody holds, so a killed run's leftovers
+/// go and a live one's stay, whatever pid namespace either runs in.
+#[derive(Debug)]
+pub struct Owned {
+    pub path: PathBuf,
+    pub file: File,
+}
+
+impl Owned {
+    /// A new file `path` (which must not exist), locked. Retries never: the caller names it
+    /// with [`unique_tag`].
+    pub fn create(path: &Path) -> Result<Owned> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        let owned = Owned::lock(path, file)
+            .with_context(|| format!("{} was taken by another process", path.display()))?;
+        Ok(owned)
+    }
+
+    /// Take `file` (opened from `path`) when no process holds it and `path` still names it.
+    fn lock(path: &Path, file: File) -> Option<Owned> {
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return None;
+        }
+        let same = match (file.metadata(), path.symlink_metadata()) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino() && b.is_file(),
+            _ => false,
+        };
+        same.then(|| Owned {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    /// A leftover file at `path` that no process holds (its owner was killed), now ours.
+    pub fn adopt(path: &Path) -> Option<Owned> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .open(path)
+            .ok()?;
+        Owned::lock(path, file)
+    }
+
+    /// Move it to `dest` (same directory): it is still ours under the new name.
+    pub fn rename(&mut self, dest: &Path) -> Result<()> {
+        std::fs::rename(&self.path, dest)
+            .with_context(|| format!("renaming {} to {}", self.path.display(), dest.display()))?;
+        self.path = dest.to_path_buf();
+        Ok(())
+    }
+}
+
+/// Write `data` to `path` atomically: into a locked `.tmp-<name>-<tag>` beside it, synced,
+/// renamed over `path`, and the directory synced. Readers see the old file or the new one,
+/// never half of one; concurrent writers each write a file of their own.
+pub fn atomic_write(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let mut tmp = Owned::create(&dir.join(format!(".tmp-{name}-{}", unique_tag())))?;
+    let written = tmp
+        .file
+        .write_all(data)
+        .and_then(|()| tmp.file.sync_all())
+        .with_context(|| format!("writing {}", tmp.path.display()));
+    if let Err(e) = written.and_then(|()| tmp.rename(path)) {
+        let _ = std::fs::remove_file(&tmp.path);
+        return Err(e);
+    }
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Whether `name` is a file a run writes before renaming it into place: `.tmp-*`, or a
+/// download `*.partial-<tag>` (and its `.etag`).
+fn is_scratch(name: &str) -> bool {
+    name.starts_with(".tmp-") || name.contains(".partial-")
+}
+
+/// Remove the scratch files of `dir` ([`is_scratch`]) that no process holds: those of a
+/// killed run. A file a live run writes is locked ([`Owned`]) and stays. Returns how many
+/// went.
+pub fn clean_stale_files(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !is_scratch(&name) || name.ends_with(".etag") {
+            continue;
+        }
+        let path = e.path();
+        if let Some(stale) = Owned::adopt(&path) {
+            discard(&stale.path);
+            removed += 1;
+        }
+    }
+    // ETags whose download is gone.
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(partial) = name.strip_suffix(".etag").filter(|n| is_scratch(n)) {
+                if !dir.join(partial).exists() {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+    removed
 }
 
 /// Delete a download that will not be used, and its ETag.

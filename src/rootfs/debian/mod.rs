@@ -272,7 +272,10 @@ impl Suite {
 }
 
 /// Download a `.deb` into `cache/<sha256>.deb` unless it is there, verifying its hash; a
-/// mismatching download is deleted, never cached.
+/// mismatching download is deleted, never cached. Each process downloads into a partial file
+/// of its own (`<sha256>.partial-<tag>`, locked while it writes), renamed into place once
+/// verified: concurrent creates never write into one file, and a killed run's partial is
+/// taken over (and resumed) by the next download of the same package.
 pub fn fetch_deb(
     client: &reqwest::blocking::Client,
     mirror: &str,
@@ -280,6 +283,7 @@ pub fn fetch_deb(
     cache: &Path,
     quiet: bool,
 ) -> Result<PathBuf> {
+    use crate::rootfs::fetch;
     let name = stanza.get("Package").map(String::as_str).unwrap_or("?");
     let file = stanza
         .get("Filename")
@@ -288,21 +292,53 @@ pub fn fetch_deb(
         .get("SHA256")
         .with_context(|| format!("package {name} has no SHA256"))?
         .to_lowercase();
+    if want.len() != 64 || !want.chars().all(|c| c.is_ascii_hexdigit()) {
+        bail!("package {name}: SHA256 {want:?} is not a sha256");
+    }
     std::fs::create_dir_all(cache)?;
     let dest = cache.join(format!("{want}.deb"));
-    if dest.is_file() && crate::rootfs::fetch::sha256_file(&dest)? == want {
+    if dest.is_file() && fetch::sha256_file(&dest)? == want {
         return Ok(dest);
     }
-    let part = cache.join(format!("{want}.partial"));
-    crate::rootfs::fetch::download(client, &format!("{mirror}/{file}"), &part, quiet)?;
-    let got = crate::rootfs::fetch::sha256_file(&part)?;
+    let part = match adopt_partial(cache, &want) {
+        Some(p) => p,
+        None => {
+            fetch::Owned::create(&cache.join(format!("{want}.partial-{}", fetch::unique_tag())))?
+        }
+    };
+    // On an error the partial stays, unlocked once this process ends: the next run resumes it.
+    fetch::download(client, &format!("{mirror}/{file}"), &part.path, quiet)?;
+    let got = fetch::sha256_file(&part.path)?;
     if got != want {
-        crate::rootfs::fetch::discard(&part);
+        fetch::discard(&part.path);
         bail!("{file} does not match its Packages entry (sha256 {got}, expected {want}); it was not kept");
     }
-    let _ = std::fs::remove_file(crate::rootfs::fetch::etag_path(&part));
-    std::fs::rename(&part, &dest)?;
+    let _ = std::fs::remove_file(fetch::etag_path(&part.path));
+    std::fs::rename(&part.path, &dest)?;
     Ok(dest)
+}
+
+/// A partial download of `<want>` left by a killed run, taken over under a name of this
+/// process's own (with its ETag, so it resumes).
+fn adopt_partial(cache: &Path, want: &str) -> Option<crate::rootfs::fetch::Owned> {
+    use crate::rootfs::fetch;
+    let prefix = format!("{want}.partial");
+    for e in std::fs::read_dir(cache).ok()?.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if !n.starts_with(&prefix) || n.ends_with(".etag") {
+            continue;
+        }
+        let Some(mut owned) = fetch::Owned::adopt(&e.path()) else {
+            continue;
+        };
+        let old_etag = fetch::etag_path(&owned.path);
+        let mine = cache.join(format!("{prefix}-{}", fetch::unique_tag()));
+        if owned.rename(&mine).is_ok() {
+            let _ = std::fs::rename(old_etag, fetch::etag_path(&mine));
+            return Some(owned);
+        }
+    }
+    None
 }
 
 /// The `data.tar.*` member of a `.deb`, decompressed.
