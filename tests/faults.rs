@@ -1,0 +1,209 @@
+//! Concurrency and faults of the store: what a killed run leaves is cleaned by the next one
+//! (only what no live run holds), and concurrent downloads of one package never write into
+//! one file.
+
+mod common;
+
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::aptrepo::{now, Deb, Gpg, Release, Tree};
+use common::http::{Route, Server};
+use common::*;
+use sha2::Digest;
+
+fn tools_or_skip() -> bool {
+    if let Some(why) = common::aptrepo::tools_present() {
+        assert!(!in_ci(), "{why}");
+        eprintln!("skipped: {why}");
+        return false;
+    }
+    true
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// An old modification time: what a killed run left long ago (the cleaning does not rely on
+/// it: it goes by locks).
+fn touch_old(p: &Path) {
+    let f = std::fs::File::options().write(true).open(p).unwrap();
+    f.set_modified(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(86_400))
+        .unwrap();
+}
+
+#[test]
+fn leftovers_of_a_killed_run_are_cleaned_and_a_live_runs_files_stay() {
+    let home = TempDir::new("leftovers");
+    let h = home.path();
+    for d in ["debs", "host", "snapshots", "rootfs"] {
+        std::fs::create_dir_all(h.join(d)).unwrap();
+    }
+    let sha = "ab".repeat(32);
+    let stale = [
+        h.join(format!("debs/{sha}.partial-4242-0001")),
+        h.join(format!("debs/{sha}.partial-4242-0001.etag")),
+        h.join("host/.tmp-release-dates-4242-0002"),
+        h.join("snapshots/.tmp-snapshot-4242-0003"),
+    ];
+    for p in &stale {
+        std::fs::write(p, b"left by a killed run").unwrap();
+        touch_old(p);
+    }
+    // A temporary tree of an entry nobody holds, and one of an entry a live run holds.
+    std::fs::create_dir_all(h.join("rootfs/.tmp-gone-4242/root/etc")).unwrap();
+    std::fs::write(h.join("rootfs/.lock-gone"), b"").unwrap();
+    std::fs::create_dir_all(h.join("rootfs/.tmp-busy-4243/root")).unwrap();
+    let busy_lock = std::fs::File::create(h.join("rootfs/.lock-busy")).unwrap();
+    // A live download: a partial file its writer holds locked.
+    let live = h.join(format!("debs/{sha}.partial-4244-0004"));
+    let live_file = std::fs::File::create(&live).unwrap();
+    for f in [&busy_lock, &live_file] {
+        assert_eq!(
+            unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
+            0
+        );
+    }
+    touch_old(&live);
+    // A complete cached package is no leftover.
+    std::fs::write(h.join(format!("debs/{sha}.deb")), b"x").unwrap();
+
+    let o = Tool::new(&std::env::temp_dir())
+        .home(h)
+        .args(["rootfs", "list"])
+        .output();
+    assert!(o.status.success(), "{}", stderr(&o));
+    for p in &stale {
+        assert!(!p.exists(), "{} was not cleaned", p.display());
+    }
+    assert!(!h.join("rootfs/.tmp-gone-4242").exists());
+    assert!(
+        h.join("rootfs/.tmp-busy-4243").exists(),
+        "a held tree was removed"
+    );
+    assert!(live.exists(), "a live download was removed");
+    assert!(h.join(format!("debs/{sha}.deb")).exists());
+    drop((busy_lock, live_file));
+    // Once its run is gone, the next run cleans those too.
+    let o = Tool::new(&std::env::temp_dir())
+        .home(h)
+        .args(["rootfs", "list"])
+        .output();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!live.exists() && !h.join("rootfs/.tmp-busy-4243").exists());
+}
+
+/// A `.deb` of package `name` with `size` incompressible bytes, made with dpkg-deb.
+fn make_deb(dir: &Path, name: &str, size: usize) -> std::path::PathBuf {
+    let pkg = dir.join(format!("pkg-{name}"));
+    std::fs::create_dir_all(pkg.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(pkg.join(format!("usr/share/{name}"))).unwrap();
+    std::fs::write(
+        pkg.join("DEBIAN/control"),
+        format!("Package: {name}\nVersion: 1.0\nArchitecture: armhf\nMaintainer: t <t@example.invalid>\nDescription: {name}\n"),
+    )
+    .unwrap();
+    let mut data = Vec::with_capacity(size);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
+    while data.len() < size {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    std::fs::write(pkg.join(format!("usr/share/{name}/data")), data).unwrap();
+    let out = dir.join(format!("{name}_1.0_armhf.deb"));
+    let o = std::process::Command::new("dpkg-deb")
+        .args(["-Zgzip", "--root-owner-group", "--build"])
+        .arg(&pkg)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+#[test]
+fn concurrent_downloads_of_one_package_do_not_corrupt_each_other() {
+    if !tools_or_skip() {
+        return;
+    }
+    let work = TempDir::new("concdeb");
+    let deb_path = make_deb(work.path(), "big", 3 << 20);
+    let deb = Deb::read(&deb_path);
+    // minbase asks for apt: a small one.
+    let apt = Deb::read(&make_deb(work.path(), "apt", 1000));
+    let body = std::fs::read(&deb_path).unwrap();
+    let sha = hex(&sha2::Sha256::digest(&body));
+    let gpg = Gpg::new("concurrency archive");
+    let tree = Tree::new(&work.path().join("debian"));
+    tree.packages("bookworm", "armhf", &[deb, apt]);
+    tree.publish(
+        &gpg,
+        "bookworm",
+        &Release {
+            origin: "Debian",
+            suite: "bookworm",
+            codename: "bookworm",
+            date: now(),
+        },
+    );
+    let server = Server::start();
+    let mirror = server.dir("/debian", &tree.dir);
+    // The package is sent slowly, so the two downloads overlap.
+    let pool = format!("/debian/pool/main/{sha}.deb");
+    server.route(
+        &pool,
+        Route {
+            chunk_delay: Some(Duration::from_millis(20)),
+            ..Route::file(body.clone())
+        },
+    );
+    let home = TempDir::new("concdeb-home");
+    let start = |name: &str| {
+        Tool::new(&std::env::temp_dir())
+            .home(home.path())
+            .args([
+                "rootfs", "create", name, "--suite", "bookworm", "--arch", "armhf",
+            ])
+            .args(["--variant", "minbase", "--include", "big", "--no-snapshot"])
+            .args(["--mirror", &mirror])
+            .arg("--keyring")
+            .arg(&gpg.keyring)
+            .stderr(Stdio::piped())
+            .spawn()
+    };
+    // The archive has no essential packages: both creates fail once the packages are
+    // fetched (nothing can configure them); the downloads are what is tested.
+    let (a, b) = (start("one"), start("two"));
+    let (a, b) = (a.wait_with_output(), b.wait_with_output());
+    for o in [&a, &b] {
+        assert!(
+            !stderr(o).contains("does not match"),
+            "a download was corrupted: {}",
+            stderr(o)
+        );
+    }
+    let cached = home.path().join(format!("debs/{sha}.deb"));
+    let got = std::fs::read(&cached).unwrap_or_default();
+    assert_eq!(hex(&sha2::Sha256::digest(&got)), sha, "{}", stderr(&a));
+    let left: Vec<String> = std::fs::read_dir(home.path().join("debs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".partial"))
+        .collect();
+    assert!(left.is_empty(), "partial downloads left: {left:?}");
+    assert_eq!(
+        server.gets(&pool).len(),
+        2,
+        "both runs should have downloaded it"
+    );
+    // Both recorded the index's date, and the record is whole.
+    let dates = std::fs::read_to_string(home.path().join("host/release-dates")).unwrap();
+    assert_eq!(dates.lines().count(), 1, "{dates}");
+    assert!(dates.starts_with(&format!("{mirror} bookworm ")), "{dates}");
+}
