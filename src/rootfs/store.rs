@@ -293,7 +293,10 @@ impl Store {
             let file = e.file_name().to_string_lossy().into_owned();
             if is_tmp_of(name, &file) {
                 self.remove_tree(&e.path())?;
-            } else if is_import_of(name, &file) {
+            } else if is_import_of(name, &file)
+                && !file.ends_with(&format!("-{}.tar.zst", std::process::id()))
+            {
+                // (This run's own archive is the one it is importing.)
                 let _ = std::fs::remove_file(e.path());
             }
         }
