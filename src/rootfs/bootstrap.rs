@@ -51,7 +51,7 @@ const FETCHERS: usize = 4;
 pub struct CreateOptions {
     /// The name in the store.
     pub name: String,
-    /// Debian suite: bookworm, trixie, …
+    /// Suite: bookworm, trixie, … (Ubuntu: noble, …)
     #[arg(long)]
     pub suite: String,
     /// Debian architecture: armhf, arm64, …
@@ -63,10 +63,13 @@ pub struct CreateOptions {
     /// minbase (essential + required + apt) or buildd (+ build-essential).
     #[arg(long, default_value = "minbase")]
     pub variant: String,
-    /// Mirror (default: CARGO_FOR_ARM_MIRROR, the user's config file, the host's apt sources).
+    /// Mirror: URL, or ARCH=URL,… per architecture (default: CARGO_FOR_ARM_MIRROR, the
+    /// user's config file, the host's apt sources: on an Ubuntu host its ports archive for
+    /// armhf/arm64).
     #[arg(long)]
     pub mirror: Option<String>,
-    /// OpenPGP keyring for the InRelease signature (default: Debian's archive keyring).
+    /// OpenPGP keyring for the InRelease signature (default: CARGO_FOR_ARM_KEYRING, the
+    /// user's config file, the archive keyring of the mirror's distribution on the host).
     #[arg(long)]
     pub keyring: Option<PathBuf>,
     /// Do not check the InRelease signature (warns; the rootfs is recorded unverified).
@@ -112,8 +115,9 @@ pub fn create(o: &CreateOptions, quiet: bool, emulator: Emulator) -> Result<i32>
     // A create that was killed left its temporary tree: remove it (we hold the lock).
     store.clean_stale(&o.name)?;
     store.ensure_absent(&o.name)?;
-    let mirror = debian::mirror(o.mirror.as_deref())?;
-    let keyring = debian::keyring(o.keyring.as_deref())?;
+    let source = debian::sources::mirror_for(&o.arch, o.mirror.as_deref())?;
+    let keyring = debian::sources::keyring_for(o.keyring.as_deref(), source.distro)?;
+    let mirror = source.url;
     let client = crate::rootfs::fetch::client()?;
     let (index, set) = resolve(o, &client, &mirror, &keyring, quiet)?;
     let tmp = store.tmp_dir(&o.name);
@@ -155,7 +159,12 @@ fn resolve(
         Signature::Check
     };
     let suite = Suite::open_with(client, mirror, &o.suite, keyring, signature)?;
-    let index = Index::new(suite.packages(client, "main", &o.arch)?);
+    // Ubuntu keeps much of what a build needs in universe; Debian has main only.
+    let mut stanzas = suite.packages(client, "main", &o.arch)?;
+    if suite.lists(&format!("universe/binary-{}/Packages.xz", o.arch)) {
+        stanzas.extend(suite.packages(client, "universe", &o.arch)?);
+    }
+    let index = Index::new(stanzas);
     let set = index.resolve(&roots(&index, o)?)?;
     if !quiet {
         eprintln!(

@@ -4,6 +4,7 @@
 //! needs Debian's version order, [`version`], and a dependency resolver, [`resolve`]).
 
 pub mod resolve;
+pub mod sources;
 pub mod version;
 
 use std::collections::HashMap;
@@ -20,48 +21,10 @@ pub mod release;
 /// field name → value.
 pub type Stanza = HashMap<String, String>;
 
-/// The mirror: `--mirror`, `CARGO_FOR_ARM_MIRROR`, `mirror = "…"` in the user's config file,
-/// else the first Debian mirror of the host's apt sources (deb822 `/etc/apt/sources.list.d/*.sources`, then `/etc/apt/sources.list`).
+/// The mirror of the host's own architecture (for a qemu package): see [`sources`].
 pub fn mirror(flag: Option<&str>) -> Result<String> {
-    let settings = crate::settings::Settings::user()?;
-    if let Some(m) = settings.get(&crate::settings::MIRROR, flag) {
-        return Ok(m.raw.trim_end_matches('/').to_string());
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir("/etc/apt/sources.list.d")
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "sources"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    for f in files {
-        let text = std::fs::read_to_string(&f).unwrap_or_default();
-        for stanza in text.split("\n\n") {
-            let fields = parse_stanza(stanza);
-            let enabled = fields.get("Enabled").is_none_or(|v| v != "no");
-            let is_deb = fields
-                .get("Types")
-                .is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
-            if let (true, true, Some(uris)) = (enabled, is_deb, fields.get("URIs")) {
-                if let Some(u) = uris.split_whitespace().find(|u| !u.contains("security")) {
-                    return Ok(u.trim_end_matches('/').to_string());
-                }
-            }
-        }
-    }
-    if let Ok(text) = std::fs::read_to_string("/etc/apt/sources.list") {
-        for line in text.lines() {
-            let mut w = line.split_whitespace().filter(|w| !w.starts_with('['));
-            if w.next() == Some("deb") {
-                if let Some(u) = w.next().filter(|u| !u.contains("security")) {
-                    return Ok(u.trim_end_matches('/').to_string());
-                }
-            }
-        }
-    }
-    bail!("no Debian mirror configured and none in the host's apt sources: pass --mirror URL, set CARGO_FOR_ARM_MIRROR=URL, or put mirror = \"URL\" in ~/.config/cargo-for-arm/config.toml (URL: a Debian mirror's /debian directory)")
+    let arch = crate::arch::Arch::host().debian_name("");
+    Ok(sources::mirror_for(arch, flag)?.url)
 }
 
 /// A deb822 stanza: `Field: value` with continuation lines joined by newlines.
@@ -86,20 +49,9 @@ pub fn parse_stanza(text: &str) -> Stanza {
     out
 }
 
-/// The keyring: `--keyring`, else Debian's archive keyring on the host.
+/// The keyring for a Debian archive: see [`sources::keyring_for`].
 pub fn keyring(flag: Option<&Path>) -> Result<PathBuf> {
-    if let Some(k) = flag {
-        return Ok(k.to_path_buf());
-    }
-    for k in [
-        "/usr/share/keyrings/debian-archive-keyring.gpg",
-        "/usr/share/keyrings/ubuntu-archive-keyring.gpg",
-    ] {
-        if Path::new(k).is_file() {
-            return Ok(k.into());
-        }
-    }
-    bail!("no archive keyring: install 'debian-archive-keyring' or pass --keyring FILE")
+    sources::keyring_for(flag, Some(sources::Distro::Debian))
 }
 
 /// Verify a clearsigned `InRelease` against the keys of `keyring`; return the signed text.
@@ -235,6 +187,11 @@ impl Suite {
             name: suite.to_string(),
             hashes: release_hashes(&release),
         })
+    }
+
+    /// Whether the signed Release lists `path` (e.g. `universe/binary-armhf/Packages.xz`).
+    pub fn lists(&self, path: &str) -> bool {
+        self.hashes.contains_key(path)
     }
 
     /// The `Packages` index of `component`/`arch`, checked against the Release hashes.
