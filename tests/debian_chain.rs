@@ -150,3 +150,274 @@ fn a_key_outside_the_keyring_is_refused() {
     assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
     assert!(stderr(&o).contains("does not verify"), "{}", stderr(&o));
 }
+
+/// A fake host below `CARGO_FOR_ARM_APT_ROOT`: these files, and nothing else.
+fn fake_host(files: &[(&str, &[u8])]) -> TempDir {
+    let root = TempDir::new("aptroot");
+    std::fs::create_dir_all(root.path().join("etc")).unwrap();
+    for (p, data) in files {
+        let f = root.path().join(p);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, data).unwrap();
+    }
+    root
+}
+
+/// An archive shaped like Ubuntu's, signed by a key of the test: `/ubuntu` (amd64) and
+/// `/ubuntu-ports` (armhf, arm64), suites noble and noble-updates, one small package `apt`
+/// per architecture.
+struct UbuntuArchive {
+    gpg: Gpg,
+    server: Server,
+    _dir: TempDir,
+}
+
+impl UbuntuArchive {
+    fn new() -> UbuntuArchive {
+        let dir = TempDir::new("ubuntu-archive");
+        let gpg = Gpg::new("Ubuntu test archive");
+        let server = Server::start();
+        for (tree, arches) in [
+            ("ubuntu", &["amd64"][..]),
+            ("ubuntu-ports", &["armhf", "arm64"]),
+        ] {
+            let t = Tree::new(&dir.path().join(tree));
+            for dist in ["noble", "noble-updates"] {
+                for arch in arches {
+                    let deb = common::aptrepo::make_deb(dir.path(), "apt", arch, 1000);
+                    t.packages(dist, arch, &[Deb::read(&deb)]);
+                }
+                let r = Release {
+                    origin: "Ubuntu",
+                    suite: dist,
+                    codename: "noble",
+                    date: now(),
+                };
+                t.publish(&gpg, dist, &r);
+            }
+            server.dir(&format!("/{tree}"), &t.dir);
+        }
+        UbuntuArchive {
+            gpg,
+            server,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, tree: &str) -> String {
+        format!("{}/{tree}", self.server.base)
+    }
+
+    fn asked(&self, prefix: &str) -> Vec<String> {
+        let log = self.server.log.lock().unwrap();
+        let asked = log.requests.iter().map(|(p, _)| p.clone());
+        asked.filter(|p| p.starts_with(prefix)).collect()
+    }
+
+    fn keyring(&self) -> Vec<u8> {
+        std::fs::read(&self.gpg.keyring).unwrap()
+    }
+}
+
+/// `rootfs create NAME --suite noble --arch ARCH` on the fake host `root`, in a fresh store.
+/// The archives hold no essential packages, so a create ends after the packages are fetched
+/// and unpacked (nothing can configure them): what is checked is where they came from.
+fn create_on(root: &Path, arch: &str, extra: &[&str]) -> std::process::Output {
+    Tool::new(&std::env::temp_dir())
+        .env("CARGO_FOR_ARM_APT_ROOT", root)
+        .args(["rootfs", "create", "u", "--suite", "noble", "--arch", arch])
+        .args(["--no-snapshot"])
+        .args(extra)
+        .output()
+}
+
+#[test]
+fn an_ubuntu_host_takes_arm_from_its_ports_archive_and_amd64_from_its_main_archive() {
+    if !tools_or_skip() {
+        return;
+    }
+    let a = UbuntuArchive::new();
+    let sources = format!(
+        "Types: deb\nURIs: {}/\nSuites: jammy jammy-updates\nComponents: main universe\nSigned-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg\n\n\
+         Types: deb\nURIs: {}/\nSuites: noble noble-updates\nComponents: main\nArchitectures: armhf arm64\nSigned-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg\n",
+        a.url("ubuntu"),
+        a.url("ubuntu-ports")
+    );
+    let keyring = a.keyring();
+    // The host runs another release (jammy): the rootfs's suite is the fixed noble. Only
+    // Ubuntu's keyring is on this host.
+    let host = fake_host(&[
+        ("etc/os-release", b"ID=ubuntu\nVERSION_CODENAME=jammy\n"),
+        ("etc/apt/sources.list.d/ubuntu.sources", sources.as_bytes()),
+        ("usr/share/keyrings/ubuntu-archive-keyring.gpg", &keyring),
+    ]);
+    for (arch, tree) in [
+        ("armhf", "ubuntu-ports"),
+        ("arm64", "ubuntu-ports"),
+        ("amd64", "ubuntu"),
+    ] {
+        let o = create_on(host.path(), arch, &[]);
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!(
+                "Resolved 1 packages from {} noble {arch}",
+                a.url(tree)
+            )),
+            "{arch}: {err}"
+        );
+        let debs = a.asked(&format!("/{tree}/pool/"));
+        assert!(!debs.is_empty(), "{arch}: no package from /{tree}: {err}");
+    }
+    assert!(a.asked("/ubuntu/dists/noble/main/binary-armhf").is_empty());
+    assert!(a
+        .asked("/ubuntu-ports/dists/noble/main/binary-amd64")
+        .is_empty());
+    // The default rootfs of a build on this host: Ubuntu's fixed suite, by its own name.
+    let proj = TempDir::new("ubuntu-default");
+    copy_example("hello-arm", proj.path());
+    let o = Tool::new(proj.path())
+        .env("CARGO_FOR_ARM_APT_ROOT", host.path())
+        .env("CARGO_FOR_ARM_OFFLINE", "1")
+        .args(["build"])
+        .output();
+    assert!(
+        stderr(&o).contains("rootfs create ubuntu-noble-armhf --suite noble --arch armhf"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn an_ubuntu_host_without_a_ports_entry_uses_its_apt_template_or_says_what_to_set() {
+    if !tools_or_skip() {
+        return;
+    }
+    let a = UbuntuArchive::new();
+    let sources = format!(
+        "Types: deb\nURIs: {}/\nSuites: noble\nComponents: main\n",
+        a.url("ubuntu")
+    );
+    let keyring = a.keyring();
+    let base = [
+        ("etc/os-release", &b"ID=ubuntu\n"[..]),
+        ("etc/apt/sources.list.d/ubuntu.sources", sources.as_bytes()),
+        ("usr/share/keyrings/ubuntu-archive-keyring.gpg", &keyring),
+    ];
+    // No ports entry, no template: an error that names every way out.
+    let bare = fake_host(&base);
+    let o = create_on(bare.path(), "arm64", &[]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    let err = stderr(&o);
+    for needle in [
+        "ports archive",
+        "--mirror",
+        "CARGO_FOR_ARM_MIRROR",
+        "mirror = ",
+        "--keyring",
+        "rootfs pull",
+        "rootfs import",
+    ] {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    assert!(
+        a.asked("/").is_empty(),
+        "asked a server: {:?}",
+        a.asked("/")
+    );
+    // python-apt's template names the ports archive.
+    let info = format!(
+        "ChangelogURI: http://changelogs.invalid/%s\n\nSuite: noble\nRepositoryType: deb\nBaseURI: {}/\nMatchURI: x\nBaseURI-amd64: {}/\nMatchURI-amd64: y\nDescription: Ubuntu 24.04 LTS\n",
+        a.url("ubuntu-ports"),
+        a.url("ubuntu")
+    );
+    let mut files = base.to_vec();
+    files.push((
+        "usr/share/python-apt/templates/Ubuntu.info",
+        info.as_bytes(),
+    ));
+    let templated = fake_host(&files);
+    let o = create_on(templated.path(), "arm64", &[]);
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "Resolved 1 packages from {} noble arm64",
+            a.url("ubuntu-ports")
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_host_without_apt_needs_a_mirror_and_a_keyring_and_says_so() {
+    if !tools_or_skip() {
+        return;
+    }
+    let a = UbuntuArchive::new();
+    let fedora = fake_host(&[("etc/os-release", b"ID=fedora\n")]);
+    let o = create_on(fedora.path(), "armhf", &[]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    let err = stderr(&o);
+    for needle in [
+        "no mirror for armhf",
+        "--mirror",
+        "CARGO_FOR_ARM_MIRROR",
+        "mirror = ",
+        "--keyring",
+        "rootfs pull",
+        "rootfs import",
+    ] {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    // A mirror per architecture, but no keyring on the host: the error names --keyring.
+    let mirrors = format!("amd64={},armhf={}", a.url("ubuntu"), a.url("ubuntu-ports"));
+    let o = Tool::new(&std::env::temp_dir())
+        .env("CARGO_FOR_ARM_APT_ROOT", fedora.path())
+        .env("CARGO_FOR_ARM_MIRROR", &mirrors)
+        .args([
+            "rootfs", "create", "u", "--suite", "noble", "--arch", "armhf",
+        ])
+        .output();
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--keyring") && stderr(&o).contains("ubuntu-keyring"),
+        "{}",
+        stderr(&o)
+    );
+    // With the keyring given, the per-architecture mirrors are used.
+    for (arch, tree) in [("armhf", "ubuntu-ports"), ("amd64", "ubuntu")] {
+        let o = Tool::new(&std::env::temp_dir())
+            .env("CARGO_FOR_ARM_APT_ROOT", fedora.path())
+            .env("CARGO_FOR_ARM_MIRROR", &mirrors)
+            .args([
+                "rootfs",
+                "create",
+                "u",
+                "--suite",
+                "noble",
+                "--arch",
+                arch,
+                "--no-snapshot",
+            ])
+            .arg("--keyring")
+            .arg(&a.gpg.keyring)
+            .output();
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!(
+                "Resolved 1 packages from {} noble {arch}",
+                a.url(tree)
+            )),
+            "{arch}: {err}"
+        );
+    }
+    // A mirror for other architectures only is no mirror for this one.
+    let o = Tool::new(&std::env::temp_dir())
+        .env("CARGO_FOR_ARM_APT_ROOT", fedora.path())
+        .args([
+            "rootfs", "create", "u", "--suite", "noble", "--arch", "arm64",
+        ])
+        .args(["--mirror", &format!("armhf={}", a.url("ubuntu-ports"))])
+        .output();
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no mirror for arm64"), "{}", stderr(&o));
+}

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::aptrepo::{now, Deb, Gpg, Release, Tree};
+use common::aptrepo::{make_deb, now, Deb, Gpg, Release, Tree};
 use common::http::{Route, Server};
 use common::*;
 use sha2::Digest;
@@ -96,46 +96,16 @@ fn leftovers_of_a_killed_run_are_cleaned_and_a_live_runs_files_stay() {
     assert!(!live.exists() && !h.join("rootfs/.tmp-busy-4243").exists());
 }
 
-/// A `.deb` of package `name` with `size` incompressible bytes, made with dpkg-deb.
-fn make_deb(dir: &Path, name: &str, size: usize) -> std::path::PathBuf {
-    let pkg = dir.join(format!("pkg-{name}"));
-    std::fs::create_dir_all(pkg.join("DEBIAN")).unwrap();
-    std::fs::create_dir_all(pkg.join(format!("usr/share/{name}"))).unwrap();
-    std::fs::write(
-        pkg.join("DEBIAN/control"),
-        format!("Package: {name}\nVersion: 1.0\nArchitecture: armhf\nMaintainer: t <t@example.invalid>\nDescription: {name}\n"),
-    )
-    .unwrap();
-    let mut data = Vec::with_capacity(size);
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
-    while data.len() < size {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        data.extend_from_slice(&x.to_le_bytes());
-    }
-    std::fs::write(pkg.join(format!("usr/share/{name}/data")), data).unwrap();
-    let out = dir.join(format!("{name}_1.0_armhf.deb"));
-    let o = std::process::Command::new("dpkg-deb")
-        .args(["-Zgzip", "--root-owner-group", "--build"])
-        .arg(&pkg)
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    out
-}
-
 #[test]
 fn concurrent_downloads_of_one_package_do_not_corrupt_each_other() {
     if !tools_or_skip() {
         return;
     }
     let work = TempDir::new("concdeb");
-    let deb_path = make_deb(work.path(), "big", 3 << 20);
+    let deb_path = make_deb(work.path(), "big", "armhf", 3 << 20);
     let deb = Deb::read(&deb_path);
     // minbase asks for apt: a small one.
-    let apt = Deb::read(&make_deb(work.path(), "apt", 1000));
+    let apt = Deb::read(&make_deb(work.path(), "apt", "armhf", 1000));
     let body = std::fs::read(&deb_path).unwrap();
     let sha = hex(&sha2::Sha256::digest(&body));
     let gpg = Gpg::new("concurrency archive");

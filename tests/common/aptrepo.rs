@@ -268,3 +268,33 @@ pub fn tools_present() -> Option<String> {
     }
     None
 }
+
+/// A `.deb` of package `name` for `arch` with `size` incompressible bytes, made with dpkg-deb.
+pub fn make_deb(dir: &Path, name: &str, arch: &str, size: usize) -> PathBuf {
+    let pkg = dir.join(format!("pkg-{name}-{arch}"));
+    std::fs::create_dir_all(pkg.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(pkg.join(format!("usr/share/{name}"))).unwrap();
+    std::fs::write(
+        pkg.join("DEBIAN/control"),
+        format!("Package: {name}\nVersion: 1.0\nArchitecture: {arch}\nMaintainer: t <t@example.invalid>\nDescription: {name}\n"),
+    )
+    .unwrap();
+    let mut data = Vec::with_capacity(size);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
+    while data.len() < size {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    std::fs::write(pkg.join(format!("usr/share/{name}/data")), data).unwrap();
+    let out = dir.join(format!("{name}_1.0_{arch}.deb"));
+    let o = Command::new("dpkg-deb")
+        .args(["-Zgzip", "--root-owner-group", "--build"])
+        .arg(&pkg)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
