@@ -123,6 +123,11 @@ fn a_local_signed_repository_bootstraps_and_refuses_replays_and_other_suites() {
     );
     let o = create(home.path(), &mirror, &gpg.keyring, "newer");
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Restoring the tree of an identical earlier create"),
+        "{}",
+        stderr(&o)
+    );
     assert!(entry(home.path(), "newer").is_file());
 }
 
