@@ -148,14 +148,39 @@ fn concurrent_downloads_of_one_package_do_not_corrupt_each_other() {
     };
     // The archive has no essential packages: both creates fail once the packages are
     // fetched (nothing can configure them); the downloads are what is tested.
-    let (a, b) = (start("one"), start("two"));
+    // The second starts when the first has written a third of its download.
+    let a = start("one");
+    let debs = home.path().join("debs");
+    let guard = std::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let written = std::fs::read_dir(&debs)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().contains(".partial"))
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0);
+        if written >= 1 << 20 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < guard,
+            "the first download never got going"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let b = start("two");
     let (a, b) = (a.wait_with_output(), b.wait_with_output());
     for o in [&a, &b] {
+        let err = stderr(o);
         assert!(
-            !stderr(o).contains("does not match"),
-            "a download was corrupted: {}",
-            stderr(o)
+            !err.contains("does not match") && !err.contains("downloading packages failed"),
+            "a download was disturbed by the other: {err}"
         );
+        assert!(err.contains("Unpacking"), "{err}");
     }
     let cached = home.path().join(format!("debs/{sha}.deb"));
     let got = std::fs::read(&cached).unwrap_or_default();
