@@ -96,85 +96,112 @@ fn leftovers_of_a_killed_run_are_cleaned_and_a_live_runs_files_stay() {
     assert!(!live.exists() && !h.join("rootfs/.tmp-busy-4243").exists());
 }
 
+/// A signed archive with a 3 MiB package `big` (sent slowly) and a small `apt` (minbase asks
+/// for it). It has no essential packages: a create fails once the packages are fetched and
+/// unpacked (nothing can configure them); the downloads are what is tested.
+struct BigArchive {
+    _work: TempDir,
+    gpg: Gpg,
+    server: Server,
+    mirror: String,
+    pool: String,
+    body: Vec<u8>,
+    sha: String,
+}
+
+impl BigArchive {
+    fn new() -> BigArchive {
+        let work = TempDir::new("bigdeb");
+        let deb_path = make_deb(work.path(), "big", "armhf", 3 << 20);
+        let apt = Deb::read(&make_deb(work.path(), "apt", "armhf", 1000));
+        let body = std::fs::read(&deb_path).unwrap();
+        let sha = hex(&sha2::Sha256::digest(&body));
+        let gpg = Gpg::new("download archive");
+        let tree = Tree::new(&work.path().join("debian"));
+        tree.packages("bookworm", "armhf", &[Deb::read(&deb_path), apt]);
+        let r = Release {
+            origin: "Debian",
+            suite: "bookworm",
+            codename: "bookworm",
+            date: now(),
+        };
+        tree.publish(&gpg, "bookworm", &r);
+        let server = Server::start();
+        let mirror = server.dir("/debian", &tree.dir);
+        // Sent slowly (with an ETag, and Range honoured), so downloads overlap.
+        let pool = format!("/debian/pool/main/{sha}.deb");
+        let route = Route {
+            chunk_delay: Some(Duration::from_millis(20)),
+            ..Route::file(body.clone())
+        };
+        server.route(&pool, route);
+        BigArchive {
+            _work: work,
+            gpg,
+            server,
+            mirror,
+            pool,
+            body,
+            sha,
+        }
+    }
+
+    /// `rootfs create NAME` of `big` from it, into the store `home`.
+    fn create(&self, home: &Path, name: &str) -> Tool {
+        Tool::new(&std::env::temp_dir())
+            .home(home)
+            .args([
+                "rootfs", "create", name, "--suite", "bookworm", "--arch", "armhf",
+            ])
+            .args([
+                "--include",
+                "big",
+                "--no-snapshot",
+                "--mirror",
+                &self.mirror,
+            ])
+            .arg("--keyring")
+            .arg(&self.gpg.keyring)
+    }
+}
+
+/// Partial downloads in `debs`: the largest one's size.
+fn largest_partial(debs: &Path) -> u64 {
+    std::fs::read_dir(debs)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().contains(".partial"))
+                .filter(|e| !e.file_name().to_string_lossy().ends_with(".etag"))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
 #[test]
 fn concurrent_downloads_of_one_package_do_not_corrupt_each_other() {
     if !tools_or_skip() {
         return;
     }
-    let work = TempDir::new("concdeb");
-    let deb_path = make_deb(work.path(), "big", "armhf", 3 << 20);
-    let deb = Deb::read(&deb_path);
-    // minbase asks for apt: a small one.
-    let apt = Deb::read(&make_deb(work.path(), "apt", "armhf", 1000));
-    let body = std::fs::read(&deb_path).unwrap();
-    let sha = hex(&sha2::Sha256::digest(&body));
-    let gpg = Gpg::new("concurrency archive");
-    let tree = Tree::new(&work.path().join("debian"));
-    tree.packages("bookworm", "armhf", &[deb, apt]);
-    tree.publish(
-        &gpg,
-        "bookworm",
-        &Release {
-            origin: "Debian",
-            suite: "bookworm",
-            codename: "bookworm",
-            date: now(),
-        },
-    );
-    let server = Server::start();
-    let mirror = server.dir("/debian", &tree.dir);
-    // The package is sent slowly, so the two downloads overlap.
-    let pool = format!("/debian/pool/main/{sha}.deb");
-    server.route(
-        &pool,
-        Route {
-            chunk_delay: Some(Duration::from_millis(20)),
-            ..Route::file(body.clone())
-        },
-    );
+    let a = BigArchive::new();
     let home = TempDir::new("concdeb-home");
-    let start = |name: &str| {
-        Tool::new(&std::env::temp_dir())
-            .home(home.path())
-            .args([
-                "rootfs", "create", name, "--suite", "bookworm", "--arch", "armhf",
-            ])
-            .args(["--variant", "minbase", "--include", "big", "--no-snapshot"])
-            .args(["--mirror", &mirror])
-            .arg("--keyring")
-            .arg(&gpg.keyring)
-            .stderr(Stdio::piped())
-            .spawn()
-    };
-    // The archive has no essential packages: both creates fail once the packages are
-    // fetched (nothing can configure them); the downloads are what is tested.
+    let start = |name: &str| a.create(home.path(), name).stderr(Stdio::piped()).spawn();
     // The second starts when the first has written a third of its download.
-    let a = start("one");
+    let one = start("one");
     let debs = home.path().join("debs");
     let guard = std::time::Instant::now() + Duration::from_secs(300);
-    loop {
-        let written = std::fs::read_dir(&debs)
-            .map(|rd| {
-                rd.flatten()
-                    .filter(|e| e.file_name().to_string_lossy().contains(".partial"))
-                    .filter_map(|e| e.metadata().ok())
-                    .map(|m| m.len())
-                    .max()
-                    .unwrap_or(0)
-            })
-            .unwrap_or(0);
-        if written >= 1 << 20 {
-            break;
-        }
+    while largest_partial(&debs) < 1 << 20 {
         assert!(
             std::time::Instant::now() < guard,
             "the first download never got going"
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    let b = start("two");
-    let (a, b) = (a.wait_with_output(), b.wait_with_output());
-    for o in [&a, &b] {
+    let two = start("two");
+    let (one, two) = (one.wait_with_output(), two.wait_with_output());
+    for o in [&one, &two] {
         let err = stderr(o);
         assert!(
             !err.contains("does not match") && !err.contains("downloading packages failed"),
@@ -182,23 +209,47 @@ fn concurrent_downloads_of_one_package_do_not_corrupt_each_other() {
         );
         assert!(err.contains("Unpacking"), "{err}");
     }
-    let cached = home.path().join(format!("debs/{sha}.deb"));
+    let cached = debs.join(format!("{}.deb", a.sha));
     let got = std::fs::read(&cached).unwrap_or_default();
-    assert_eq!(hex(&sha2::Sha256::digest(&got)), sha, "{}", stderr(&a));
-    let left: Vec<String> = std::fs::read_dir(home.path().join("debs"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".partial"))
-        .collect();
-    assert!(left.is_empty(), "partial downloads left: {left:?}");
+    assert_eq!(hex(&sha2::Sha256::digest(&got)), a.sha);
+    assert_eq!(largest_partial(&debs), 0, "partial downloads were left");
     assert_eq!(
-        server.gets(&pool).len(),
+        a.server.gets(&a.pool).len(),
         2,
         "both runs should have downloaded it"
     );
     // Both recorded the index's date, and the record is whole.
     let dates = std::fs::read_to_string(home.path().join("host/release-dates")).unwrap();
     assert_eq!(dates.lines().count(), 1, "{dates}");
-    assert!(dates.starts_with(&format!("{mirror} bookworm ")), "{dates}");
+    assert!(
+        dates.starts_with(&format!("{} bookworm ", a.mirror)),
+        "{dates}"
+    );
+}
+
+#[test]
+fn a_killed_runs_partial_download_is_taken_over_and_resumed() {
+    if !tools_or_skip() {
+        return;
+    }
+    let a = BigArchive::new();
+    let home = TempDir::new("resumedeb-home");
+    let debs = home.path().join("debs");
+    std::fs::create_dir_all(&debs).unwrap();
+    // What a killed run left: a third of the package, with the ETag it came with.
+    let cut = a.body.len() / 3;
+    let partial = debs.join(format!("{}.partial-4242-0001", a.sha));
+    std::fs::write(&partial, &a.body[..cut]).unwrap();
+    std::fs::write(
+        debs.join(format!("{}.partial-4242-0001.etag", a.sha)),
+        "\"v1\"",
+    )
+    .unwrap();
+    let o = a.create(home.path(), "r").output();
+    assert!(stderr(&o).contains("Unpacking"), "{}", stderr(&o));
+    let gets = a.server.gets(&a.pool);
+    assert_eq!(gets, [Some(format!("bytes={cut}-"))], "{}", stderr(&o));
+    let got = std::fs::read(debs.join(format!("{}.deb", a.sha))).unwrap();
+    assert_eq!(got, a.body);
+    assert_eq!(largest_partial(&debs), 0, "partial downloads were left");
 }

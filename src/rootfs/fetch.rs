@@ -170,9 +170,14 @@ fn is_scratch(name: &str) -> bool {
     name.starts_with(".tmp-") || name.contains(".partial-")
 }
 
+/// How long a partial download nobody holds is kept for the next download of the same file
+/// to resume it ([`Owned::adopt`]); after that it is a leftover.
+const PARTIAL_KEPT: Duration = Duration::from_secs(24 * 3600);
+
 /// Remove the scratch files of `dir` ([`is_scratch`]) that no process holds: those of a
-/// killed run. A file a live run writes is locked ([`Owned`]) and stays. Returns how many
-/// went.
+/// killed run (a partial download once it is older than [`PARTIAL_KEPT`]: until then the
+/// next run resumes it). A file a live run writes is locked ([`Owned`]) and stays. Returns
+/// how many went.
 pub fn clean_stale_files(dir: &Path) -> usize {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return 0;
@@ -184,7 +189,16 @@ pub fn clean_stale_files(dir: &Path) -> usize {
             continue;
         }
         let path = e.path();
-        if let Some(stale) = Owned::adopt(&path) {
+        let Some(stale) = Owned::adopt(&path) else {
+            continue;
+        };
+        let resumable = !name.starts_with(".tmp-")
+            && stale
+                .file
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age < PARTIAL_KEPT));
+        if !resumable {
             discard(&stale.path);
             removed += 1;
         }
