@@ -129,6 +129,40 @@ fn a_local_signed_repository_bootstraps_and_refuses_replays_and_other_suites() {
         stderr(&o)
     );
     assert!(entry(home.path(), "newer").is_file());
+
+    // The same packages in a tree shaped like Ubuntu's ports archive, signed by another key
+    // (the "Ubuntu" one), found through a fake Ubuntu host's apt sources and keyring alone:
+    // the whole create completes (its tree restored: the same package set).
+    let ubuntu = Gpg::new("Ubuntu test archive");
+    let ports = Tree::new(&repo.path().join("ubuntu-ports"));
+    ports.packages("noble", "armhf", &debs);
+    ports.publish(&ubuntu, "noble", &release("noble", "noble", now()));
+    let ports_url = server.dir("/ubuntu-ports", &ports.dir);
+    let sources = format!(
+        "Types: deb\nURIs: {}/ubuntu/\nSuites: noble\nComponents: main\n\n\
+         Types: deb\nURIs: {ports_url}/\nSuites: noble noble-updates\nComponents: main\nArchitectures: armhf arm64\n",
+        server.base
+    );
+    let keyring = std::fs::read(&ubuntu.keyring).unwrap();
+    let host = fake_host(&[
+        ("etc/os-release", b"ID=ubuntu\nVERSION_CODENAME=jammy\n"),
+        ("etc/apt/sources.list.d/ubuntu.sources", sources.as_bytes()),
+        ("usr/share/keyrings/ubuntu-archive-keyring.gpg", &keyring),
+    ]);
+    let o = Tool::new(&std::env::temp_dir())
+        .home(home.path())
+        .env("CARGO_FOR_ARM_APT_ROOT", host.path())
+        .args([
+            "rootfs", "create", "ub", "--suite", "noble", "--arch", "armhf",
+        ])
+        .output();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let recorded = std::fs::read_to_string(entry(home.path(), "ub")).unwrap();
+    assert!(
+        recorded.contains("verified = true")
+            && recorded.contains(&format!("{ports_url} noble armhf")),
+        "{recorded}"
+    );
 }
 
 #[test]
