@@ -119,7 +119,8 @@ pub fn create(o: &CreateOptions, quiet: bool, emulator: Emulator) -> Result<i32>
     let keyring = debian::sources::keyring_for(o.keyring.as_deref(), source.distro)?;
     let mirror = source.url;
     let client = crate::rootfs::fetch::client()?;
-    let (index, set) = resolve(o, &client, &mirror, &keyring, quiet)?;
+    let (index, set, components) = resolve(o, &client, &mirror, &keyring, quiet)?;
+    let apt_source = format!("deb {mirror} {} {}\n", o.suite, components.join(" "));
     let tmp = store.tmp_dir(&o.name);
     // The same resolved package set was configured before: restore that tree.
     let snapshot = snapshot_path(&index, &set, o)?;
@@ -127,7 +128,7 @@ pub fn create(o: &CreateOptions, quiet: bool, emulator: Emulator) -> Result<i32>
         && !o.no_snapshot
         && restore_snapshot(&store, &snapshot, &tmp, &map, quiet)
     {
-        return land(&store, o, &mirror, &tmp, quiet);
+        return land(&store, o, (&mirror, &apt_source), &tmp, quiet);
     }
     // Downloads, a few at a time; the threads end before any namespace is entered.
     let debs = fetch_debs(&client, &mirror, &index, &set, quiet)?;
@@ -140,7 +141,7 @@ pub fn create(o: &CreateOptions, quiet: bool, emulator: Emulator) -> Result<i32>
     if !o.no_snapshot {
         save_snapshot(&tmp.join("root"), &snapshot, &map, quiet);
     }
-    land(&store, o, &mirror, &tmp, quiet)
+    land(&store, o, (&mirror, &apt_source), &tmp, quiet)
 }
 
 /// The suite's index, checked through the signed chain, and the package set of `o`
@@ -151,7 +152,7 @@ fn resolve(
     mirror: &str,
     keyring: &Path,
     quiet: bool,
-) -> Result<(Index, Vec<String>)> {
+) -> Result<(Index, Vec<String>, Vec<&'static str>)> {
     let signature = if o.no_verify {
         eprintln!("cargo-for-arm: WARNING: --no-verify: the InRelease signature is NOT checked; the rootfs is recorded as unverified");
         Signature::Skip
@@ -161,8 +162,10 @@ fn resolve(
     let suite = Suite::open_with(client, mirror, &o.suite, keyring, signature)?;
     // Ubuntu keeps much of what a build needs in universe; Debian has main only.
     let mut stanzas = suite.packages(client, "main", &o.arch)?;
+    let mut components = vec!["main"];
     if suite.lists(&format!("universe/binary-{}/Packages.xz", o.arch)) {
         stanzas.extend(suite.packages(client, "universe", &o.arch)?);
+        components.push("universe");
     }
     let index = Index::new(stanzas);
     let set = index.resolve(&roots(&index, o)?)?;
@@ -175,7 +178,7 @@ fn resolve(
             o.arch
         );
     }
-    Ok((index, set))
+    Ok((index, set, components))
 }
 
 /// What `o` asks for: the Essential and required packages, those of its variant, and its
@@ -398,8 +401,15 @@ fn save_snapshot(root: &Path, snapshot: &Path, map: &IdMap, quiet: bool) {
     }
 }
 
-/// Point apt at the mirror and move the tree into the store.
-fn land(store: &Store, o: &CreateOptions, mirror: &str, tmp: &Path, quiet: bool) -> Result<i32> {
+/// Point apt at the mirror (`source`: the mirror and the `sources.list` line for it) and
+/// move the tree into the store.
+fn land(
+    store: &Store,
+    o: &CreateOptions,
+    (mirror, apt_source): (&str, &str),
+    tmp: &Path,
+    quiet: bool,
+) -> Result<i32> {
     let source = format!("{mirror} {} {} ({})", o.suite, o.arch, o.variant);
     let origin = Origin {
         source: &source,
@@ -407,12 +417,9 @@ fn land(store: &Store, o: &CreateOptions, mirror: &str, tmp: &Path, quiet: bool)
         verified: !o.no_verify,
         owners_kept: true,
     };
-    let result = std::fs::write(
-        tmp.join("root/etc/apt/sources.list"),
-        format!("deb {mirror} {} main\n", o.suite),
-    )
-    .map_err(anyhow::Error::from)
-    .and_then(|()| store.finish(&o.name, tmp, &origin, quiet));
+    let result = std::fs::write(tmp.join("root/etc/apt/sources.list"), apt_source)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| store.finish(&o.name, tmp, &origin, quiet));
     match result {
         Ok(entry) => {
             if !quiet {
