@@ -462,6 +462,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn atomic_writes_leave_a_whole_file_and_no_scratch() {
+        let dir = std::env::temp_dir().join(format!("cfa-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("record");
+        std::thread::scope(|s| {
+            for i in 0..8u8 {
+                let f = &f;
+                s.spawn(move || {
+                    for _ in 0..20 {
+                        atomic_write(f, &vec![b'a' + i; 4096]).unwrap();
+                    }
+                });
+            }
+        });
+        let data = std::fs::read(&f).unwrap();
+        assert_eq!(data.len(), 4096);
+        assert!(data.iter().all(|b| *b == data[0]), "a mixed file");
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["record"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn scratch_files_held_by_a_writer_are_not_cleaned() {
+        let dir = std::env::temp_dir().join(format!("cfa-scratch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let held = Owned::create(&dir.join(format!(".tmp-x-{}", unique_tag()))).unwrap();
+        std::fs::write(dir.join(".tmp-y-1-2"), b"left").unwrap();
+        std::fs::write(dir.join("keep.deb"), b"deb").unwrap();
+        assert_eq!(clean_stale_files(&dir), 1);
+        assert!(held.path.exists() && dir.join("keep.deb").exists());
+        assert!(!dir.join(".tmp-y-1-2").exists());
+        // Another opener cannot take a held file.
+        assert!(Owned::adopt(&held.path).is_none());
+        drop(held);
+        assert_eq!(clean_stale_files(&dir), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn checksum_lists() {
         let h = "a".repeat(64);
         let gnu = format!("{h}  alpine-minirootfs.tar.gz\n{}  other\n", "b".repeat(64));
