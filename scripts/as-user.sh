@@ -4,7 +4,7 @@
 # when started as root (CI, or sudo), because cargo-for-arm is for non-root users and must be
 # tested as one.
 #
-# It installs what is missing (uidmap, mmdebstrap, gpgv, xz-utils, python3, bubblewrap, the
+# It installs what is missing (uidmap, mmdebstrap, gpgv, gpg (the apt-repository tests sign with it), xz-utils, python3, bubblewrap, the
 # Debian archive keyring), creates the user (default cfa-test, or $CARGO_FOR_ARM_TEST_USER)
 # with /etc/subuid and /etc/subgid ranges, and makes root's Rust toolchain reachable through
 # hard links under /opt/cargo-for-arm-ci/toolchain.
@@ -17,7 +17,7 @@ user=${CARGO_FOR_ARM_TEST_USER:-cfa-test}
 
 missing=()
 for pair in newuidmap:uidmap gpgv:gpgv xz:xz-utils python3:python3 flock:util-linux \
-    dpkg-deb:dpkg bwrap:bubblewrap mmdebstrap:mmdebstrap; do
+    dpkg-deb:dpkg bwrap:bubblewrap mmdebstrap:mmdebstrap gpg:gpg gpgconf:gpgconf; do
     command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
 done
 [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)

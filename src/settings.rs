@@ -87,10 +87,11 @@ const PROJECT_KEYS: [&str; 7] = [
 ];
 /// Keys only the user sets (flag, environment, user config): they could lower security or
 /// choose what runs on the host.
-const USER_KEYS: [&str; 10] = [
+const USER_KEYS: [&str; 11] = [
     "tools-rootfs",
     "native-rustc",
     "mirror",
+    "keyring",
     "network",
     "seccomp",
     "map",
@@ -105,10 +106,19 @@ pub const NATIVE_RUSTC: Key = Key {
     name: "native-rustc",
     scope: Scope::User,
 };
+/// `URL`, or per architecture `ARCH=URL,…` (also a `[mirror]` table in the config file):
+/// see `rootfs::debian::sources`.
 pub const MIRROR: Key = Key {
     flag: "--mirror",
     env: "CARGO_FOR_ARM_MIRROR",
     name: "mirror",
+    scope: Scope::User,
+};
+/// The OpenPGP keyring that proves an archive's `InRelease`.
+pub const KEYRING: Key = Key {
+    flag: "--keyring",
+    env: "CARGO_FOR_ARM_KEYRING",
+    name: "keyring",
     scope: Scope::User,
 };
 
@@ -203,6 +213,12 @@ impl Settings {
             project,
             user: read_user_config()?,
         })
+    }
+
+    /// The user's config file and its table, for keys that are more than one string
+    /// (`[mirror]` per architecture).
+    pub fn user_table(&self) -> Option<(&Path, &toml::Table)> {
+        self.user.as_ref().map(|(p, t)| (p.as_path(), t))
     }
 
     /// The value of `key`: `flag`, else its environment variable, else the project's

@@ -229,6 +229,61 @@ fn checksum_lists_verify_and_no_checksum_is_recorded_unverified() {
 }
 
 #[test]
+fn a_checksum_list_over_plain_http_does_not_make_a_rootfs_verified() {
+    let env = Env::new("httpsums");
+    let server = Server::start();
+    let data = busybox_archive();
+    let url = server.route("/bb.tar.xz", Route::file(data.clone()));
+    let sums = server.route(
+        "/SHA256SUMS",
+        Route::file(format!("{}  bb.tar.xz\n", sha256_hex(&data)).into_bytes()),
+    );
+    // The list still catches a wrong archive ...
+    let bad = server.route(
+        "/bad/SHA256SUMS",
+        Route::file(format!("{}  bb.tar.xz\n", "2".repeat(64)).into_bytes()),
+    );
+    let o = env.run(&["rootfs", "pull", &url, "--checksums", &bad, "--name", "x"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("sha256 mismatch"), "{}", stderr(&o));
+    env.assert_clean("x");
+    // ... but a match proves nothing: the entry is recorded unverified, and said so.
+    let o = env.run(&["rootfs", "pull", &url, "--checksums", &sums, "--name", "bb"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("UNVERIFIED") && stderr(&o).contains("plain HTTP"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("Verified sha256"), "{}", stderr(&o));
+    let list = stdout(&env.run(&["rootfs", "list"]));
+    let line = list.lines().find(|l| l.starts_with("bb ")).unwrap();
+    assert!(line.contains("UNVERIFIED"), "{list}");
+    // A run on it says so, once; a run on a verified one does not.
+    let o = env.run(&["run", "--rootfs", "bb", "--", "uname", "-m"]);
+    assert_eq!(stdout(&o).trim(), "armv7l", "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o).matches("UNVERIFIED").count(),
+        1,
+        "{}",
+        stderr(&o)
+    );
+    let o = env.run(&[
+        "rootfs",
+        "pull",
+        &url,
+        "--sha256",
+        &sha256_hex(&data),
+        "--name",
+        "pinned",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = env.run(&["run", "--rootfs", "pinned", "--", "uname", "-m"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("UNVERIFIED"), "{}", stderr(&o));
+}
+
+#[test]
 fn an_interrupted_download_resumes_with_range() {
     let env = Env::new("resume");
     let server = Server::start();

@@ -129,12 +129,9 @@ fn default_rootfs(o: &Options, packages: &[String]) -> Result<PathBuf> {
         Some(a) => Arch::parse(a)?.debian_name(a),
         None => "armhf",
     };
-    // 32-bit ARM from Debian 12, as before; the rest from Debian 13 (the first with riscv64).
-    let suite = match arch {
-        "armhf" | "armel" => "bookworm",
-        _ => "trixie",
-    };
-    let mut name = format!("debian-{suite}-{arch}");
+    // Debian 12 for 32-bit ARM, 13 for the rest; Ubuntu's fixed LTS where the archive is Ubuntu's.
+    let (distro, suite) = crate::rootfs::debian::sources::default_release(arch);
+    let mut name = format!("{}-{suite}-{arch}", distro.name().to_lowercase());
     let mut include = vec!["cargo".to_string()];
     if !packages.is_empty() {
         let mut set = packages.to_vec();
@@ -160,7 +157,7 @@ fn default_rootfs(o: &Options, packages: &[String]) -> Result<PathBuf> {
             include.join(",")
         );
     }
-    ui::say(format_args!("no rootfs configured: creating the default {name} (Debian {suite}, {arch}, with {}) from the Debian mirror; this takes a few minutes once", include.join(", ")));
+    ui::say(format_args!("no rootfs configured: creating the default {name} ({} {suite}, {arch}, with {}) from the {} archive; this takes a few minutes once", distro.name(), include.join(", "), distro.name()));
     create_rootfs(&CreateOptions {
         name: name.clone(),
         suite: suite.into(),

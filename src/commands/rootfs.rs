@@ -279,11 +279,12 @@ fn pull(request: PullRequest, limits: &Limits, quiet: bool) -> Result<i32> {
     let expected = expected_sha256(request.sha256, &plan, client.as_ref())?;
     let archive = obtain(&store, &plan, client.as_ref(), quiet)?;
     drop(client);
-    check_sha256(&archive, expected.as_deref(), plan.file_name(), quiet)?;
+    check_sha256(&archive, expected.as_ref(), plan.file_name(), quiet)?;
     let source = ArchiveSource {
         path: &archive.path,
         source: &plan.url_or_file,
-        sha256: expected,
+        verified: expected.as_ref().is_some_and(|e| e.trusted),
+        sha256: expected.map(|e| e.sha256),
         limits: *limits,
         owners: Owners::Keep,
     };
@@ -303,20 +304,39 @@ fn pull(request: PullRequest, limits: &Limits, quiet: bool) -> Result<i32> {
     Ok(0)
 }
 
+/// The sha256 an archive must have, and whether it came through a trusted channel.
+struct Expected {
+    sha256: String,
+    /// The user's `--sha256`, or a checksum list over https or from a local file. A list
+    /// fetched over plain HTTP (typically from the same server as the archive) is no proof:
+    /// whoever can change the archive in transit can change the list too.
+    trusted: bool,
+    /// Where it came from, for messages.
+    from: String,
+}
+
 /// The sha256 the archive must have: `--sha256`, else its line in the checksum list.
 fn expected_sha256(
     sha256: Option<String>,
     plan: &PullPlan,
     client: Option<&reqwest::blocking::Client>,
-) -> Result<Option<String>> {
+) -> Result<Option<Expected>> {
     match (sha256, &plan.checksums) {
-        (Some(h), _) => Ok(Some(valid_hex(&h)?)),
+        (Some(h), _) => Ok(Some(Expected {
+            sha256: valid_hex(&h)?,
+            trusted: true,
+            from: "--sha256".into(),
+        })),
         (None, Some(list)) => {
             let text = fetch::fetch_text(client, list)?;
             let file_name = plan.file_name();
             let found = fetch::find_checksum(&text, file_name)
                 .with_context(|| format!("{list} lists no sha256 for {file_name}"))?;
-            Ok(Some(found))
+            Ok(Some(Expected {
+                sha256: found,
+                trusted: !list.starts_with("http://"),
+                from: list.clone(),
+            }))
         }
         (None, None) => Ok(None),
     }
@@ -354,13 +374,13 @@ fn obtain(
 /// deleted; no expected hash is a loud warning (the entry is recorded unverified).
 fn check_sha256(
     archive: &Archive,
-    expected: Option<&str>,
+    expected: Option<&Expected>,
     file_name: &str,
     quiet: bool,
 ) -> Result<()> {
     let actual = fetch::sha256_file(&archive.path)?;
-    match expected {
-        Some(e) if e != actual => {
+    match expected.map(|e| (e.sha256.as_str(), e)) {
+        Some((e, _)) if e != actual => {
             if archive.downloaded {
                 fetch::discard(&archive.path);
             }
@@ -373,6 +393,12 @@ fn check_sha256(
                 }
             );
         }
+        Some((_, e)) if !e.trusted => eprintln!(
+            "cargo-for-arm: WARNING: {file_name} is UNVERIFIED: it matches {}, but that list came over plain HTTP, \
+             which proves nothing (whoever can change the archive in transit can change the list). It is recorded \
+             as unverified; pass --sha256 HEX from a trusted source, or --checksums over https.",
+            e.from
+        ),
         Some(_) => {
             if !quiet {
                 crate::ui::status("Verified", format_args!("sha256 {actual}"));
@@ -399,6 +425,7 @@ fn import(source: &Path, name: &str, quiet: bool) -> Result<i32> {
         path: &src,
         source: &shown,
         sha256: None,
+        verified: false,
         limits: Limits::default(),
         owners: Owners::Keep,
     };

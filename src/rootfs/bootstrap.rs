@@ -51,7 +51,7 @@ const FETCHERS: usize = 4;
 pub struct CreateOptions {
     /// The name in the store.
     pub name: String,
-    /// Debian suite: bookworm, trixie, …
+    /// Suite: bookworm, trixie, … (Ubuntu: noble, …)
     #[arg(long)]
     pub suite: String,
     /// Debian architecture: armhf, arm64, …
@@ -63,10 +63,13 @@ pub struct CreateOptions {
     /// minbase (essential + required + apt) or buildd (+ build-essential).
     #[arg(long, default_value = "minbase")]
     pub variant: String,
-    /// Mirror (default: CARGO_FOR_ARM_MIRROR, the user's config file, the host's apt sources).
+    /// Mirror: URL, or ARCH=URL,… per architecture (default: CARGO_FOR_ARM_MIRROR, the
+    /// user's config file, the host's apt sources: on an Ubuntu host its ports archive for
+    /// armhf/arm64).
     #[arg(long)]
     pub mirror: Option<String>,
-    /// OpenPGP keyring for the InRelease signature (default: Debian's archive keyring).
+    /// OpenPGP keyring for the InRelease signature (default: CARGO_FOR_ARM_KEYRING, the
+    /// user's config file, the archive keyring of the mirror's distribution on the host).
     #[arg(long)]
     pub keyring: Option<PathBuf>,
     /// Do not check the InRelease signature (warns; the rootfs is recorded unverified).
@@ -112,10 +115,12 @@ pub fn create(o: &CreateOptions, quiet: bool, emulator: Emulator) -> Result<i32>
     // A create that was killed left its temporary tree: remove it (we hold the lock).
     store.clean_stale(&o.name)?;
     store.ensure_absent(&o.name)?;
-    let mirror = debian::mirror(o.mirror.as_deref())?;
-    let keyring = debian::keyring(o.keyring.as_deref())?;
+    let source = debian::sources::mirror_for(&o.arch, o.mirror.as_deref())?;
+    let keyring = debian::sources::keyring_for(o.keyring.as_deref(), source.distro)?;
+    let mirror = source.url;
     let client = crate::rootfs::fetch::client()?;
-    let (index, set) = resolve(o, &client, &mirror, &keyring, quiet)?;
+    let (index, set, components) = resolve(o, &client, &mirror, &keyring, quiet)?;
+    let apt_source = format!("deb {mirror} {} {}\n", o.suite, components.join(" "));
     let tmp = store.tmp_dir(&o.name);
     // The same resolved package set was configured before: restore that tree.
     let snapshot = snapshot_path(&index, &set, o)?;
@@ -123,7 +128,7 @@ pub fn create(o: &CreateOptions, quiet: bool, emulator: Emulator) -> Result<i32>
         && !o.no_snapshot
         && restore_snapshot(&store, &snapshot, &tmp, &map, quiet)
     {
-        return land(&store, o, &mirror, &tmp, quiet);
+        return land(&store, o, (&mirror, &apt_source), &tmp, quiet);
     }
     // Downloads, a few at a time; the threads end before any namespace is entered.
     let debs = fetch_debs(&client, &mirror, &index, &set, quiet)?;
@@ -140,7 +145,7 @@ pub fn create(o: &CreateOptions, quiet: bool, emulator: Emulator) -> Result<i32>
     if !o.no_snapshot && configured {
         save_snapshot(&tmp.join("root"), &snapshot, &map, quiet);
     }
-    land(&store, o, &mirror, &tmp, quiet)
+    land(&store, o, (&mirror, &apt_source), &tmp, quiet)
 }
 
 /// The suite's index, checked through the signed chain, and the package set of `o`
@@ -151,7 +156,7 @@ fn resolve(
     mirror: &str,
     keyring: &Path,
     quiet: bool,
-) -> Result<(Index, Vec<String>)> {
+) -> Result<(Index, Vec<String>, Vec<&'static str>)> {
     let signature = if o.no_verify {
         eprintln!("cargo-for-arm: WARNING: --no-verify: the InRelease signature is NOT checked; the rootfs is recorded as unverified");
         Signature::Skip
@@ -159,7 +164,14 @@ fn resolve(
         Signature::Check
     };
     let suite = Suite::open_with(client, mirror, &o.suite, keyring, signature)?;
-    let index = Index::new(suite.packages(client, "main", &o.arch)?);
+    // Ubuntu keeps much of what a build needs in universe; Debian has main only.
+    let mut stanzas = suite.packages(client, "main", &o.arch)?;
+    let mut components = vec!["main"];
+    if suite.lists(&format!("universe/binary-{}/Packages.xz", o.arch)) {
+        stanzas.extend(suite.packages(client, "universe", &o.arch)?);
+        components.push("universe");
+    }
+    let index = Index::new(stanzas);
     let set = index.resolve(&roots(&index, o)?)?;
     if !quiet {
         eprintln!(
@@ -170,7 +182,7 @@ fn resolve(
             o.arch
         );
     }
-    Ok((index, set))
+    Ok((index, set, components))
 }
 
 /// What `o` asks for: the Essential and required packages, those of its variant, and its
@@ -366,11 +378,20 @@ fn restore_snapshot(store: &Store, snapshot: &Path, tmp: &Path, map: &IdMap, qui
 /// failure costs only speed later).
 fn save_snapshot(root: &Path, snapshot: &Path, map: &IdMap, quiet: bool) {
     let Some(dir) = snapshot.parent() else { return };
-    let tmp = dir.join(format!(".tmp-{}", std::process::id()));
+    // Locked while it is written (`__pack` rewrites the same file): a killed run's is
+    // removed by the next run, a live one's never.
+    let tmp = dir.join(format!(
+        ".tmp-snapshot-{}",
+        crate::rootfs::fetch::unique_tag()
+    ));
     let done = std::fs::create_dir_all(dir)
         .map_err(anyhow::Error::from)
-        .and_then(|()| store::pack_in_userns(map, root, &tmp))
-        .and_then(|()| Ok(std::fs::rename(&tmp, snapshot)?));
+        .and_then(|()| crate::rootfs::fetch::Owned::create(&tmp))
+        .and_then(|mut owned| {
+            store::pack_in_userns(map, root, &tmp)?;
+            owned.file.sync_all()?;
+            owned.rename(snapshot)
+        });
     match done {
         Ok(()) if !quiet => eprintln!(
             "    Kept the tree for the next create of the same packages ({})",
@@ -384,8 +405,15 @@ fn save_snapshot(root: &Path, snapshot: &Path, map: &IdMap, quiet: bool) {
     }
 }
 
-/// Point apt at the mirror and move the tree into the store.
-fn land(store: &Store, o: &CreateOptions, mirror: &str, tmp: &Path, quiet: bool) -> Result<i32> {
+/// Point apt at the mirror (`source`: the mirror and the `sources.list` line for it) and
+/// move the tree into the store.
+fn land(
+    store: &Store,
+    o: &CreateOptions,
+    (mirror, apt_source): (&str, &str),
+    tmp: &Path,
+    quiet: bool,
+) -> Result<i32> {
     let source = format!("{mirror} {} {} ({})", o.suite, o.arch, o.variant);
     let origin = Origin {
         source: &source,
@@ -393,12 +421,9 @@ fn land(store: &Store, o: &CreateOptions, mirror: &str, tmp: &Path, quiet: bool)
         verified: !o.no_verify,
         owners_kept: true,
     };
-    let result = std::fs::write(
-        tmp.join("root/etc/apt/sources.list"),
-        format!("deb {mirror} {} main\n", o.suite),
-    )
-    .map_err(anyhow::Error::from)
-    .and_then(|()| store.finish(&o.name, tmp, &origin, quiet));
+    let result = std::fs::write(tmp.join("root/etc/apt/sources.list"), apt_source)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| store.finish(&o.name, tmp, &origin, quiet));
     match result {
         Ok(entry) => {
             if !quiet {

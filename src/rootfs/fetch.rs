@@ -3,6 +3,8 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -62,9 +64,157 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 }
 
 /// Where `download` keeps the ETag of a partial download, to resume it only while the server
-/// still has the same file.
+/// still has the same file: `<partial>.etag`.
 pub fn etag_path(partial: &Path) -> PathBuf {
-    partial.with_extension("etag")
+    let mut p = partial.as_os_str().to_owned();
+    p.push(".etag");
+    PathBuf::from(p)
+}
+
+/// A name no other process (nor another thread of this one) picks: pid, time and a counter.
+pub fn unique_tag() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{}-{t:08x}{n}", std::process::id())
+}
+
+/// A file this process is writing, held with an exclusive `flock` for as long as the value
+/// lives: [`clean_stale_files`] removes only files nobody holds, so a killed run's leftovers
+/// go and a live one's stay, whatever pid namespace either runs in.
+#[derive(Debug)]
+pub struct Owned {
+    pub path: PathBuf,
+    pub file: File,
+}
+
+impl Owned {
+    /// A new file `path` (which must not exist), locked. Retries never: the caller names it
+    /// with [`unique_tag`].
+    pub fn create(path: &Path) -> Result<Owned> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        let owned = Owned::lock(path, file)
+            .with_context(|| format!("{} was taken by another process", path.display()))?;
+        Ok(owned)
+    }
+
+    /// Take `file` (opened from `path`) when no process holds it and `path` still names it.
+    fn lock(path: &Path, file: File) -> Option<Owned> {
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return None;
+        }
+        let same = match (file.metadata(), path.symlink_metadata()) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino() && b.is_file(),
+            _ => false,
+        };
+        same.then(|| Owned {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    /// A leftover file at `path` that no process holds (its owner was killed), now ours.
+    pub fn adopt(path: &Path) -> Option<Owned> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .open(path)
+            .ok()?;
+        Owned::lock(path, file)
+    }
+
+    /// Move it to `dest` (same directory): it is still ours under the new name.
+    pub fn rename(&mut self, dest: &Path) -> Result<()> {
+        std::fs::rename(&self.path, dest)
+            .with_context(|| format!("renaming {} to {}", self.path.display(), dest.display()))?;
+        self.path = dest.to_path_buf();
+        Ok(())
+    }
+}
+
+/// Write `data` to `path` atomically: into a locked `.tmp-<name>-<tag>` beside it, synced,
+/// renamed over `path`, and the directory synced. Readers see the old file or the new one,
+/// never half of one; concurrent writers each write a file of their own.
+pub fn atomic_write(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let mut tmp = Owned::create(&dir.join(format!(".tmp-{name}-{}", unique_tag())))?;
+    let written = tmp
+        .file
+        .write_all(data)
+        .and_then(|()| tmp.file.sync_all())
+        .with_context(|| format!("writing {}", tmp.path.display()));
+    if let Err(e) = written.and_then(|()| tmp.rename(path)) {
+        let _ = std::fs::remove_file(&tmp.path);
+        return Err(e);
+    }
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Whether `name` is a file a run writes before renaming it into place: `.tmp-*`, or a
+/// download `*.partial-<tag>` (and its `.etag`).
+fn is_scratch(name: &str) -> bool {
+    name.starts_with(".tmp-") || name.contains(".partial-")
+}
+
+/// How long a partial download nobody holds is kept for the next download of the same file
+/// to resume it ([`Owned::adopt`]); after that it is a leftover.
+const PARTIAL_KEPT: Duration = Duration::from_secs(24 * 3600);
+
+/// Remove the scratch files of `dir` ([`is_scratch`]) that no process holds: those of a
+/// killed run (a partial download once it is older than [`PARTIAL_KEPT`]: until then the
+/// next run resumes it). A file a live run writes is locked ([`Owned`]) and stays. Returns
+/// how many went.
+pub fn clean_stale_files(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !is_scratch(&name) || name.ends_with(".etag") {
+            continue;
+        }
+        let path = e.path();
+        let Some(stale) = Owned::adopt(&path) else {
+            continue;
+        };
+        let resumable = !name.starts_with(".tmp-")
+            && stale
+                .file
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age < PARTIAL_KEPT));
+        if !resumable {
+            discard(&stale.path);
+            removed += 1;
+        }
+    }
+    // ETags whose download is gone.
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(partial) = name.strip_suffix(".etag").filter(|n| is_scratch(n)) {
+                if !dir.join(partial).exists() {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+    removed
 }
 
 /// Delete a download that will not be used, and its ETag.
@@ -310,6 +460,50 @@ pub fn find_checksum(list: &str, file_name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn atomic_writes_leave_a_whole_file_and_no_scratch() {
+        let dir = std::env::temp_dir().join(format!("cfa-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("record");
+        std::thread::scope(|s| {
+            for i in 0..8u8 {
+                let f = &f;
+                s.spawn(move || {
+                    for _ in 0..20 {
+                        atomic_write(f, &vec![b'a' + i; 4096]).unwrap();
+                    }
+                });
+            }
+        });
+        let data = std::fs::read(&f).unwrap();
+        assert_eq!(data.len(), 4096);
+        assert!(data.iter().all(|b| *b == data[0]), "a mixed file");
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["record"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn scratch_files_held_by_a_writer_are_not_cleaned() {
+        let dir = std::env::temp_dir().join(format!("cfa-scratch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let held = Owned::create(&dir.join(format!(".tmp-x-{}", unique_tag()))).unwrap();
+        std::fs::write(dir.join(".tmp-y-1-2"), b"left").unwrap();
+        std::fs::write(dir.join("keep.deb"), b"deb").unwrap();
+        assert_eq!(clean_stale_files(&dir), 1);
+        assert!(held.path.exists() && dir.join("keep.deb").exists());
+        assert!(!dir.join(".tmp-y-1-2").exists());
+        // Another opener cannot take a held file.
+        assert!(Owned::adopt(&held.path).is_none());
+        drop(held);
+        assert_eq!(clean_stale_files(&dir), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn checksum_lists() {

@@ -62,12 +62,48 @@ impl Rootfs {
         }
         let stored = path.starts_with(store::home()?.join("rootfs"));
         let dir = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        Ok(Rootfs {
+        let rootfs = Rootfs {
             path,
             dir,
             stored,
             lock,
-        })
+        };
+        rootfs.say_if_unverified();
+        Ok(rootfs)
+    }
+
+    /// For a stored rootfs, whether its `entry.toml` records it verified (a signed Debian
+    /// chain, or an archive whose sha256 came through a trusted channel); `None` for a
+    /// directory named by path, which the user vouches for.
+    pub fn verified(&self) -> Option<bool> {
+        if !self.stored {
+            return None;
+        }
+        let entry = self.path.parent()?.join("entry.toml");
+        let text = std::fs::read_to_string(entry).ok()?;
+        let e: store::Entry = toml::from_str(&text).ok()?;
+        Some(e.verified)
+    }
+
+    /// One line on stderr, once per rootfs and process, when a stored rootfs is unverified:
+    /// every run and build that uses it says so (`-q` silences it).
+    fn say_if_unverified(&self) {
+        static SAID: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+        if self.verified() != Some(false) {
+            return;
+        }
+        let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+        if said.contains(&self.path) {
+            return;
+        }
+        said.push(self.path.clone());
+        crate::ui::note(format_args!(
+            "rootfs {} is UNVERIFIED: nothing proved it is what its publisher made (cargo for-arm rootfs list)",
+            self.path
+                .parent()
+                .and_then(|p| p.file_name())
+                .map_or_else(|| self.path.display().to_string(), |n| n.to_string_lossy().into_owned())
+        ));
     }
 
     pub fn path(&self) -> &Path {

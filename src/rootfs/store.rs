@@ -80,6 +80,21 @@ fn tmp_prefix(name: &str) -> String {
     format!(".tmp-{name}-")
 }
 
+/// Whether `file` (in the store's directory) is a temporary tree of entry `name`:
+/// `.tmp-<name>-<pid>` or `.tmp-<name>-<pid>rm` — not one of `<name>-other`.
+fn is_tmp_of(name: &str, file: &str) -> bool {
+    file.strip_prefix(&tmp_prefix(name))
+        .map(|rest| rest.strip_suffix("rm").unwrap_or(rest))
+        .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether `file` is an archive an import of entry `name` packs: `.import-<name>-<pid>.tar.zst`.
+fn is_import_of(name: &str, file: &str) -> bool {
+    file.strip_prefix(&format!(".import-{name}-"))
+        .and_then(|rest| rest.strip_suffix(".tar.zst"))
+        .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// A lock on one entry name, held while the file stays open (released on drop). Runs hold
 /// it shared for their whole life (the sandbox's PID 1 inherits it), so `rm` waits for them.
 #[derive(Debug)]
@@ -92,9 +107,12 @@ pub struct ArchiveSource<'a> {
     pub path: &'a Path,
     /// Recorded as the entry's source: a URL or a path.
     pub source: &'a str,
-    /// The sha256 the archive was verified against; the entry is recorded verified iff there
-    /// is one.
+    /// The sha256 the archive was checked against.
     pub sha256: Option<String>,
+    /// Whether that sha256 came through a trusted channel (the user's `--sha256`, a checksum
+    /// list over https or from a local file): only then is the entry recorded verified. A
+    /// list fetched over plain HTTP still catches a broken download, but proves nothing.
+    pub verified: bool,
     pub limits: Limits,
     /// `Keep`: the archive's owners, when the full id map is available (else dropped, and
     /// said once); `Caller`: every file belongs to the user.
@@ -111,9 +129,47 @@ pub struct Origin<'a> {
 
 impl Store {
     pub fn open() -> Result<Store> {
-        let dir = home()?.join("rootfs");
+        let home = home()?;
+        let dir = home.join("rootfs");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(Store { dir })
+        let store = Store { dir };
+        static CLEANED: std::sync::Once = std::sync::Once::new();
+        CLEANED.call_once(|| store.clean_leftovers(&home));
+        Ok(store)
+    }
+
+    /// What killed runs left, once per process: scratch files nobody holds (partial
+    /// downloads, `.tmp-*` of atomic writes and snapshots; see [`fetch::clean_stale_files`]),
+    /// and temporary trees of entries whose lock nobody holds (a run building or removing an
+    /// entry holds its lock for as long as its tree exists). Best effort: what cannot be
+    /// removed now is tried again by the next run.
+    fn clean_leftovers(&self, home: &Path) {
+        for d in ["debs", "snapshots", "host", "downloads"] {
+            super::fetch::clean_stale_files(&home.join(d));
+        }
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let files: Vec<String> = rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        let names = files.iter().filter_map(|f| f.strip_prefix(".lock-"));
+        for name in names {
+            let left = files
+                .iter()
+                .any(|f| is_tmp_of(name, f) || is_import_of(name, f));
+            if !left {
+                continue;
+            }
+            let Ok(f) = File::open(self.dir.join(format!(".lock-{name}"))) else {
+                continue;
+            };
+            // SAFETY: flock on our file; held until `f` is closed below.
+            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                let _ = self.clean_stale(name);
+            }
+        }
     }
 
     pub fn entry_dir(&self, name: &str) -> PathBuf {
@@ -233,10 +289,15 @@ impl Store {
 
     /// Remove temporary trees of `name` left by killed runs (the caller holds the lock).
     pub fn clean_stale(&self, name: &str) -> Result<()> {
-        let prefix = tmp_prefix(name);
         for e in std::fs::read_dir(&self.dir)?.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let file = e.file_name().to_string_lossy().into_owned();
+            if is_tmp_of(name, &file) {
                 self.remove_tree(&e.path())?;
+            } else if is_import_of(name, &file)
+                && !file.ends_with(&format!("-{}.tar.zst", std::process::id()))
+            {
+                // (This run's own archive is the one it is importing.)
+                let _ = std::fs::remove_file(e.path());
             }
         }
         Ok(())
@@ -253,7 +314,7 @@ impl Store {
                 let origin = Origin {
                     source: a.source,
                     sha256: a.sha256.clone(),
-                    verified: a.sha256.is_some(),
+                    verified: a.verified && a.sha256.is_some(),
                     owners_kept: owners == Owners::Keep,
                 };
                 self.finish(name, &tmp, &origin, quiet)
@@ -531,6 +592,17 @@ mod tests {
         store.remove("here").unwrap();
         assert!(!dir.join("here").exists());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn temporary_trees_of_a_name_and_not_of_a_longer_one() {
+        assert!(is_tmp_of("a", ".tmp-a-123"));
+        assert!(is_tmp_of("a", ".tmp-a-123rm"));
+        assert!(!is_tmp_of("a", ".tmp-a-b-123"));
+        assert!(!is_tmp_of("a", ".tmp-a-"));
+        assert!(is_tmp_of("a-b", ".tmp-a-b-123"));
+        assert!(is_import_of("a", ".import-a-77.tar.zst"));
+        assert!(!is_import_of("a", ".import-a-b-77.tar.zst"));
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct Server {
     pub base: String,
     pub routes: Arc<Mutex<HashMap<String, Route>>>,
     pub log: Arc<Mutex<Log>>,
+    /// Path prefixes served from directories (an apt repository on disk).
+    pub dirs: Arc<Mutex<Vec<(String, std::path::PathBuf)>>>,
 }
 
 impl Server {
@@ -55,16 +57,32 @@ impl Server {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let routes: Arc<Mutex<HashMap<String, Route>>> = Arc::default();
         let log: Arc<Mutex<Log>> = Arc::default();
-        let (r, l) = (routes.clone(), log.clone());
+        let dirs: Arc<Mutex<Vec<(String, std::path::PathBuf)>>> = Arc::default();
+        let (r, l, d) = (routes.clone(), log.clone(), dirs.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (r, l) = (r.clone(), l.clone());
+                let (r, l, d) = (r.clone(), l.clone(), d.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(stream, &r, &l);
+                    let _ = serve(stream, &r, &l, &d);
                 });
             }
         });
-        Server { base, routes, log }
+        Server {
+            base,
+            routes,
+            log,
+            dirs,
+        }
+    }
+
+    /// Serve the files below `dir` at `prefix` (e.g. `/debian`), read at each request (so a
+    /// file rewritten between requests is served anew); symlinks are followed. Returns the URL.
+    pub fn dir(&self, prefix: &str, dir: &std::path::Path) -> String {
+        self.dirs
+            .lock()
+            .unwrap()
+            .push((prefix.trim_end_matches('/').to_string(), dir.to_path_buf()));
+        format!("{}{}", self.base, prefix.trim_end_matches('/'))
     }
 
     pub fn route(&self, path: &str, route: Route) -> String {
@@ -84,10 +102,31 @@ impl Server {
     }
 }
 
+/// The file of a directory served at a prefix, as a plain route.
+fn from_dirs(path: &str, dirs: &Mutex<Vec<(String, std::path::PathBuf)>>) -> Option<Route> {
+    let dirs = dirs.lock().unwrap().clone();
+    for (prefix, dir) in dirs {
+        let Some(rest) = path.strip_prefix(&format!("{prefix}/")) else {
+            continue;
+        };
+        if rest.split('/').any(|c| c == ".." || c.is_empty()) {
+            return None;
+        }
+        if let Ok(body) = std::fs::read(dir.join(rest)) {
+            return Some(Route {
+                etag: None,
+                ..Route::file(body)
+            });
+        }
+    }
+    None
+}
+
 fn serve(
     stream: TcpStream,
     routes: &Mutex<HashMap<String, Route>>,
     log: &Mutex<Log>,
+    dirs: &Mutex<Vec<(String, std::path::PathBuf)>>,
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -112,6 +151,7 @@ fn serve(
         l.requests.iter().filter(|(p, _)| *p == path).count()
     };
     let route = routes.lock().unwrap().get(&path).cloned();
+    let route = route.or_else(|| from_dirs(&path, dirs));
     let mut out = stream;
     let Some(route) = route else {
         let body = b"<html><body>404 Not Found</body></html>";

@@ -3,6 +3,7 @@
 //! run as an unprivileged user.
 #![allow(dead_code)]
 
+pub mod aptrepo;
 pub mod http;
 
 use std::collections::HashMap;

@@ -4,6 +4,7 @@
 //! needs Debian's version order, [`version`], and a dependency resolver, [`resolve`]).
 
 pub mod resolve;
+pub mod sources;
 pub mod version;
 
 use std::collections::HashMap;
@@ -20,48 +21,10 @@ pub mod release;
 /// field name → value.
 pub type Stanza = HashMap<String, String>;
 
-/// The mirror: `--mirror`, `CARGO_FOR_ARM_MIRROR`, `mirror = "…"` in the user's config file,
-/// else the first Debian mirror of the host's apt sources (deb822 `/etc/apt/sources.list.d/*.sources`, then `/etc/apt/sources.list`).
+/// The mirror of the host's own architecture (for a qemu package): see [`sources`].
 pub fn mirror(flag: Option<&str>) -> Result<String> {
-    let settings = crate::settings::Settings::user()?;
-    if let Some(m) = settings.get(&crate::settings::MIRROR, flag) {
-        return Ok(m.raw.trim_end_matches('/').to_string());
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir("/etc/apt/sources.list.d")
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "sources"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    for f in files {
-        let text = std::fs::read_to_string(&f).unwrap_or_default();
-        for stanza in text.split("\n\n") {
-            let fields = parse_stanza(stanza);
-            let enabled = fields.get("Enabled").is_none_or(|v| v != "no");
-            let is_deb = fields
-                .get("Types")
-                .is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
-            if let (true, true, Some(uris)) = (enabled, is_deb, fields.get("URIs")) {
-                if let Some(u) = uris.split_whitespace().find(|u| !u.contains("security")) {
-                    return Ok(u.trim_end_matches('/').to_string());
-                }
-            }
-        }
-    }
-    if let Ok(text) = std::fs::read_to_string("/etc/apt/sources.list") {
-        for line in text.lines() {
-            let mut w = line.split_whitespace().filter(|w| !w.starts_with('['));
-            if w.next() == Some("deb") {
-                if let Some(u) = w.next().filter(|u| !u.contains("security")) {
-                    return Ok(u.trim_end_matches('/').to_string());
-                }
-            }
-        }
-    }
-    bail!("no Debian mirror configured and none in the host's apt sources: pass --mirror URL, set CARGO_FOR_ARM_MIRROR=URL, or put mirror = \"URL\" in ~/.config/cargo-for-arm/config.toml (URL: a Debian mirror's /debian directory)")
+    let arch = crate::arch::Arch::host().debian_name("");
+    Ok(sources::mirror_for(arch, flag)?.url)
 }
 
 /// A deb822 stanza: `Field: value` with continuation lines joined by newlines.
@@ -86,20 +49,9 @@ pub fn parse_stanza(text: &str) -> Stanza {
     out
 }
 
-/// The keyring: `--keyring`, else Debian's archive keyring on the host.
+/// The keyring for a Debian archive: see [`sources::keyring_for`].
 pub fn keyring(flag: Option<&Path>) -> Result<PathBuf> {
-    if let Some(k) = flag {
-        return Ok(k.to_path_buf());
-    }
-    for k in [
-        "/usr/share/keyrings/debian-archive-keyring.gpg",
-        "/usr/share/keyrings/ubuntu-archive-keyring.gpg",
-    ] {
-        if Path::new(k).is_file() {
-            return Ok(k.into());
-        }
-    }
-    bail!("no archive keyring: install 'debian-archive-keyring' or pass --keyring FILE")
+    sources::keyring_for(flag, Some(sources::Distro::Debian))
 }
 
 /// Verify a clearsigned `InRelease` against the keys of `keyring`; return the signed text.
@@ -237,6 +189,11 @@ impl Suite {
         })
     }
 
+    /// Whether the signed Release lists `path` (e.g. `universe/binary-armhf/Packages.xz`).
+    pub fn lists(&self, path: &str) -> bool {
+        self.hashes.contains_key(path)
+    }
+
     /// The `Packages` index of `component`/`arch`, checked against the Release hashes.
     pub fn packages(
         &self,
@@ -272,7 +229,10 @@ impl Suite {
 }
 
 /// Download a `.deb` into `cache/<sha256>.deb` unless it is there, verifying its hash; a
-/// mismatching download is deleted, never cached.
+/// mismatching download is deleted, never cached. Each process downloads into a partial file
+/// of its own (`<sha256>.partial-<tag>`, locked while it writes), renamed into place once
+/// verified: concurrent creates never write into one file, and a killed run's partial is
+/// taken over (and resumed) by the next download of the same package.
 pub fn fetch_deb(
     client: &reqwest::blocking::Client,
     mirror: &str,
@@ -280,6 +240,7 @@ pub fn fetch_deb(
     cache: &Path,
     quiet: bool,
 ) -> Result<PathBuf> {
+    use crate::rootfs::fetch;
     let name = stanza.get("Package").map(String::as_str).unwrap_or("?");
     let file = stanza
         .get("Filename")
@@ -288,21 +249,53 @@ pub fn fetch_deb(
         .get("SHA256")
         .with_context(|| format!("package {name} has no SHA256"))?
         .to_lowercase();
+    if want.len() != 64 || !want.chars().all(|c| c.is_ascii_hexdigit()) {
+        bail!("package {name}: SHA256 {want:?} is not a sha256");
+    }
     std::fs::create_dir_all(cache)?;
     let dest = cache.join(format!("{want}.deb"));
-    if dest.is_file() && crate::rootfs::fetch::sha256_file(&dest)? == want {
+    if dest.is_file() && fetch::sha256_file(&dest)? == want {
         return Ok(dest);
     }
-    let part = cache.join(format!("{want}.partial"));
-    crate::rootfs::fetch::download(client, &format!("{mirror}/{file}"), &part, quiet)?;
-    let got = crate::rootfs::fetch::sha256_file(&part)?;
+    let part = match adopt_partial(cache, &want) {
+        Some(p) => p,
+        None => {
+            fetch::Owned::create(&cache.join(format!("{want}.partial-{}", fetch::unique_tag())))?
+        }
+    };
+    // On an error the partial stays, unlocked once this process ends: the next run resumes it.
+    fetch::download(client, &format!("{mirror}/{file}"), &part.path, quiet)?;
+    let got = fetch::sha256_file(&part.path)?;
     if got != want {
-        crate::rootfs::fetch::discard(&part);
+        fetch::discard(&part.path);
         bail!("{file} does not match its Packages entry (sha256 {got}, expected {want}); it was not kept");
     }
-    let _ = std::fs::remove_file(crate::rootfs::fetch::etag_path(&part));
-    std::fs::rename(&part, &dest)?;
+    let _ = std::fs::remove_file(fetch::etag_path(&part.path));
+    std::fs::rename(&part.path, &dest)?;
     Ok(dest)
+}
+
+/// A partial download of `<want>` left by a killed run, taken over under a name of this
+/// process's own (with its ETag, so it resumes).
+fn adopt_partial(cache: &Path, want: &str) -> Option<crate::rootfs::fetch::Owned> {
+    use crate::rootfs::fetch;
+    let prefix = format!("{want}.partial");
+    for e in std::fs::read_dir(cache).ok()?.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if !n.starts_with(&prefix) || n.ends_with(".etag") {
+            continue;
+        }
+        let Some(mut owned) = fetch::Owned::adopt(&e.path()) else {
+            continue;
+        };
+        let old_etag = fetch::etag_path(&owned.path);
+        let mine = cache.join(format!("{prefix}-{}", fetch::unique_tag()));
+        if owned.rename(&mine).is_ok() {
+            let _ = std::fs::rename(old_etag, fetch::etag_path(&mine));
+            return Some(owned);
+        }
+    }
+    None
 }
 
 /// The `data.tar.*` member of a `.deb`, decompressed.

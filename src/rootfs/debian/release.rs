@@ -50,6 +50,20 @@ pub fn check(release: &str, asked: &str, now: i64) -> Result<Checked> {
 /// Refuse a Release older than the newest one seen for `mirror` and `suite`, and remember
 /// this one. `seen` is a host-only file (`<home>/host/release-dates`): `mirror suite date`.
 pub fn against_replay(seen: &Path, mirror: &str, suite: &str, date: i64) -> Result<()> {
+    if let Some(dir) = seen.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    // One read-modify-write at a time (concurrent creates must not lose a date), and the
+    // file replaced atomically (a killed run leaves the old one, never half a file).
+    let lock = std::fs::File::create(seen.with_extension("lock"))?;
+    // SAFETY: flock on our own descriptor; released when `lock` is closed.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0 {
+        bail!(
+            "locking {}: {}",
+            seen.display(),
+            std::io::Error::last_os_error()
+        );
+    }
     let text = std::fs::read_to_string(seen).unwrap_or_default();
     let key = format!("{mirror} {suite} ");
     let mut lines: Vec<String> = Vec::new();
@@ -61,19 +75,13 @@ pub fn against_replay(seen: &Path, mirror: &str, suite: &str, date: i64) -> Resu
                 show(date),
                 show(newest)
             ),
+            Some(newest) if date == newest => return Ok(()),
             Some(_) => {}
             None => lines.push(l.to_string()),
         }
     }
     lines.push(format!("{key}{date}"));
-    if let Some(dir) = seen.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    // Written aside and renamed: concurrent creates never see half a file.
-    let tmp = seen.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, lines.join("\n") + "\n")?;
-    std::fs::rename(&tmp, seen)?;
-    Ok(())
+    crate::rootfs::fetch::atomic_write(seen, (lines.join("\n") + "\n").as_bytes())
 }
 
 fn show(t: i64) -> String {
