@@ -402,13 +402,12 @@ pub fn run(
     supervise(plan, how, &mut || false)
 }
 
-/// The processes below `root` (by parent links, `root` itself included): what the heartbeat
-/// samples in a run without a pid namespace, whose guard is a child subreaper, so orphans
-/// stay below it.
+/// The processes below `root` (by parent links; not `root`, the guard, whose own waiting is
+/// no progress of the build): what the heartbeat samples in a run without a pid namespace,
+/// whose guard is a child subreaper, so orphans stay below it.
 pub fn sample_tree(root: i32) -> BTreeMap<u32, Proc> {
-    let tree = descendants(root);
     let mut out = BTreeMap::new();
-    for pid in tree.into_iter().chain([root as u32]) {
+    for pid in descendants(root) {
         let dir = Path::new("/proc").join(pid.to_string());
         let Some((state, comm, cpu)) = std::fs::read_to_string(dir.join("stat"))
             .ok()
