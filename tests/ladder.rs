@@ -207,7 +207,9 @@ fn rung_3(r: Restriction) {
 
     // A native build from a fresh home, without a sandbox; a build script writing outside
     // the target dir is refused by Landlock.
-    let outside = p.path().join("written-by-build-script");
+    // Outside the target dir, this build's own directory and /tmp (the project is in /tmp).
+    let outside = cache_dir().join(format!("ladder-probe-{r:?}-{}", std::process::id()));
+    let _ = std::fs::remove_file(&outside);
     let probe = format!("LADDER_PROBE_WRITE={}", outside.display());
     let o = cfa(
         r,
@@ -238,6 +240,7 @@ fn rung_3(r: Restriction) {
         );
         assert!(!outside.exists());
     }
+    let _ = std::fs::remove_file(&outside);
 
     // Its unit tests run as ARM code under the tool's qemu -L.
     let o = cfa(
