@@ -656,9 +656,13 @@ fn run_guarded(u: &Unsandboxed, hang: Option<Duration>) -> anyhow::Result<crate:
     let mut sigs = vec![libc::SIGCHLD];
     sigs.extend(GUARD_FORWARDED);
     let set = sigset(&sigs);
+    // GUARD_KILL too: the guard inherits the mask, so its PR_SET_PDEATHSIG signal (and ours)
+    // waits for it instead of ending it before it has killed what is below it.
+    sigs.push(GUARD_KILL);
+    let blocked = sigset(&sigs);
     let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: blocking in our own (single) thread; the guard inherits the mask and waits on it.
-    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old) };
+    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &blocked, &mut old) };
     let tool = std::process::id() as i32;
     // SAFETY: fork from a single thread.
     let pid = unsafe { libc::fork() };

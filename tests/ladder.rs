@@ -45,7 +45,7 @@ impl Restriction {
         match self {
             Restriction::Asked => "asked for (--isolation none)",
             Restriction::Enospc => "failed with ENOSPC (user.max_user_namespaces is 0",
-            Restriction::MountEperm => "new user namespace failed with EPERM (AppArmor",
+            Restriction::MountEperm => "failed with EPERM (AppArmor's restriction",
             Restriction::Docker => "(clone with CLONE_NEWUSER) failed with EPERM",
         }
     }
@@ -140,35 +140,40 @@ fn filters(r: Restriction) -> Vec<seccompiler::BpfProgram> {
     }
 }
 
+/// The tool in `dir` under a seccomp restriction (installed between fork and exec), with a
+/// fresh home.
+fn filtered(r: Restriction, dir: &Path) -> Tool {
+    let mut t = Tool::new(dir);
+    let progs = filters(r);
+    // SAFETY: between fork and exec only prctl and seccomp, on programs compiled before.
+    unsafe {
+        t.command().pre_exec(move || {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            for p in &progs {
+                seccompiler::apply_filter(p).map_err(|e| std::io::Error::other(e.to_string()))?;
+            }
+            Ok(())
+        });
+    }
+    t
+}
+
 /// The tool with `args` in `dir`, under restriction `r`, with a fresh home.
 fn cfa(r: Restriction, dir: &Path, args: &[&str]) -> Output {
-    let mut t = Tool::new(dir);
     match r {
-        Restriction::Asked => t.env("CARGO_FOR_ARM_ISOLATION", "none").args(args).output(),
+        Restriction::Asked => Tool::new(dir)
+            .env("CARGO_FOR_ARM_ISOLATION", "none")
+            .args(args)
+            .output(),
         Restriction::Enospc => {
             let script = "echo 0 > /proc/sys/user/max_user_namespaces || exit 99; exec \"$0\" \"$@\"";
             let mut a = vec!["--user", "--map-root-user", "sh", "-c", script, TOOL];
             a.extend(args);
-            t.output_via("unshare", &a)
+            Tool::new(dir).output_via("unshare", &a)
         }
-        Restriction::MountEperm | Restriction::Docker => {
-            let progs = filters(r);
-            // SAFETY: between fork and exec only prctl and seccomp, on programs compiled before.
-            unsafe {
-                t.command().pre_exec(move || {
-                    if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    for p in &progs {
-                        seccompiler::apply_filter(p)
-                            .map_err(|e| std::io::Error::other(e.to_string()))?;
-                    }
-                    Ok(())
-                });
-            }
-            t = t.args(args);
-            t.output()
-        }
+        Restriction::MountEperm | Restriction::Docker => filtered(r, dir).args(args).output(),
     }
 }
 
@@ -330,10 +335,11 @@ fn rung_3_eperm_from_clone_newuser_docker() {
 fn rung_3_hang_is_killed_and_nothing_is_left() {
     let rootfs = arm_rootfs();
     let p = sample("ladder-hang");
-    let o = cfa(
-        Restriction::Docker,
-        p.path(),
-        &[
+    // Output to a file, not a pipe: a process left behind would hold a pipe open and hang
+    // the test instead of failing it.
+    let log = p.path().join("tool-stderr.txt");
+    let mut child = filtered(Restriction::Docker, p.path())
+        .args([
             "test",
             "--rootfs",
             &rootfs.to_string_lossy(),
@@ -345,10 +351,13 @@ fn rung_3_hang_is_killed_and_nothing_is_left() {
             "LADDER_HANG=1",
             "--",
             "hangs_when_asked",
-        ],
-    );
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(124), "{}\n{err}", stdout(&o));
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(std::fs::File::create(&log).unwrap()))
+        .spawn();
+    let status = child.child.wait().unwrap();
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(124), "{err}");
     assert!(err.contains("the run is hung"), "{err}");
     assert_no_process_left(&p.path().to_string_lossy());
 }

@@ -500,9 +500,18 @@ fn print_ladder(p: &isolation::Probe, rung: isolation::Rung, rows: &[Row]) {
         let mark = if r.ok { "yes" } else { "NO " };
         println!("  {mark} {:<16} {}", r.what, r.detail);
     }
-    for r in rows.iter().filter(|r| r.fix.is_some()) {
-        println!("fix for {}:", r.what);
-        for l in r.fix.as_deref().unwrap_or("").lines() {
+    // Each fix once, with the rows it brings back.
+    let mut fixes: Vec<(Vec<&str>, &str)> = Vec::new();
+    for r in rows {
+        let Some(fix) = r.fix.as_deref() else { continue };
+        match fixes.iter_mut().find(|(_, f)| *f == fix) {
+            Some((whats, _)) => whats.push(r.what),
+            None => fixes.push((vec![r.what], fix)),
+        }
+    }
+    for (whats, fix) in fixes {
+        println!("fix for {}:", whats.join(", "));
+        for l in fix.lines() {
             println!("    {l}");
         }
     }
