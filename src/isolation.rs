@@ -554,15 +554,26 @@ mod tests {
     #[test]
     fn every_failing_step_means_rung_3_and_says_why() {
         for (step, errno, words) in [
-            (4, libc::EPERM, "mounting a tmpfs in a new user namespace failed with EPERM"),
-            (5, libc::EACCES, "pivot_root in a new user namespace failed with EACCES"),
+            (
+                4,
+                libc::EPERM,
+                "mounting a tmpfs in a new user namespace failed with EPERM",
+            ),
+            (
+                5,
+                libc::EACCES,
+                "pivot_root in a new user namespace failed with EACCES",
+            ),
             (6, libc::EPERM, "masked /proc"),
         ] {
             let p = interpret(&answer([step, errno, 0, 0]));
             assert_eq!(p.rung(), Rung::Unsandboxed);
             let r = p.no_userns_reason().unwrap();
             assert!(r.contains(words), "{r}");
-            assert!(r.starts_with("user namespaces are unavailable because"), "{r}");
+            assert!(
+                r.starts_with("user namespaces are unavailable because"),
+                "{r}"
+            );
         }
         let p = interpret(&answer([0, 0, 0, 0]));
         assert_eq!(p.rung(), Rung::Full);
@@ -578,7 +589,9 @@ mod tests {
             step: Step::IdMap,
             errno: libc::EPERM,
         };
-        assert!(f.words().contains("the id-map write failed with EPERM (AppArmor"));
+        assert!(f
+            .words()
+            .contains("the id-map write failed with EPERM (AppArmor"));
         let f = Failure {
             step: Step::Clone,
             errno: libc::ENOSPC,
@@ -589,7 +602,9 @@ mod tests {
     #[test]
     fn the_profile_names_the_binary_and_is_loaded_by_the_commands() {
         let p = apparmor_profile("/home/u/.cargo/bin/cargo-for-arm");
-        assert!(p.contains("profile cargo-for-arm /home/u/.cargo/bin/cargo-for-arm flags=(unconfined)"));
+        assert!(
+            p.contains("profile cargo-for-arm /home/u/.cargo/bin/cargo-for-arm flags=(unconfined)")
+        );
         assert!(p.contains("  userns,"));
         let c = apparmor_commands("/x/cargo-for-arm");
         assert!(c.contains("apparmor_parser -r /etc/apparmor.d/cargo-for-arm"));

@@ -619,7 +619,10 @@ fn guard(tool: i32, u: &Unsandboxed) -> ! {
 
 /// Run `u` without a sandbox under the heartbeat (the processes below the guard), killing
 /// and retrying a hung run as [`supervise`] does. The tool must be single-threaded.
-pub fn run_unsandboxed(u: &Unsandboxed, how: Supervision) -> anyhow::Result<crate::sandbox::Outcome> {
+pub fn run_unsandboxed(
+    u: &Unsandboxed,
+    how: Supervision,
+) -> anyhow::Result<crate::sandbox::Outcome> {
     let mut attempt = 0;
     loop {
         let mut outcome = run_guarded(u, how.hang_timeout)?;
@@ -651,7 +654,9 @@ fn run_guarded(u: &Unsandboxed, hang: Option<Duration>) -> anyhow::Result<crate:
         .find_map(|l| l.strip_prefix("Threads:").map(|t| t.trim().to_string()))
         .unwrap_or_default();
     if threads != "1" {
-        anyhow::bail!("internal error: cargo-for-arm has {threads} threads when starting the guard");
+        anyhow::bail!(
+            "internal error: cargo-for-arm has {threads} threads when starting the guard"
+        );
     }
     let mut sigs = vec![libc::SIGCHLD];
     sigs.extend(GUARD_FORWARDED);

@@ -77,8 +77,8 @@ fn sample(tag: &str) -> TempDir {
 /// The seccomp filters that reproduce a restriction, compiled before the fork.
 fn filters(r: Restriction) -> Vec<seccompiler::BpfProgram> {
     use seccompiler::{
-        BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition,
-        SeccompFilter, SeccompRule, TargetArch,
+        BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+        SeccompRule, TargetArch,
     };
     use std::collections::BTreeMap;
     let arch = match std::env::consts::ARCH {
@@ -168,7 +168,8 @@ fn cfa(r: Restriction, dir: &Path, args: &[&str]) -> Output {
             .args(args)
             .output(),
         Restriction::Enospc => {
-            let script = "echo 0 > /proc/sys/user/max_user_namespaces || exit 99; exec \"$0\" \"$@\"";
+            let script =
+                "echo 0 > /proc/sys/user/max_user_namespaces || exit 99; exec \"$0\" \"$@\"";
             let mut a = vec!["--user", "--map-root-user", "sh", "-c", script, TOOL];
             a.extend(args);
             Tool::new(dir).output_via("unshare", &a)
@@ -187,8 +188,9 @@ fn rung_3(r: Restriction) {
     let out = stdout(&o);
     if r != Restriction::Asked {
         assert!(
-            out.contains("isolation rung 3 of 0–3: no isolation: user namespaces are unavailable because")
-                && out.contains(r.reason()),
+            out.contains(
+                "isolation rung 3 of 0–3: no isolation: user namespaces are unavailable because"
+            ) && out.contains(r.reason()),
             "{out}\n{}",
             stderr(&o)
         );
@@ -231,9 +233,9 @@ fn rung_3(r: Restriction) {
     assert!(err.contains(&said) && err.contains(r.reason()), "{err}");
     assert_eq!(err.matches("no isolation:").count(), 1, "said once:\n{err}");
     assert!(err.contains("without a sandbox"), "{err}");
-    let bin = p
-        .path()
-        .join(format!("target/for-arm/native-armhf/{TRIPLE}/release/ladder-sample"));
+    let bin = p.path().join(format!(
+        "target/for-arm/native-armhf/{TRIPLE}/release/ladder-sample"
+    ));
     assert_eq!(elf_machine(&bin), 40, "{}", bin.display());
     // zlib linked dynamically from the ARM rootfs (an absolute libz.so link would have made
     // lld take libz.a without a word).
@@ -353,7 +355,9 @@ fn rung_3_hang_is_killed_and_nothing_is_left() {
             "hangs_when_asked",
         ])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::from(std::fs::File::create(&log).unwrap()))
+        .stderr(std::process::Stdio::from(
+            std::fs::File::create(&log).unwrap(),
+        ))
         .spawn();
     let status = child.child.wait().unwrap();
     let err = std::fs::read_to_string(&log).unwrap();

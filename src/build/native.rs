@@ -90,10 +90,7 @@ impl Target {
         );
         let mut env = vec![
             ("CARGO_BUILD_TARGET".to_string(), t.to_string()),
-            (
-                self.cargo_env("LINKER"),
-                format!("{toolchain}/linker"),
-            ),
+            (self.cargo_env("LINKER"), format!("{toolchain}/linker")),
             (self.cargo_env("RUNNER"), runner.to_string()),
             // Only allows pkg-config for a cross target; the paths below are target-scoped.
             ("PKG_CONFIG_ALLOW_CROSS".to_string(), "1".to_string()),
@@ -129,7 +126,10 @@ impl Target {
         vec![
             ("cc", script("clang", "")),
             ("c++", script("clang++", "")),
-            ("linker", script("clang", &format!(" -fuse-ld=lld{link_extra}"))),
+            (
+                "linker",
+                script("clang", &format!(" -fuse-ld=lld{link_extra}")),
+            ),
         ]
     }
 }

@@ -32,7 +32,8 @@ use crate::{settings, supervise, ui};
 
 /// The host programs rung 3 compiles, links and archives with, and the Debian/Ubuntu
 /// packages that bring them.
-pub const HOST_TOOLS: [(&str, &str); 3] = [("clang", "clang"), ("ld.lld", "lld"), ("llvm-ar", "llvm")];
+pub const HOST_TOOLS: [(&str, &str); 3] =
+    [("clang", "clang"), ("ld.lld", "lld"), ("llvm-ar", "llvm")];
 
 /// The first `name` on PATH.
 pub fn on_path(name: &str) -> Option<PathBuf> {
@@ -97,9 +98,7 @@ fn link_fixes(rootfs: &Rootfs, target: &Target, dir: &Path) -> Result<()> {
         if !link.is_absolute() {
             continue;
         }
-        let inside = rootfs
-            .path()
-            .join(link.strip_prefix("/").unwrap_or(&link));
+        let inside = rootfs.path().join(link.strip_prefix("/").unwrap_or(&link));
         // Resolved inside the rootfs (usr-merge: /lib -> usr/lib), and kept inside it.
         let Ok(real) = inside.canonicalize() else {
             continue;
@@ -114,9 +113,7 @@ fn link_fixes(rootfs: &Rootfs, target: &Target, dir: &Path) -> Result<()> {
 /// The Landlock ruleset: every write right is handled, and granted beneath `writable` only;
 /// reads are not restricted. Best effort: a kernel without Landlock gets none (said once).
 fn landlock(writable: &[PathBuf]) -> Result<()> {
-    use landlock::{
-        AccessFs, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, ABI,
-    };
+    use landlock::{AccessFs, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, ABI};
     let abi = ABI::V3;
     let write = AccessFs::from_write(abi);
     let mut ruleset = Ruleset::default()
@@ -125,7 +122,8 @@ fn landlock(writable: &[PathBuf]) -> Result<()> {
         .create()
         .context("Landlock ruleset")?;
     for dir in writable {
-        let fd = PathFd::new(dir).with_context(|| format!("Landlock: opening {}", dir.display()))?;
+        let fd =
+            PathFd::new(dir).with_context(|| format!("Landlock: opening {}", dir.display()))?;
         ruleset = ruleset
             .add_rule(PathBeneath::new(fd, write))
             .with_context(|| format!("Landlock: a rule for {}", dir.display()))?;

@@ -396,7 +396,9 @@ fn ladder(p: &isolation::Probe, arches: &[Arch]) -> (isolation::Rung, Vec<Row>) 
         detail: match rung {
             Rung::Full => "a private binfmt_misc hands ARM programs to qemu".into(),
             Rung::HostBinfmt => "through the host's binfmt_misc registration (flag F)".into(),
-            Rung::NoBinfmt => "no: no binfmt_misc in a user namespace and no host registration".into(),
+            Rung::NoBinfmt => {
+                "no: no binfmt_misc in a user namespace and no host registration".into()
+            }
             Rung::Unsandboxed => "no: they need the sandbox".into(),
         },
         fix: match rung {
@@ -461,8 +463,14 @@ fn ladder(p: &isolation::Probe, arches: &[Arch]) -> (isolation::Rung, Vec<Row>) 
         ok: qemu_ok,
         detail: match (qemu_ok, rung) {
             (false, _) => "no static qemu".into(),
-            (true, Rung::Unsandboxed) => format!("run as qemu -L <rootfs> PROG, without a sandbox: {}", qemus.join(", ")),
-            (true, Rung::NoBinfmt) => format!("qemu named as the program, in the ARM sandbox: {}", qemus.join(", ")),
+            (true, Rung::Unsandboxed) => format!(
+                "run as qemu -L <rootfs> PROG, without a sandbox: {}",
+                qemus.join(", ")
+            ),
+            (true, Rung::NoBinfmt) => format!(
+                "qemu named as the program, in the ARM sandbox: {}",
+                qemus.join(", ")
+            ),
             (true, _) => format!("in the ARM sandbox: {}", qemus.join(", ")),
         },
         fix: (!qemu_ok).then(|| qemu_fix.clone()),
@@ -503,7 +511,9 @@ fn print_ladder(p: &isolation::Probe, rung: isolation::Rung, rows: &[Row]) {
     // Each fix once, with the rows it brings back.
     let mut fixes: Vec<(Vec<&str>, &str)> = Vec::new();
     for r in rows {
-        let Some(fix) = r.fix.as_deref() else { continue };
+        let Some(fix) = r.fix.as_deref() else {
+            continue;
+        };
         match fixes.iter_mut().find(|(_, f)| *f == fix) {
             Some((whats, _)) => whats.push(r.what),
             None => fixes.push((vec![r.what], fix)),
@@ -517,7 +527,12 @@ fn print_ladder(p: &isolation::Probe, rung: isolation::Rung, rows: &[Row]) {
     }
 }
 
-fn ladder_json(p: &isolation::Probe, rung: isolation::Rung, rows: &[Row], checks: &[Check]) -> String {
+fn ladder_json(
+    p: &isolation::Probe,
+    rung: isolation::Rung,
+    rows: &[Row],
+    checks: &[Check],
+) -> String {
     let fail = |r: &Result<(), isolation::Failure>| match r {
         Ok(()) => serde_json::Value::Null,
         Err(f) => serde_json::Value::String(f.words()),
@@ -593,8 +608,10 @@ pub fn run(arches: &[String], json: bool) -> Result<i32> {
     println!(
         "{}",
         match (rung, usable) {
-            (isolation::Rung::Unsandboxed, true) => "cargo-for-arm builds natively here, without a sandbox (rung 3)",
-            (isolation::Rung::Unsandboxed, false) => "cargo-for-arm cannot build here until the fixes above are applied",
+            (isolation::Rung::Unsandboxed, true) =>
+                "cargo-for-arm builds natively here, without a sandbox (rung 3)",
+            (isolation::Rung::Unsandboxed, false) =>
+                "cargo-for-arm cannot build here until the fixes above are applied",
             (_, true) => "cargo-for-arm can run sandboxes on this machine",
             (_, false) => "cargo-for-arm cannot run sandboxes here until the FAIL lines are fixed",
         }
