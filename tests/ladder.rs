@@ -365,3 +365,101 @@ fn rung_3_hang_is_killed_and_nothing_is_left() {
     assert!(err.contains("the run is hung"), "{err}");
     assert_no_process_left(&p.path().to_string_lossy());
 }
+
+/// `rootfs create` without a user namespace makes a sysroot (files owned by the user, no
+/// maintainer scripts, absolute symlinks made relative) that a rung-3 build links against:
+/// zlib dynamically, through the rewritten `libz.so`. The packages come from the native
+/// fixtures' cache, shared (a fresh home whose `debs` links to it).
+#[test]
+fn rung_3_rootfs_create_makes_a_sysroot_a_build_links_against() {
+    arm_rootfs(); // the fixture store, with the packages cached
+    let t = TempDir::new("ladder-create");
+    let home = t.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::os::unix::fs::symlink(native_store().join("debs"), home.join("debs")).unwrap();
+    let p = sample("ladder-create-project");
+    let run = |args: &[&str]| {
+        filtered(Restriction::Docker, p.path())
+            .home(&home)
+            .args(args)
+            .output()
+    };
+    let o = run(&[
+        "rootfs",
+        "create",
+        "sys",
+        "--suite",
+        "bookworm",
+        "--arch",
+        "armhf",
+        "--include",
+        "zlib1g-dev",
+    ]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("no isolation: user namespaces are unavailable")
+            && err.contains("as a sysroot")
+            && err.contains("Created rootfs sys"),
+        "{err}"
+    );
+    let root = home.join("rootfs/sys/root");
+    let entry = std::fs::read_to_string(home.join("rootfs/sys/entry.toml")).unwrap();
+    assert!(entry.contains("owners_kept = false"), "{entry}");
+    let libz = root.join("usr/lib/arm-linux-gnueabihf/libz.so");
+    let link = std::fs::read_link(&libz).unwrap();
+    assert!(link.is_relative(), "{}", link.display());
+    assert!(libz.exists(), "{} -> {} dangles", libz.display(), link.display());
+    // No maintainer script ran: dpkg's status knows nothing configured.
+    let status = std::fs::read_to_string(root.join("var/lib/dpkg/status")).unwrap_or_default();
+    assert!(!status.contains("Status: install ok installed"), "{status}");
+
+    let o = run(&["build", "--release", "--rootfs", "sys"]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("libz.so.1"), "zlib was not linked dynamically:\n{err}");
+}
+
+/// Everything of a rung-3 build dies with the tool, even when the tool is SIGKILLed (the
+/// guard's PR_SET_PDEATHSIG): an ARM test that hangs is not left behind.
+#[test]
+fn rung_3_everything_dies_with_a_killed_tool() {
+    let rootfs = arm_rootfs();
+    let p = sample("ladder-killed");
+    let log = p.path().join("tool-stderr.txt");
+    let mut child = filtered(Restriction::MountEperm, p.path())
+        .args([
+            "test",
+            "--rootfs",
+            &rootfs.to_string_lossy(),
+            "--hang-timeout",
+            "0",
+            "--env",
+            "LADDER_HANG=1",
+            "--",
+            "hangs_when_asked",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(std::fs::File::create(&log).unwrap()))
+        .spawn();
+    // Wait until the ARM test runs under qemu (or the tool ended, which is a failure).
+    let needle = format!("{}/target", p.path().display());
+    loop {
+        let running = processes_with(&needle)
+            .iter()
+            .any(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("hangs_when_asked"))
+            });
+        if running {
+            break;
+        }
+        if let Some(st) = child.child.try_wait().unwrap() {
+            panic!("the tool ended ({st}):\n{}", std::fs::read_to_string(&log).unwrap());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    child.child.kill().unwrap();
+    child.child.wait().unwrap();
+    assert_no_process_left(&needle);
+}
