@@ -47,7 +47,7 @@ const GUEST_DEBS: &str = "/run/cargo-for-arm/debs";
 /// Downloads at once.
 const FETCHERS: usize = 4;
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct CreateOptions {
     /// The name in the store.
     pub name: String,
@@ -111,6 +111,9 @@ pub const SYSROOT_UNPACK: UnpackOptions = UnpackOptions {
     setid: SetId::Strip,
 };
 
+/// What a sysroot made without a user namespace gets besides the packages asked for.
+pub const SYSROOT_PACKAGES: [&str; 2] = ["libc6-dev", "gcc"];
+
 pub fn create(o: &CreateOptions, quiet: bool, emulator: Emulator) -> Result<i32> {
     store::check_name(&o.name)?;
     // Isolation rung 3 (no usable user namespace, or CARGO_FOR_ARM_ISOLATION=none): a sysroot
@@ -121,11 +124,28 @@ pub fn create(o: &CreateOptions, quiet: bool, emulator: Emulator) -> Result<i32>
     if sysroot && !quiet {
         crate::ui::say(format_args!(
             "no isolation: {}; creating {} as a sysroot for native builds: files owned by you, no \
-             maintainer scripts run, absolute symlinks made relative",
+             maintainer scripts run, absolute symlinks made relative, with {} for linking",
             d.reason(),
-            o.name
+            o.name,
+            SYSROOT_PACKAGES.join(" and ")
         ));
     }
+    // A sysroot links: the C library's headers and crt files, and gcc's (crtbeginS.o,
+    // libgcc_s) — `gcc` brings the libgcc-N-dev of the suite, whatever N is.
+    let with_sysroot_packages;
+    let o = match sysroot {
+        true => {
+            let mut c = o.clone();
+            for p in SYSROOT_PACKAGES {
+                if !c.include.iter().any(|i| i == p) {
+                    c.include.push(p.to_string());
+                }
+            }
+            with_sysroot_packages = c;
+            &with_sysroot_packages
+        }
+        false => o,
+    };
     let map = match sysroot {
         true => None,
         false => Some(
