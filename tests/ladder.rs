@@ -409,7 +409,12 @@ fn rung_3_rootfs_create_makes_a_sysroot_a_build_links_against() {
     let libz = root.join("usr/lib/arm-linux-gnueabihf/libz.so");
     let link = std::fs::read_link(&libz).unwrap();
     assert!(link.is_relative(), "{}", link.display());
-    assert!(libz.exists(), "{} -> {} dangles", libz.display(), link.display());
+    assert!(
+        libz.exists(),
+        "{} -> {} dangles",
+        libz.display(),
+        link.display()
+    );
     // No maintainer script ran: dpkg's status knows nothing configured.
     let status = std::fs::read_to_string(root.join("var/lib/dpkg/status")).unwrap_or_default();
     assert!(!status.contains("Status: install ok installed"), "{status}");
@@ -417,7 +422,10 @@ fn rung_3_rootfs_create_makes_a_sysroot_a_build_links_against() {
     let o = run(&["build", "--release", "--rootfs", "sys"]);
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
-    assert!(err.contains("libz.so.1"), "zlib was not linked dynamically:\n{err}");
+    assert!(
+        err.contains("libz.so.1"),
+        "zlib was not linked dynamically:\n{err}"
+    );
 }
 
 /// Everything of a rung-3 build dies with the tool, even when the tool is SIGKILLed (the
@@ -440,22 +448,25 @@ fn rung_3_everything_dies_with_a_killed_tool() {
             "hangs_when_asked",
         ])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::from(std::fs::File::create(&log).unwrap()))
+        .stderr(std::process::Stdio::from(
+            std::fs::File::create(&log).unwrap(),
+        ))
         .spawn();
     // Wait until the ARM test runs under qemu (or the tool ended, which is a failure).
     let needle = format!("{}/target", p.path().display());
     loop {
-        let running = processes_with(&needle)
-            .iter()
-            .any(|pid| {
-                std::fs::read(format!("/proc/{pid}/cmdline"))
-                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("hangs_when_asked"))
-            });
+        let running = processes_with(&needle).iter().any(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("hangs_when_asked"))
+        });
         if running {
             break;
         }
         if let Some(st) = child.child.try_wait().unwrap() {
-            panic!("the tool ended ({st}):\n{}", std::fs::read_to_string(&log).unwrap());
+            panic!(
+                "the tool ended ({st}):\n{}",
+                std::fs::read_to_string(&log).unwrap()
+            );
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }

@@ -305,5 +305,16 @@ pub fn run(
     if outcome.code == 0 {
         super::execute::report_artifacts(&job, &job.target_dir.join(triple), started)?;
     }
+    let runs_arm = matches!(
+        job.opts.subcommand.as_str(),
+        "test" | "t" | "bench" | "run" | "r"
+    );
+    if outcome.code != 0 && runs_arm && !outcome.killed && !quiet {
+        ui::note(
+            "without a sandbox ARM programs run as `qemu -L <rootfs> PROG`, with no binfmt_misc: an ARM \
+             program that starts another ARM program (a test that runs a tool of the rootfs) fails \
+             with ENOEXEC (\"Exec format error\"); `cargo for-arm doctor` names the fixes that bring the sandbox back",
+        );
+    }
     Ok(outcome.code)
 }
