@@ -46,12 +46,41 @@ pub fn on_path(name: &str) -> Option<PathBuf> {
         })
 }
 
+/// `name` on PATH, else the newest `name-N` (Debian's and Ubuntu's `clang` pulls in
+/// `llvm-N` with `llvm-ar-N`, while `llvm-ar` itself comes with the `llvm` package).
+pub fn find_host_tool(name: &str) -> Option<PathBuf> {
+    if let Some(p) = on_path(name) {
+        return Some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    let prefix = format!("{name}-");
+    let mut best: Option<(u32, String)> = None;
+    for dir in std::env::split_paths(&path) {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let Some(v) = n.strip_prefix(&prefix).and_then(|v| v.parse::<u32>().ok()) else {
+                continue;
+            };
+            if best.as_ref().is_none_or(|(b, _)| v > *b) && on_path(&n).is_some() {
+                best = Some((v, n));
+            }
+        }
+    }
+    best.and_then(|(_, n)| on_path(&n))
+}
+
 /// Host tools of [`HOST_TOOLS`] missing from PATH, as (program, package).
 pub fn missing_host_tools() -> Vec<(&'static str, &'static str)> {
     HOST_TOOLS
         .iter()
         .copied()
-        .filter(|(prog, _)| on_path(prog).is_none())
+        .filter(|(prog, _)| match *prog {
+            "llvm-ar" => find_host_tool(prog).is_none(),
+            _ => on_path(prog).is_none(),
+        })
         .collect()
 }
 
@@ -248,7 +277,13 @@ pub fn run(
         set(&mut env, k, v);
     }
     let runner = format!("{qemu_s} -L {sysroot_s}");
+    let ar =
+        find_host_tool("llvm-ar").map_or("llvm-ar".into(), |p| p.to_string_lossy().into_owned());
     for (k, v) in target.build_env_at(&runner, &sysroot_s, &tc.to_string_lossy()) {
+        let v = match k.starts_with("AR_") {
+            true => ar.clone(),
+            false => v,
+        };
         set(&mut env, k, v);
     }
 
