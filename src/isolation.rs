@@ -160,8 +160,14 @@ impl Failure {
             (Step::Clone, Errno::ENOSPC) => {
                 "user.max_user_namespaces is 0, or the namespace limit is reached?"
             }
+            (Step::Clone, Errno::EPERM) if sysctl_is("kernel/apparmor_restrict_unprivileged_userns", "1") => {
+                "AppArmor's restriction of unprivileged user namespaces: kernel.apparmor_restrict_unprivileged_userns=1"
+            }
+            (Step::Clone, Errno::EPERM) if sysctl_is("kernel/unprivileged_userns_clone", "0") => {
+                "kernel.unprivileged_userns_clone=0"
+            }
             (Step::Clone, Errno::EPERM) => {
-                "a container's seccomp profile (Docker's default refuses CLONE_NEWUSER), or kernel.unprivileged_userns_clone=0?"
+                "a container's seccomp profile (Docker's default refuses CLONE_NEWUSER)?"
             }
             (Step::Clone, Errno::EINVAL | Errno::ENOSYS) => {
                 "a kernel without user namespaces, or a seccomp filter?"
@@ -188,6 +194,11 @@ impl Failure {
             s => format!("{} failed with {}{cause}", s.words(), self.errno_name()),
         }
     }
+}
+
+/// Whether `/proc/sys/<name>` reads `value`.
+fn sysctl_is(name: &str, value: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/sys/{name}")).is_ok_and(|v| v.trim() == value)
 }
 
 /// What the probe found.
