@@ -65,6 +65,21 @@ else
     tar -C "$repo" --exclude=./target -cf - . | tar -C "$work" -xf -
 fi
 chown -R "$user:" "$work"
-exec runuser -u "$user" -- env -i HOME="$home" USER="$user" LOGNAME="$user" \
+
+# Rung 1 of tests/binfmt.rs: a host binfmt_misc registration of the tests' own name
+# (cargo-for-arm-test-arm, never an administrator's qemu-arm) of the fixtures' static qemu,
+# root-owned under /opt, removed again when the tests end.
+trap 'sh "$repo/scripts/binfmt-test-entry.sh" remove' EXIT
+trap 'exit 130' INT TERM
+if qdir=$(CARGO_FOR_ARM_TEST_CACHE=/opt/cargo-for-arm-ci/fixtures sh "$repo/tests/support/fixtures.sh" qemu); then
+    sh "$repo/scripts/binfmt-test-entry.sh" add "$qdir/qemu-arm" ||
+        echo "as-user.sh: no host binfmt_misc registration for the tests; tests/binfmt.rs's rung-1 test fails in CI" >&2
+else
+    echo "as-user.sh: no static qemu for the host binfmt_misc registration; tests/binfmt.rs's rung-1 test fails in CI" >&2
+fi
+
+status=0
+runuser -u "$user" -- env -i HOME="$home" USER="$user" LOGNAME="$user" \
     PATH="$tc/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
-    CI="${CI:-}" TERM="${TERM:-dumb}" LANG=C.UTF-8 bash "$work/$script" "$@"
+    CI="${CI:-}" TERM="${TERM:-dumb}" LANG=C.UTF-8 bash "$work/$script" "$@" || status=$?
+exit "$status"

@@ -238,13 +238,15 @@ impl Probe {
 }
 
 /// INTEGRATION POINT for rungs 1 and 2: the user namespace works but binfmt_misc cannot be
-/// mounted in it. Whether a host registration with F serves (rung 1) or none does (rung 2)
-/// is the binfmt helper's decision (src/sandbox/binfmt.rs); until it is merged, a host
-/// registration of the sandbox's kind (`host_registration`, flag F) counts as rung 1.
+/// mounted in it. Whether a host registration serves (rung 1) or none does (rung 2) is
+/// src/sandbox/binfmt.rs's to decide, per architecture, when a sandbox is made
+/// (`binfmt::probe`, which also honours CARGO_FOR_ARM_BINFMT); for the ladder's one rung, a
+/// usable host entry (F flag, ARM magic) for either ARM architecture makes it rung 1.
 pub fn without_private_binfmt() -> Rung {
-    let host_f = crate::arch::Arch::ALL
+    use crate::sandbox::binfmt::{host_entry, HOST_DIR};
+    let host_f = [crate::arch::Arch::Arm, crate::arch::Arch::Aarch64]
         .iter()
-        .any(|a| crate::sandbox::spec::host_registration(*a).is_some());
+        .any(|a| host_entry(std::path::Path::new(HOST_DIR), *a).is_some());
     match host_f {
         true => Rung::HostBinfmt,
         false => Rung::NoBinfmt,

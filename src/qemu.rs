@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::arch::{elf_info, Arch};
-use crate::sandbox::spec::{host_registration, Exec};
+use crate::sandbox::binfmt;
+use crate::sandbox::spec::Exec;
 
 #[derive(Debug, Clone)]
 pub struct Qemu {
@@ -43,7 +44,13 @@ const CARGO_QEMU_MAJOR: u64 = 8;
 /// forbidden, and the choice is said.
 pub fn exec_for_cargo(arch: Arch, flag: Option<&Path>, quiet: bool) -> Result<Exec> {
     let exec = exec_for(arch, flag)?;
-    let Exec::Qemu { path, .. } = &exec else {
+    // Through the host's registration the tool's qemu is not what runs cargo.
+    let Exec::Qemu {
+        path,
+        binfmt: binfmt::Binfmt::Private,
+        ..
+    } = &exec
+    else {
         return Ok(exec);
     };
     let named =
@@ -73,13 +80,14 @@ pub fn exec_for_cargo(arch: Arch, flag: Option<&Path>, quiet: bool) -> Result<Ex
     exec_of(arch, fetch(arch, None, None, None, quiet)?)
 }
 
-/// The sandbox's `Exec` for the qemu at `path`: its binfmt line, and the host's own
-/// registration to fall back on.
+/// The sandbox's `Exec` for the qemu at `path`: its binfmt line, and how foreign programs
+/// reach a qemu on this machine (`sandbox::binfmt::probe`: a private binfmt_misc, the
+/// host's registration, or none; `CARGO_FOR_ARM_BINFMT` forces one).
 fn exec_of(arch: Arch, path: PathBuf) -> Result<Exec> {
     Ok(Exec::Qemu {
         register_line: arch.binfmt_register_line(&path)?,
         path,
-        host_fallback: host_registration(arch),
+        binfmt: binfmt::probe(arch)?.binfmt,
     })
 }
 

@@ -5,7 +5,8 @@ use anyhow::{bail, Result};
 
 use super::{Job, Prepared};
 use crate::arch::Arch;
-use crate::sandbox::spec::SpecBuilder;
+use crate::sandbox::binfmt::{self, Binfmt};
+use crate::sandbox::spec::{Exec, SpecBuilder};
 
 pub fn prepare(job: &Job) -> Result<Prepared> {
     if !job.rootfs.exists("/usr/bin/cargo") {
@@ -18,7 +19,7 @@ pub fn prepare(job: &Job) -> Result<Prepared> {
     }
     let asked = job.opts.arch.as_deref().map(Arch::parse).transpose()?;
     let (arch, desc) = job.rootfs.arch_as(asked)?;
-    let exec = crate::qemu::exec_for_cargo(arch, job.opts.qemu.as_deref(), job.quiet)?;
+    let exec = emulator(job, arch)?;
     let banner = format!(
         "cargo {} for {desc} [{}] in {} (target dir {})",
         job.opts.subcommand,
@@ -38,4 +39,36 @@ pub fn prepare(job: &Job) -> Result<Prepared> {
         verb: "Emulating",
         banner,
     })
+}
+
+/// How the emulated cargo's programs reach qemu: refused without a binfmt handler (rung 2);
+/// through the host's registration, named, on rung 1 (the tool's own qemu is not needed
+/// then: the host's interpreter is the one that runs); else the tool's qemu, privately.
+fn emulator(job: &Job, arch: Arch) -> Result<Exec> {
+    if arch.runs_natively() {
+        return crate::qemu::exec_for_cargo(arch, job.opts.qemu.as_deref(), job.quiet);
+    }
+    let probe = binfmt::probe(arch)?;
+    if let Some(fix) = probe.fix() {
+        // Every program of an emulated build is foreign, and cargo execs rustc, build
+        // scripts and the linker by name: nothing works without a binfmt handler.
+        bail!(
+            "an emulated build needs a binfmt_misc handler for {arch}, and there is none ({}). \
+             Fixes: {fix}; or build in native mode (--mode native: host compilers against \
+             the rootfs, ARM programs started by qemu)",
+            probe.describe()
+        );
+    }
+    if let Binfmt::Host(entry) = &probe.binfmt {
+        if !job.quiet {
+            crate::ui::note(probe.describe());
+            probe.warnings().iter().for_each(crate::ui::warn);
+        }
+        return Ok(Exec::Qemu {
+            path: entry.interpreter.clone(),
+            register_line: Vec::new(),
+            binfmt: probe.binfmt.clone(),
+        });
+    }
+    crate::qemu::exec_for_cargo(arch, job.opts.qemu.as_deref(), job.quiet)
 }

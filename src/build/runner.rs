@@ -45,12 +45,15 @@ use anyhow::{bail, Context, Result};
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use serde::{Deserialize, Serialize};
 
-use crate::sandbox::spec::{guest_path, Spec, SpecBuilder};
+use crate::sandbox::binfmt::{self, Binfmt};
+use crate::sandbox::spec::{guest_path, Access, Bind, Exec, Spec, SpecBuilder};
 
 /// Where the service's directory (with its socket) appears inside the tools sandbox.
 pub const GUEST_DIR: &str = "/run/cargo-for-arm/runner";
 /// Where cargo-for-arm itself appears inside the tools sandbox.
 pub const GUEST_EXE: &str = "/run/cargo-for-arm/bin/cargo-for-arm";
+/// Where the tool's qemu appears inside the ARM sandbox when it is named as the program.
+pub const GUEST_QEMU: &str = "/run/cargo-for-arm/qemu";
 /// The client finds the socket here (set by the tool in the tools sandbox).
 pub const SOCKET_ENV: &str = "CARGO_FOR_ARM_RUNNER_SOCKET";
 /// A request larger than this is refused (arguments and environment of one program).
@@ -437,7 +440,19 @@ pub fn plan_for(template: &SpecBuilder, allowed: &[PathBuf], req: Request) -> Re
         .ok()
         .filter(|c| under(c))
         .unwrap_or_else(|| allowed.first().cloned().unwrap_or_else(|| "/".into()));
-    let mut b = template.clone().argv(req.argv).workdir(cwd);
+    let (mut b, argv) = match template.exec() {
+        // No binfmt handler of the tool's own (rungs 1 and 2): the tool's static qemu is
+        // named as the program, bound read-only. On rung 1 the host's registration would
+        // take the program by name, but its qemu may be one that deadlocks (Debian 12's 7.2).
+        Exec::Qemu { path, binfmt, .. } if *binfmt != Binfmt::Private => (
+            template
+                .clone()
+                .bind(Bind::new(path, GUEST_QEMU, Access::ReadOnly)),
+            binfmt::qemu_argv(GUEST_QEMU, &req.argv),
+        ),
+        _ => (template.clone(), req.argv),
+    };
+    b = b.argv(argv).workdir(cwd);
     for (k, v) in req.env {
         if !forwarded(&k) || k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
             continue;
@@ -596,7 +611,35 @@ fn run_request(
     if let Some(e) = &o.error {
         eprintln!("error: {e}");
     }
+    if o.code != 0 {
+        if let Some(note) = without_binfmt_note(template) {
+            crate::ui::note(note);
+        }
+    }
     Ok(o.code)
+}
+
+/// The note after an ARM program failed where no binfmt handler exists (rung 2): one that
+/// executes another ARM program gets ENOEXEC there.
+fn without_binfmt_note(template: &SpecBuilder) -> Option<String> {
+    match template.exec() {
+        Exec::Qemu {
+            path,
+            binfmt: Binfmt::None { .. },
+            ..
+        } => {
+            let arch = arch_of_qemu(path).unwrap_or_else(|| "ARM".into());
+            Some(binfmt::enoexec_note(&arch))
+        }
+        _ => None,
+    }
+}
+
+/// `qemu-aarch64` → `aarch64` (the tool's qemus are named after the architecture).
+fn arch_of_qemu(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    let a = name.strip_prefix("qemu-")?;
+    Some(a.strip_suffix("-static").unwrap_or(a).to_string())
 }
 
 /// `cargo-for-arm __run-target PROGRAM [ARGS]`: cargo's target runner inside the tools
@@ -788,6 +831,83 @@ mod tests {
         client.write_all(&body).unwrap();
         let (req, fds) = receive(&svc, soon()).unwrap();
         assert_eq!((req.argv.len(), fds.len()), (1, 3));
+    }
+
+    #[test]
+    fn without_a_private_binfmt_qemu_is_named_as_the_program() {
+        use crate::idmap::MapMode;
+        use crate::sandbox::binfmt::HostEntry;
+        use crate::sandbox::spec::Root;
+        let dir = std::env::temp_dir()
+            .canonicalize()
+            .unwrap()
+            .join(format!("cfa-runner-qemu-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("root")).unwrap();
+        std::fs::create_dir_all(dir.join("proj")).unwrap();
+        let qemu = dir.join("qemu-arm");
+        std::fs::write(&qemu, b"").unwrap();
+        let template = |binfmt: Binfmt| {
+            SpecBuilder::new(
+                Root::dir(dir.join("root")),
+                Exec::Qemu {
+                    path: qemu.clone(),
+                    register_line: vec![],
+                    binfmt,
+                },
+            )
+            .map(MapMode::Single)
+            .seccomp(crate::seccomp::Policy::Off)
+        };
+        let req = || Request {
+            argv: vec![dir.join("proj/t").display().to_string(), "--x".into()],
+            cwd: dir.join("proj").display().to_string(),
+            env: vec![],
+        };
+        let allowed = [dir.join("proj")];
+        let prog = dir.join("proj/t").display().to_string();
+        // Rung 0: the program by name, through the private binfmt_misc.
+        let plan = plan_for(&template(Binfmt::Private), &allowed, req()).unwrap();
+        assert_eq!(plan.argv, [prog.as_str(), "--x"]);
+        assert!(plan.binds.iter().all(|b| b.guest != Path::new(GUEST_QEMU)));
+        // Rungs 1 and 2: the tool's own qemu, bound read-only, argv[0] kept.
+        let host = Binfmt::Host(HostEntry {
+            name: "qemu-arm".into(),
+            interpreter: "/usr/bin/qemu-arm-static".into(),
+            flags: "F".into(),
+        });
+        for b in [
+            host,
+            Binfmt::None {
+                empty_private: true,
+            },
+        ] {
+            let plan = plan_for(&template(b), &allowed, req()).unwrap();
+            assert_eq!(
+                plan.argv,
+                [
+                    GUEST_QEMU,
+                    "-0",
+                    prog.as_str(),
+                    "-L",
+                    "/",
+                    prog.as_str(),
+                    "--x"
+                ]
+            );
+            let bind = plan
+                .binds
+                .iter()
+                .find(|b| b.guest == Path::new(GUEST_QEMU))
+                .unwrap();
+            assert!(bind.host == qemu && bind.readonly());
+        }
+        assert!(without_binfmt_note(&template(Binfmt::None {
+            empty_private: false
+        }))
+        .unwrap()
+        .contains("ENOEXEC"));
+        assert!(without_binfmt_note(&template(Binfmt::Private)).is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -180,13 +180,18 @@ pub fn create(o: &CreateOptions, quiet: bool, emulator: Emulator) -> Result<i32>
     let order = InstallOrder::new(&index, &set);
     let built = match &map {
         Some(map) => build_tree(&tmp, &o.arch, &order, &debs, map, quiet, emulator),
-        None => sysroot_tree(&tmp, &o.arch, &order, &debs, quiet),
+        // Isolation rung 3: never configured, so never kept as a snapshot.
+        None => sysroot_tree(&tmp, &o.arch, &order, &debs, quiet).map(|()| false),
     };
-    if let Err(e) = built {
-        let _ = store.remove_tree(&tmp);
-        return Err(e);
-    }
-    if let (Some(map), false) = (&map, o.no_snapshot) {
+    let configured = match built {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = store.remove_tree(&tmp);
+            return Err(e);
+        }
+    };
+    // An unconfigured tree (no binfmt, or no user namespace) is never restored for a later create.
+    if let (Some(map), false, true) = (&map, o.no_snapshot, configured) {
         save_snapshot(&tmp.join("root"), &snapshot, map, quiet);
     }
     land(&store, o, &mirror, &tmp, map.is_some(), quiet)
@@ -539,7 +544,8 @@ fn land(
     }
 }
 
-/// The configured tree in `tmp/root`: merged-/usr links, stage 1, stage 2.
+/// The configured tree in `tmp/root`: merged-/usr links, stage 1, stage 2. False when
+/// stage 2 could not run (no binfmt handler): the tree is unpacked, not configured.
 fn build_tree(
     tmp: &Path,
     arch: &str,
@@ -548,7 +554,7 @@ fn build_tree(
     map: &IdMap,
     quiet: bool,
     emulator: Emulator,
-) -> Result<()> {
+) -> Result<bool> {
     let root = tmp.join("root");
     merged_usr_links(&root, arch)?;
     stage1(&root, order, debs, map, quiet)?;
@@ -608,10 +614,23 @@ fn run_stage2(
     debs_dir: &Path,
     argv: Vec<String>,
     emulator: Emulator,
-) -> Result<()> {
+) -> Result<bool> {
     use crate::sandbox::spec::{Access, Bind, Caps, Root, SpecBuilder};
     let arch = crate::arch::Arch::parse(arch)?;
-    let plan = SpecBuilder::new(Root::dir(root), emulator(arch)?)
+    let exec = emulator(arch)?;
+    if let Some(b @ crate::sandbox::binfmt::Binfmt::None { .. }) = exec.binfmt() {
+        // dpkg and the maintainer scripts are foreign programs that exec others: without a
+        // binfmt handler they cannot run. The unpacked tree serves as a sysroot.
+        crate::ui::warn(format_args!(
+            "no binfmt_misc handler for {arch} (rung {}): the packages are unpacked but not \
+             configured (no maintainer scripts run); the rootfs serves native builds as a \
+             sysroot, not emulated builds or `run`. For a configured rootfs: {}",
+            b.rung(),
+            crate::sandbox::binfmt::fix_text(arch)
+        ));
+        return Ok(false);
+    }
+    let plan = SpecBuilder::new(Root::dir(root), exec)
         .bind(Bind::new(debs_dir, GUEST_DEBS, Access::ReadOnly))
         .map(MapMode::Full)
         .caps(Caps::Keep)
@@ -631,7 +650,7 @@ fn run_stage2(
             outcome.code
         );
     }
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -722,5 +741,30 @@ mod tests {
         );
         let err = roots(&index, &o("fat")).unwrap_err().to_string();
         assert!(err.contains("use minbase or buildd"), "{err}");
+    }
+
+    #[test]
+    fn without_binfmt_stage_2_is_skipped_not_run() {
+        use crate::sandbox::binfmt::Binfmt;
+        use crate::sandbox::spec::Exec;
+        // No sandbox is started (the root does not even exist): the tree stays unconfigured.
+        let none = |_| {
+            Ok(Exec::Qemu {
+                path: "/q".into(),
+                register_line: vec![],
+                binfmt: Binfmt::None {
+                    empty_private: false,
+                },
+            })
+        };
+        let configured = run_stage2(
+            Path::new("/nonexistent-root"),
+            "armhf",
+            Path::new("/nonexistent-debs"),
+            vec!["/usr/bin/dash".into()],
+            &none,
+        )
+        .unwrap();
+        assert!(!configured);
     }
 }

@@ -43,9 +43,9 @@ pub enum SetupError {
     Proc(SysError),
     #[error(
         "{}; this kernel does not allow a private binfmt_misc in a user namespace \
-         (needs Linux 6.7 or later) and the host has no qemu registration with the \
-         F flag to fall back on: upgrade the kernel, or ask an administrator to \
-         register a static qemu with flag F; run 'cargo for-arm doctor' => {}",
+         (needs Linux 6.7 or later): upgrade the kernel, or ask an administrator to \
+         register a static qemu with flag F (then CARGO_FOR_ARM_BINFMT=host uses it); \
+         run 'cargo for-arm doctor' => {}",
         .0.what(),
         .0.errno_text()
     )]
@@ -422,8 +422,7 @@ mod tests {
                 },
                 MountOp::Binfmt {
                     guest: c("/proc/sys/fs/binfmt_misc"),
-                    register_line: register_line(),
-                    fallback_note: None,
+                    register_line: Some(register_line()),
                 },
             ],
             workdir: c("/work"),
@@ -580,35 +579,40 @@ mod tests {
     }
 
     #[test]
-    fn binfmt_refused_falls_back_with_a_note_or_fails_with_the_fix() {
-        let fail = vec![("mount(binfmt_misc,", Errno::EPERM)];
+    fn a_refused_binfmt_fails_with_the_fix_and_an_empty_one_registers_nothing() {
         let sys = Recorder {
-            fail: fail.clone(),
+            fail: vec![("mount(binfmt_misc,", Errno::EPERM)],
             ..Recorder::default()
         };
-        let (code, _) = run(&sys, &spec());
+        let (code, calls) = run(&sys, &spec());
         let e = sys.written_to(REPORT);
         assert_eq!(code, EXIT_SETUP);
         assert!(
             e.starts_with("setup\tmount(binfmt_misc, /proc/sys/fs/binfmt_misc, binfmt_misc); this kernel does not allow a private binfmt_misc")
+                && e.contains("CARGO_FOR_ARM_BINFMT=host")
                 && e.ends_with("run 'cargo for-arm doctor' => EPERM (Operation not permitted)\n"),
             "{e}"
         );
-        let mut with_note = spec();
-        if let Some(MountOp::Binfmt { fallback_note, .. }) = with_note.mounts.last_mut() {
-            *fallback_note = Some("using the host's registration".into());
+        assert!(!calls.iter().any(|c| c.starts_with("pivot_root")));
+        // CARGO_FOR_ARM_BINFMT=none: mounted, nothing registered, read-only.
+        let mut empty = spec();
+        if let Some(MountOp::Binfmt { register_line, .. }) = empty.mounts.last_mut() {
+            *register_line = None;
         }
-        let sys = Recorder {
-            fail,
-            ..Recorder::default()
-        };
-        let (code, calls) = run(&sys, &with_note);
-        assert_eq!(code, EXIT_NOT_FOUND);
-        assert_eq!(
-            sys.written_to(2),
-            "cargo-for-arm: note: using the host's registration\n"
+        let sys = Recorder::default();
+        let (_, calls) = run(&sys, &empty);
+        assert_in_order(
+            &calls,
+            &[
+                "mount(binfmt_misc, /proc/sys/fs/binfmt_misc, binfmt_misc)",
+                "mount(none, /proc/sys/fs/binfmt_misc, none) remount ro",
+                "pivot_root",
+            ],
         );
-        assert!(calls.iter().any(|c| c.starts_with("pivot_root")));
+        assert!(
+            !calls.iter().any(|c| c.ends_with("/register)")),
+            "{calls:?}"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! command (`init::exec_command`: drop privileges, seccomp, execve). Everything between
 //! clone and exec calls the kernel through `sys::Sys` and allocates nothing.
 
+pub mod binfmt;
 pub mod init;
 pub mod mounts;
 #[cfg(test)]

@@ -10,7 +10,6 @@
 #![allow(clippy::result_large_err, clippy::large_enum_variant)]
 
 use std::ffi::{CStr, CString};
-use std::fmt::Write as _;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 
@@ -18,7 +17,8 @@ use anyhow::Result;
 use nix::errno::Errno;
 
 use super::init::SetupError;
-use super::sys::{CPath, FdWriter, Sys, SysResult, Text};
+use super::sys::{CPath, Sys, SysResult, Text};
+use crate::sandbox::binfmt::Binfmt;
 use crate::sandbox::spec::{cpath, Exec, Spec};
 
 const PROC_FLAGS: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
@@ -56,11 +56,11 @@ pub enum MountOp {
         guest: CString,
         target: CString,
     },
-    /// A private binfmt_misc with one registration, remounted read-only afterwards.
+    /// A private binfmt_misc with one registration (or none: `CARGO_FOR_ARM_BINFMT=none`
+    /// hides the host's entries behind an empty one), remounted read-only afterwards.
     Binfmt {
         guest: CString,
-        register_line: Vec<u8>,
-        fallback_note: Option<String>,
+        register_line: Option<Vec<u8>>,
     },
 }
 
@@ -91,18 +91,25 @@ pub fn mount_plan(plan: &Spec) -> Result<Vec<MountOp>> {
     bind_ops(plan, &mut ops)?;
     if let Exec::Qemu {
         register_line,
-        host_fallback,
+        binfmt,
         ..
     } = &plan.exec
     {
+        let register_line = match binfmt {
+            Binfmt::Private => Some(register_line.clone()),
+            Binfmt::None {
+                empty_private: true,
+            } => None,
+            // Nothing mounted: the sandbox's user namespace uses the host's instance (rung
+            // 1), or there is none to mount (rung 2 on a kernel older than 6.7).
+            Binfmt::Host(_)
+            | Binfmt::None {
+                empty_private: false,
+            } => return Ok(ops),
+        };
         ops.push(MountOp::Binfmt {
             guest: c("/proc/sys/fs/binfmt_misc"),
-            register_line: register_line.clone(),
-            fallback_note: host_fallback.as_ref().map(|h| {
-                format!(
-                    "the kernel refused a private binfmt_misc (Linux < 6.7?); using the host's registration {h}"
-                )
-            }),
+            register_line,
         });
     }
     Ok(ops)
@@ -356,29 +363,25 @@ pub fn apply<S: Sys>(sys: &S, root: RawFd, op: &MountOp) -> Result<(), SetupErro
         MountOp::Binfmt {
             guest,
             register_line,
-            fallback_note,
-        } => binfmt(sys, root, guest, register_line, fallback_note.as_deref()),
+        } => binfmt(sys, root, guest, register_line.as_deref()),
     }
 }
 
-/// A private binfmt_misc at `guest` with one registration, then read-only.
+/// A private binfmt_misc at `guest` with one registration (or none), then read-only.
 fn binfmt<S: Sys>(
     sys: &S,
     root: RawFd,
     guest: &CStr,
-    register_line: &[u8],
-    fallback_note: Option<&str>,
+    register_line: Option<&[u8]>,
 ) -> Result<(), SetupError> {
     let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     if let Err(e) = fresh(sys, root, guest, c"binfmt_misc", flags, None)? {
-        return match fallback_note {
-            Some(n) => {
-                note(sys, n);
-                Ok(())
-            }
-            None => Err(SetupError::NoPrivateBinfmt(e)),
-        };
+        return Err(SetupError::NoPrivateBinfmt(e));
     }
+    let Some(register_line) = register_line else {
+        // Empty: no handler, and the host's entries are hidden behind this instance.
+        return Ok(remount_readonly(sys, root, guest, flags)?);
+    };
     let mnt = sys.openat_in_root(root, guest, libc::O_PATH as u64)?;
     let regfd = sys.open(
         CPath::fd(mnt.as_raw_fd(), b"/register")?.as_cstr(),
@@ -393,14 +396,6 @@ fn binfmt<S: Sys>(
     drop(regfd);
     // Root inside must not be able to add, change or disable handlers (item 23).
     Ok(remount_readonly(sys, root, guest, flags)?)
-}
-
-/// `cargo-for-arm: note: ...` on stderr, from the child.
-fn note<S: Sys>(sys: &S, msg: &str) {
-    let mut w = FdWriter::new(sys, 2);
-    let _ = write!(w, "cargo-for-arm: note: {msg}");
-    w.raw(b"\n");
-    let _ = w.finish();
 }
 
 #[cfg(test)]
@@ -459,7 +454,7 @@ mod tests {
         let ops = mount_plan(&plan(Exec::Qemu {
             path: "/q".into(),
             register_line: b":x:M::a:b:/q:F".to_vec(),
-            host_fallback: None,
+            binfmt: Binfmt::Private,
         }))
         .unwrap();
         let names: Vec<String> = ops.iter().map(guest).collect();
@@ -470,6 +465,46 @@ mod tests {
         assert!(pos("/tmp") < pos("/work"));
         assert_eq!(names.last().unwrap(), "/proc/sys/fs/binfmt_misc");
         assert!(ops.iter().any(|o| matches!(o, MountOp::Bind { guest, readonly: true, .. } if guest.as_bytes() == b"/work")));
+    }
+
+    #[test]
+    fn each_binfmt_state_has_its_mount() {
+        let with = |binfmt: Binfmt| {
+            let ops = mount_plan(&plan(Exec::Qemu {
+                path: "/q".into(),
+                register_line: b":x:M::a:b:/q:F".to_vec(),
+                binfmt,
+            }))
+            .unwrap();
+            ops.into_iter().find_map(|o| match o {
+                MountOp::Binfmt { register_line, .. } => Some(register_line),
+                _ => None,
+            })
+        };
+        assert_eq!(
+            with(Binfmt::Private),
+            Some(Some(b":x:M::a:b:/q:F".to_vec()))
+        );
+        // Rung 1: nothing mounted, the host's instance applies.
+        let host = crate::sandbox::binfmt::HostEntry {
+            name: "n".into(),
+            interpreter: "/i".into(),
+            flags: "F".into(),
+        };
+        assert_eq!(with(Binfmt::Host(host)), None);
+        // Rung 2: an empty private instance where the kernel has them, else nothing.
+        assert_eq!(
+            with(Binfmt::None {
+                empty_private: true
+            }),
+            Some(None)
+        );
+        assert_eq!(
+            with(Binfmt::None {
+                empty_private: false
+            }),
+            None
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::arch::Arch;
 use crate::idmap::{self, IdMap, MapMode};
+use crate::sandbox::binfmt::Binfmt;
 use crate::seccomp::Policy;
 
 /// How guest programs are executed.
@@ -22,14 +23,24 @@ use crate::seccomp::Policy;
 pub enum Exec {
     /// The rootfs is the host's own architecture.
     Native,
-    /// Through binfmt_misc and a static qemu.
+    /// Through a static qemu: `path` is the tool's own; `binfmt` says how foreign programs
+    /// reach a qemu ([`Binfmt`]: a private binfmt_misc with `register_line`, the host's
+    /// registration, or none).
     Qemu {
         path: PathBuf,
         register_line: Vec<u8>,
-        /// The host's own registration for this architecture, when it has the F flag: used
-        /// only if the kernel refuses a private binfmt_misc (older than 6.7).
-        host_fallback: Option<String>,
+        binfmt: Binfmt,
     },
+}
+
+impl Exec {
+    /// How foreign programs reach qemu (`None` for a rootfs of the host's architecture).
+    pub fn binfmt(&self) -> Option<&Binfmt> {
+        match self {
+            Exec::Native => None,
+            Exec::Qemu { binfmt, .. } => Some(binfmt),
+        }
+    }
 }
 
 /// The sandbox's network.
@@ -258,6 +269,10 @@ impl SpecBuilder {
         &self.root
     }
 
+    pub fn exec(&self) -> &Exec {
+        &self.exec
+    }
+
     pub fn binds_so_far(&self) -> &[Bind] {
         &self.binds
     }
@@ -401,16 +416,11 @@ fn check_env(k: &str, v: &str) -> Result<()> {
     Ok(())
 }
 
-/// The host's binfmt_misc entry for `arch`, if it exists and has the F flag.
+/// The host's enabled binfmt_misc entry with the F flag for `arch`, found by its magic
+/// (see [`crate::sandbox::binfmt::host_entry`]), described.
 pub fn host_registration(arch: Arch) -> Option<String> {
-    let p = Path::new("/proc/sys/fs/binfmt_misc").join(arch.binfmt_name());
-    let text = std::fs::read_to_string(&p).ok()?;
-    let flags = text.lines().find_map(|l| l.strip_prefix("flags: "))?;
-    let interp = text.lines().find_map(|l| l.strip_prefix("interpreter "))?;
-    text.lines()
-        .next()
-        .filter(|l| *l == "enabled" && flags.contains('F'))
-        .map(|_| format!("{} (flags {flags}, interpreter {interp})", p.display()))
+    crate::sandbox::binfmt::host_entry(Path::new(crate::sandbox::binfmt::HOST_DIR), arch)
+        .map(|e| e.describe())
 }
 
 /// Bytes of a path, for CStrings.
@@ -483,7 +493,7 @@ mod tests {
         let exec = Exec::Qemu {
             path: qemu,
             register_line: vec![],
-            host_fallback: None,
+            binfmt: Binfmt::Private,
         };
         let spec = SpecBuilder::new(root, exec)
             .argv(vec!["true".into()])
