@@ -367,12 +367,19 @@ fn ladder(p: &isolation::Probe, arches: &[Arch]) -> (isolation::Rung, Vec<Row>) 
     use isolation::Rung;
     let rung = p.rung();
     let path = std::env::var("PATH").ok();
-    let qemus: Vec<String> = arches
+    let mut qemus: Vec<String> = arches
         .iter()
         .filter_map(|a| qemu::find(*a, None, path.as_deref()).ok())
         .map(|q| q.path.display().to_string())
         .collect();
-    let qemu_ok = !qemus.is_empty();
+    // None here yet is fine while fetching is allowed: the first build fetches Debian's.
+    let qemu_ok = !qemus.is_empty() || qemu::may_fetch();
+    if qemus.is_empty() {
+        qemus.push(match qemu_ok {
+            true => "none yet: Debian's static qemu is fetched on first use".into(),
+            false => "none, and CARGO_FOR_ARM_OFFLINE forbids fetching one".into(),
+        });
+    }
     let qemu_fix = format!(
         "cargo for-arm qemu fetch {} (a static qemu for the tool's own use; no root needed)",
         arches.first().copied().unwrap_or(Arch::Arm)
