@@ -27,7 +27,6 @@ use super::Job;
 use crate::arch::Arch;
 use crate::isolation::{self, Decision};
 use crate::rootfs::Rootfs;
-use crate::sandbox::spec::Exec;
 use crate::{settings, supervise, ui};
 
 /// The host programs rung 3 compiles, links and archives with, and the Debian/Ubuntu
@@ -175,6 +174,26 @@ pub fn landlock_abi() -> Option<i64> {
     (v > 0).then_some(v)
 }
 
+/// The qemu ARM programs run under: the one named (`--qemu`, `CARGO_FOR_ARM_QEMU_<ARCH>`),
+/// else the tool's own fetched one — never one from PATH, which may be an administrator's
+/// old qemu (Debian 12's 7.2 deadlocks under multithreaded programs) — fetched when there is
+/// none yet.
+fn own_qemu(arch: Arch, flag: Option<&Path>, quiet: bool) -> Result<PathBuf> {
+    use crate::qemu::{self, QemuError};
+    match qemu::find(arch, flag, Some("")) {
+        Ok(q) => Ok(q.path),
+        Err(QemuError::NotFound { .. }) if qemu::may_fetch() => {
+            if !quiet {
+                ui::say(format_args!(
+                    "fetching Debian's static qemu for {arch} into the tool's cache (set CARGO_FOR_ARM_OFFLINE=1 to forbid)"
+                ));
+            }
+            qemu::fetch(arch, None, None, None, quiet)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Build without a sandbox. `opts`, `project`, the ARM rootfs and its architecture as the
 /// pipeline resolved them.
 pub fn run(
@@ -230,10 +249,7 @@ pub fn run(
             pkgs.join(" ")
         );
     }
-    let qemu = match crate::qemu::exec_for_cargo(arch, opts.qemu.as_deref(), quiet)? {
-        Exec::Qemu { path, .. } => path,
-        Exec::Native => bail!("internal error: no qemu for {desc}"),
-    };
+    let qemu = own_qemu(arch, opts.qemu.as_deref(), quiet)?;
     let sysroot_s = plain(rootfs.path(), "the ARM rootfs")?;
     let qemu_s = plain(&qemu, "the qemu")?;
     let seccomp = crate::seccomp::compile(&crate::seccomp::Policy::parse(&opts.seccomp))?;

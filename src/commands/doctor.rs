@@ -366,7 +366,11 @@ fn rustup_targets() -> (Option<std::path::PathBuf>, Vec<&'static str>) {
 fn ladder(p: &isolation::Probe, arches: &[Arch]) -> (isolation::Rung, Vec<Row>) {
     use isolation::Rung;
     let rung = p.rung();
-    let path = std::env::var("PATH").ok();
+    // Without a sandbox ARM programs run under the tool's own qemu only, never one of PATH.
+    let path = match rung {
+        Rung::Unsandboxed => Some(String::new()),
+        _ => std::env::var("PATH").ok(),
+    };
     let mut qemus: Vec<String> = arches
         .iter()
         .filter_map(|a| qemu::find(*a, None, path.as_deref()).ok())
