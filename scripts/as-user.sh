@@ -5,7 +5,8 @@
 # tested as one.
 #
 # It installs what is missing (uidmap, mmdebstrap, gpgv, gpg (the apt-repository tests sign with it), xz-utils, python3, bubblewrap, the
-# Debian archive keyring), creates the user (default cfa-test, or $CARGO_FOR_ARM_TEST_USER)
+# Debian archive keyring; clang, lld, llvm and pkg-config for builds without a sandbox,
+# isolation rung 3), creates the user (default cfa-test, or $CARGO_FOR_ARM_TEST_USER)
 # with /etc/subuid and /etc/subgid ranges, and makes root's Rust toolchain reachable through
 # hard links under /opt/cargo-for-arm-ci/toolchain.
 set -euo pipefail
@@ -17,7 +18,8 @@ user=${CARGO_FOR_ARM_TEST_USER:-cfa-test}
 
 missing=()
 for pair in newuidmap:uidmap gpgv:gpgv xz:xz-utils python3:python3 flock:util-linux \
-    dpkg-deb:dpkg bwrap:bubblewrap mmdebstrap:mmdebstrap gpg:gpg gpgconf:gpgconf; do
+    dpkg-deb:dpkg bwrap:bubblewrap mmdebstrap:mmdebstrap gpg:gpg gpgconf:gpgconf \
+    clang:clang ld.lld:lld llvm-ar:llvm pkg-config:pkg-config; do
     command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
 done
 [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)

@@ -129,6 +129,19 @@ pub struct BuildOpts {
     /// rootfs's, or auto
     #[arg(long, value_enum)]
     pub native_rustc: Option<NativeRustc>,
+    /// sandbox: a rootless sandbox (an error where the kernel refuses one); none: no sandbox,
+    /// native builds only, reduced isolation (no_new_privs, seccomp, Landlock); auto: the
+    /// best that works here, said once when it is not the full sandbox [default:
+    /// CARGO_FOR_ARM_ISOLATION, your config's `isolation`, else auto]
+    #[arg(long, value_enum)]
+    pub isolation: Option<IsolationArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IsolationArg {
+    Auto,
+    Sandbox,
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -398,6 +411,9 @@ pub enum QemuCommand {
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
+    /// Print the rung, the table and the fixes as one JSON object (for CI logs)
+    #[arg(long)]
+    pub json: bool,
     /// Architectures to look for a static qemu for (default: arm and aarch64), or triples.
     #[arg(long = "arch", value_name = "ARCH", value_parser = arch_or_triple)]
     pub arches: Vec<String>,

@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod hostfs;
 mod idmap;
+mod isolation;
 mod qemu;
 mod report;
 mod rootfs;
@@ -176,7 +177,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     let quiet = cli.global.quiet;
     match cli.command {
         Command::Run(args) => commands::run::run(args, quiet),
-        Command::Doctor(args) => commands::doctor::run(&args.arches),
+        Command::Doctor(args) => commands::doctor::run(&args.arches, args.json),
         Command::Cargo(args) => build::run(&args, &cli.global),
         Command::Completions { shell } => print_stdout(&cli::completions(shell)),
         Command::Man { command } => print_stdout(&cli::man(command.as_deref())?),

@@ -402,6 +402,322 @@ pub fn run(
     supervise(plan, how, &mut || false)
 }
 
+/// The processes below `root` (by parent links; not `root`, the guard, whose own waiting is
+/// no progress of the build): what the heartbeat samples in a run without a pid namespace,
+/// whose guard is a child subreaper, so orphans stay below it.
+pub fn sample_tree(root: i32) -> BTreeMap<u32, Proc> {
+    let mut out = BTreeMap::new();
+    for pid in descendants(root) {
+        let dir = Path::new("/proc").join(pid.to_string());
+        let Some((state, comm, cpu)) = std::fs::read_to_string(dir.join("stat"))
+            .ok()
+            .as_deref()
+            .and_then(parse_stat)
+        else {
+            continue;
+        };
+        let io = std::fs::read_to_string(dir.join("io"))
+            .map(|t| parse_io(&t))
+            .unwrap_or(0);
+        out.insert(
+            pid,
+            Proc {
+                state,
+                comm,
+                cpu,
+                io,
+            },
+        );
+    }
+    out
+}
+
+/// Every process whose chain of parents reaches `root` (not `root` itself).
+pub fn descendants(root: i32) -> Vec<u32> {
+    let mut parent = BTreeMap::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let ppid = std::fs::read_to_string(e.path().join("stat"))
+                .ok()
+                .and_then(|t| {
+                    let rest = t[t.rfind(')')? + 1..].to_string();
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                });
+            if let Some(pp) = ppid {
+                parent.insert(pid, pp);
+            }
+        }
+    }
+    parent
+        .keys()
+        .copied()
+        .filter(|&p| {
+            let mut cur = p;
+            for _ in 0..4096 {
+                match parent.get(&cur) {
+                    Some(&pp) if pp == root as u32 => return true,
+                    Some(&pp) if pp > 1 => cur = pp,
+                    _ => return false,
+                }
+            }
+            false
+        })
+        .collect()
+}
+
+/// A command run without a sandbox (isolation rung 3): everything the guard process needs.
+pub struct Unsandboxed {
+    pub argv: Vec<String>,
+    /// The whole environment (nothing else of the tool's reaches the command).
+    pub env: Vec<(String, String)>,
+    pub workdir: std::path::PathBuf,
+    /// The seccomp programs, installed in the guard before the command starts.
+    pub seccomp: Vec<seccompiler::BpfProgram>,
+    /// Run in the guard after no_new_privs, before seccomp (Landlock): an error stops the run.
+    pub restrict: Box<dyn Fn() -> anyhow::Result<()>>,
+}
+
+/// The signal the guard gets when the tool dies (PR_SET_PDEATHSIG) or wants the run killed.
+const GUARD_KILL: i32 = libc::SIGUSR1;
+/// Signals the tool forwards to the guard, which forwards them to the command.
+const GUARD_FORWARDED: [i32; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+
+fn sigset(sigs: &[i32]) -> libc::sigset_t {
+    // SAFETY: filling a local set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in sigs {
+            libc::sigaddset(&mut set, *s);
+        }
+        set
+    }
+}
+
+/// Wait up to `ms` for one of `set`; the signal and its si_code.
+fn wait_signal(set: &libc::sigset_t, ms: i64) -> Option<(i32, i32)> {
+    let ts = libc::timespec {
+        tv_sec: ms / 1000,
+        tv_nsec: (ms % 1000) * 1_000_000,
+    };
+    // SAFETY: a zeroed siginfo filled by the kernel.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for blocked signals.
+    let sig = unsafe { libc::sigtimedwait(set, &mut info, &ts) };
+    (sig > 0).then_some((sig, info.si_code))
+}
+
+fn kill_below(root: i32) {
+    for _ in 0..100 {
+        let left = descendants(root);
+        if left.is_empty() {
+            return;
+        }
+        for pid in left {
+            // SAFETY: killing processes below our guard.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        // SAFETY: reaping what was reparented to the guard (a subreaper).
+        while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The guard: a child subreaper with PR_SET_PDEATHSIG, so every process of the run dies with
+/// the tool even without a pid namespace. It applies no_new_privs, the restriction (Landlock)
+/// and seccomp to itself, starts the command, forwards the signals the tool sends, and when
+/// the command ends (or the tool dies, or asks with GUARD_KILL) kills whatever is left below
+/// it. Never returns.
+fn guard(tool: i32, u: &Unsandboxed) -> ! {
+    let fail = |what: &str| -> ! {
+        eprintln!("error: {what}");
+        // SAFETY: leaving the forked guard.
+        unsafe { libc::_exit(crate::sandbox::EXIT_SETUP) }
+    };
+    // SAFETY: prctl on ourselves.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, GUARD_KILL as libc::c_ulong, 0, 0, 0);
+        if libc::getppid() != tool {
+            libc::_exit(128 + libc::SIGKILL);
+        }
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            fail("prctl(PR_SET_NO_NEW_PRIVS) failed");
+        }
+    }
+    if let Err(e) = (u.restrict)() {
+        fail(&format!("{e:#}"));
+    }
+    for prog in &u.seccomp {
+        if let Err(e) = seccompiler::apply_filter(prog) {
+            fail(&format!("installing the seccomp policy: {e}"));
+        }
+    }
+    let mut cmd = std::process::Command::new(&u.argv[0]);
+    cmd.args(&u.argv[1..])
+        .env_clear()
+        .envs(u.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&u.workdir);
+    let child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: starting {}: {e}", u.argv[0]);
+            let code = match e.kind() {
+                std::io::ErrorKind::NotFound => 127,
+                _ => 126,
+            };
+            // SAFETY: leaving the forked guard.
+            unsafe { libc::_exit(code) }
+        }
+    };
+    let cmd_pid = child.id() as i32;
+    let me = std::process::id() as i32;
+    let mut set_sigs = vec![libc::SIGCHLD, GUARD_KILL];
+    set_sigs.extend(GUARD_FORWARDED);
+    let set = sigset(&set_sigs);
+    let code = loop {
+        match wait_signal(&set, 1000) {
+            Some((s, _)) if s == GUARD_KILL => {
+                kill_below(me);
+                break 128 + libc::SIGKILL;
+            }
+            // From the tool (kill(2)); a terminal's signals reached the command already.
+            Some((s, code)) if GUARD_FORWARDED.contains(&s) && code == libc::SI_USER => {
+                // SAFETY: forwarding to our child.
+                unsafe { libc::kill(cmd_pid, s) };
+            }
+            _ => {}
+        }
+        // SAFETY: plain query.
+        if unsafe { libc::getppid() } != tool {
+            kill_below(me);
+            break 128 + libc::SIGKILL;
+        }
+        let mut status = 0;
+        let mut done = None;
+        loop {
+            // SAFETY: reaping our children and the orphans given to us.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                break;
+            }
+            if pid == cmd_pid {
+                done = Some(crate::sandbox::interpret(status, "").code);
+            }
+        }
+        if let Some(code) = done {
+            kill_below(me);
+            break code;
+        }
+    };
+    // SAFETY: leaving the forked guard.
+    unsafe { libc::_exit(code) }
+}
+
+/// Run `u` without a sandbox under the heartbeat (the processes below the guard), killing
+/// and retrying a hung run as [`supervise`] does. The tool must be single-threaded.
+pub fn run_unsandboxed(
+    u: &Unsandboxed,
+    how: Supervision,
+) -> anyhow::Result<crate::sandbox::Outcome> {
+    let mut attempt = 0;
+    loop {
+        let mut outcome = run_guarded(u, how.hang_timeout)?;
+        if !outcome.killed || outcome.interrupted {
+            return Ok(outcome);
+        }
+        if attempt >= how.retries {
+            eprintln!(
+                "cargo-for-arm: giving up after {} hung attempt(s)",
+                attempt + 1
+            );
+            outcome.code = EXIT_HUNG;
+            return Ok(outcome);
+        }
+        attempt += 1;
+        eprintln!(
+            "cargo-for-arm: killed the hung run; retrying ({attempt}/{})",
+            how.retries
+        );
+    }
+}
+
+fn run_guarded(u: &Unsandboxed, hang: Option<Duration>) -> anyhow::Result<crate::sandbox::Outcome> {
+    if u.argv.is_empty() {
+        anyhow::bail!("no command given");
+    }
+    let threads = std::fs::read_to_string("/proc/self/status")?
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:").map(|t| t.trim().to_string()))
+        .unwrap_or_default();
+    if threads != "1" {
+        anyhow::bail!(
+            "internal error: cargo-for-arm has {threads} threads when starting the guard"
+        );
+    }
+    let mut sigs = vec![libc::SIGCHLD];
+    sigs.extend(GUARD_FORWARDED);
+    let set = sigset(&sigs);
+    // GUARD_KILL too: the guard inherits the mask, so its PR_SET_PDEATHSIG signal (and ours)
+    // waits for it instead of ending it before it has killed what is below it.
+    sigs.push(GUARD_KILL);
+    let blocked = sigset(&sigs);
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: blocking in our own (single) thread; the guard inherits the mask and waits on it.
+    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &blocked, &mut old) };
+    let tool = std::process::id() as i32;
+    // SAFETY: fork from a single thread.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+        anyhow::bail!("fork failed: {}", std::io::Error::last_os_error());
+    }
+    if pid == 0 {
+        guard(tool, u);
+    }
+    let mut hb = hang.map(Heartbeat::new);
+    let (mut interrupted, mut killed) = (false, false);
+    let mut next_tick = Instant::now() + Duration::from_secs(1);
+    let status = loop {
+        if let Some((s, _)) = wait_signal(&set, 250) {
+            if GUARD_FORWARDED.contains(&s) {
+                interrupted = true;
+                // SAFETY: forwarding to our guard.
+                unsafe { libc::kill(pid, s) };
+            }
+        }
+        let mut status = 0;
+        // SAFETY: non-blocking reap of our guard.
+        if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+            break status;
+        }
+        if Instant::now() >= next_tick {
+            next_tick = Instant::now() + Duration::from_secs(1);
+            if let (Some(h), false) = (hb.as_mut(), killed) {
+                if h.observe(Instant::now(), sample_tree(pid)) {
+                    eprintln!(
+                        "cargo-for-arm: no progress (CPU, I/O, processes) for {}s: the run is hung. Alive:\n{}",
+                        hang.unwrap_or_default().as_secs(),
+                        h.describe().trim_end()
+                    );
+                    killed = true;
+                    // SAFETY: asking our guard to kill everything below it.
+                    unsafe { libc::kill(pid, GUARD_KILL) };
+                }
+            }
+        }
+    };
+    // SAFETY: restoring our mask; pending SIGCHLDs are harmless.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    let mut o = crate::sandbox::interpret(status, "");
+    o.interrupted = interrupted;
+    o.killed = killed;
+    Ok(o)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -77,6 +77,8 @@ pub struct Options {
     pub mode: Option<Mode>,
     pub tools_rootfs: Option<PathBuf>,
     pub native_rustc: Option<RustcSource>,
+    /// `--isolation`; `None` means `CARGO_FOR_ARM_ISOLATION`, the user's config, else auto.
+    pub isolation: Option<crate::isolation::Isolation>,
     /// `-q` before or after the command (cargo gets the one after).
     pub quiet: bool,
     /// `--color` after the command, else before it.
@@ -270,6 +272,11 @@ fn options(sub: String, t: Tokens, global: &GlobalOpts, cwd: &Path) -> Result<Pa
         mode: b.mode.map(Mode::from),
         tools_rootfs: b.tools_rootfs,
         native_rustc: b.native_rustc.map(RustcSource::from),
+        isolation: b.isolation.map(|i| match i {
+            cli::IsolationArg::Auto => crate::isolation::Isolation::Auto,
+            cli::IsolationArg::Sandbox => crate::isolation::Isolation::Sandbox,
+            cli::IsolationArg::None => crate::isolation::Isolation::None,
+        }),
         quiet: global.quiet || g.quiet,
         color: g.color.or(global.color).map(ColorChoice::from),
         manifest_path: c.manifest_path.map(|p| cwd.join(p)),

@@ -56,6 +56,15 @@ pub fn provide(job: &Job, p: &mut Prepared) -> Result<()> {
     Ok(())
 }
 
+/// The dependencies of a build without a sandbox (isolation rung 3): `cargo vendor` as for a
+/// sandbox, resolved by the host's own cargo for its own rustc (the one that builds), and the
+/// cargo config pointing at the vendor directory's host path.
+pub fn vendor_on_host(job: &Job) -> Result<(PathBuf, String)> {
+    let (dir, cfg) = vendor(&job.project.root, &job.home, None, job.opts.offline)?;
+    let cfg = cfg.replace(GUEST_VENDOR, &dir.to_string_lossy());
+    Ok((dir, cfg))
+}
+
 /// What the rustc that builds says of itself (`rustc -vV`), and a script that says the same,
 /// for the host cargo's resolver.
 #[derive(Debug, Clone)]

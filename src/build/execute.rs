@@ -45,7 +45,7 @@ pub fn execute(job: &Job, p: Prepared) -> Result<i32> {
 }
 
 /// The report of what a build, test or bench run produced (`--report`).
-fn report_artifacts(job: &Job, base: &Path, started: SystemTime) -> Result<()> {
+pub(super) fn report_artifacts(job: &Job, base: &Path, started: SystemTime) -> Result<()> {
     let o = &job.opts;
     let reports = ["build", "b", "test", "t", "bench", "rustc"];
     if o.report == ReportMode::Off || !reports.contains(&o.subcommand.as_str()) {

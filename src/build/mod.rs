@@ -15,6 +15,7 @@ pub mod mode;
 pub mod native;
 pub mod project;
 pub mod runner;
+pub mod unsandboxed;
 
 use anyhow::{Context, Result};
 
@@ -53,6 +54,12 @@ pub fn run(args: &[String], global: &crate::cli::GlobalOpts) -> Result<i32> {
             ui::note("--project-rw: the build can write the whole project, so a build script can change what your own cargo and rustup read next (Cargo.toml, rust-toolchain.toml, .cargo/config.toml)");
         }
     }
+    // The isolation ladder (issue #11): probed once per build; rung 3 builds without a sandbox.
+    let isolation = crate::isolation::decide(&project.settings, opts.isolation)?;
+    let unsandboxed = isolation.rung == crate::isolation::Rung::Unsandboxed;
+    if unsandboxed && !quiet {
+        isolation.announcement().into_iter().for_each(ui::say);
+    }
     let opts = args::resolve_target(opts, &project.settings)?;
     let rootfs = project.rootfs(&opts)?;
     let opts = args::check_target(opts, &rootfs)?;
@@ -60,6 +67,9 @@ pub fn run(args: &[String], global: &crate::cli::GlobalOpts) -> Result<i32> {
         Some(a) => (Arch::parse(a)?, a.clone()),
         None => rootfs.arch()?,
     };
+    if unsandboxed {
+        return unsandboxed::run(opts, project, rootfs, (arch, desc), &isolation, quiet);
+    }
     let setup = mode::choose(&mode::Ask {
         opts: &opts,
         settings: &project.settings,

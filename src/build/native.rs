@@ -71,29 +71,37 @@ impl Target {
     /// to the target: a global one would also apply to build scripts and proc macros, which
     /// are host code (docs/ARCHITECTURE.md, "Native mode").
     pub fn build_env(&self, runner: &str) -> Vec<(String, String)> {
+        self.build_env_at(runner, GUEST_SYSROOT, GUEST_TOOLCHAIN)
+    }
+
+    /// [`Target::build_env`] with the sysroot and the wrappers at other paths (isolation
+    /// rung 3: the host paths, no sandbox to bind them at the guest ones).
+    pub fn build_env_at(
+        &self,
+        runner: &str,
+        sysroot: &str,
+        toolchain: &str,
+    ) -> Vec<(String, String)> {
         let t = self.triple;
         let under = t.replace('-', "_");
         let libdir = format!(
-            "{GUEST_SYSROOT}/usr/lib/{c}/pkgconfig:{GUEST_SYSROOT}/usr/lib/pkgconfig:{GUEST_SYSROOT}/usr/share/pkgconfig",
+            "{sysroot}/usr/lib/{c}/pkgconfig:{sysroot}/usr/lib/pkgconfig:{sysroot}/usr/share/pkgconfig",
             c = self.clang
         );
         let mut env = vec![
             ("CARGO_BUILD_TARGET".to_string(), t.to_string()),
-            (
-                self.cargo_env("LINKER"),
-                format!("{GUEST_TOOLCHAIN}/linker"),
-            ),
+            (self.cargo_env("LINKER"), format!("{toolchain}/linker")),
             (self.cargo_env("RUNNER"), runner.to_string()),
             // Only allows pkg-config for a cross target; the paths below are target-scoped.
             ("PKG_CONFIG_ALLOW_CROSS".to_string(), "1".to_string()),
         ];
         for name in [t, under.as_str()] {
-            env.push((format!("CC_{name}"), format!("{GUEST_TOOLCHAIN}/cc")));
-            env.push((format!("CXX_{name}"), format!("{GUEST_TOOLCHAIN}/c++")));
+            env.push((format!("CC_{name}"), format!("{toolchain}/cc")));
+            env.push((format!("CXX_{name}"), format!("{toolchain}/c++")));
             env.push((format!("AR_{name}"), "llvm-ar".to_string()));
             env.push((
                 format!("PKG_CONFIG_SYSROOT_DIR_{name}"),
-                GUEST_SYSROOT.to_string(),
+                sysroot.to_string(),
             ));
             env.push((format!("PKG_CONFIG_LIBDIR_{name}"), libdir.clone()));
         }
@@ -102,7 +110,13 @@ impl Target {
 
     /// The compiler wrappers: clang for the target, against the ARM rootfs, linking with lld.
     pub fn wrappers(&self) -> Vec<(&'static str, String)> {
-        let common = format!("--target={} --sysroot={GUEST_SYSROOT}", self.clang);
+        self.wrappers_at(GUEST_SYSROOT, "")
+    }
+
+    /// [`Target::wrappers`] against the sysroot at `sysroot`, with `link_extra` added to
+    /// the linker's arguments (isolation rung 3).
+    pub fn wrappers_at(&self, sysroot: &str, link_extra: &str) -> Vec<(&'static str, String)> {
+        let common = format!("--target={} --sysroot={sysroot}", self.clang);
         let script = |prog: &str, extra: &str| {
             format!(
                 "#!/bin/sh\n# cargo-for-arm: {prog} for {}\nexec {prog} {common}{extra} \"$@\"\n",
@@ -112,16 +126,24 @@ impl Target {
         vec![
             ("cc", script("clang", "")),
             ("c++", script("clang++", "")),
-            ("linker", script("clang", " -fuse-ld=lld")),
+            (
+                "linker",
+                script("clang", &format!(" -fuse-ld=lld{link_extra}")),
+            ),
         ]
     }
 }
 
 /// Write the wrappers of `target` into `dir` (host path, bound at [`GUEST_TOOLCHAIN`]).
 pub fn write_wrappers(target: &Target, dir: &Path) -> Result<()> {
+    write_wrapper_texts(target.wrappers(), dir)
+}
+
+/// Write compiler wrappers (name, script) into `dir`, each replaced atomically.
+pub fn write_wrapper_texts(wrappers: Vec<(&'static str, String)>, dir: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for (name, text) in target.wrappers() {
+    for (name, text) in wrappers {
         let path = dir.join(name);
         if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
             continue;

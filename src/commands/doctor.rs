@@ -9,6 +9,7 @@ use anyhow::Result;
 
 use crate::arch::Arch;
 use crate::idmap::{self, IdMap, MapMode};
+use crate::isolation;
 use crate::qemu;
 use crate::sandbox;
 use crate::sandbox::sys::{self, FdWriter, Kernel};
@@ -335,6 +336,238 @@ fn qemu_checks(arches: &[String]) -> Result<Vec<Check>> {
         .collect())
 }
 
+/// One row of the table of what works here.
+struct Row {
+    what: &'static str,
+    ok: bool,
+    detail: String,
+    /// The exact fix, when it does not work.
+    fix: Option<String>,
+}
+
+/// The rustup toolchain's sysroot and the ARM targets it has the std of.
+fn rustup_targets() -> (Option<std::path::PathBuf>, Vec<&'static str>) {
+    let Some(sysroot) = crate::build::native::host_sysroot() else {
+        return (None, Vec::new());
+    };
+    let have = ["armv7-unknown-linux-gnueabihf", "aarch64-unknown-linux-gnu"]
+        .into_iter()
+        .filter(|t| {
+            crate::build::native::find_std_in_sysroot(&sysroot, t)
+                .ok()
+                .flatten()
+                .is_some()
+        })
+        .collect();
+    (Some(sysroot), have)
+}
+
+/// The ladder: the rung, and a table of what works here with the fix for each missing piece.
+fn ladder(p: &isolation::Probe, arches: &[Arch]) -> (isolation::Rung, Vec<Row>) {
+    use isolation::Rung;
+    let rung = p.rung();
+    // Without a sandbox ARM programs run under the tool's own qemu only, never one of PATH.
+    let path = match rung {
+        Rung::Unsandboxed => Some(String::new()),
+        _ => std::env::var("PATH").ok(),
+    };
+    let mut qemus: Vec<String> = arches
+        .iter()
+        .filter_map(|a| qemu::find(*a, None, path.as_deref()).ok())
+        .map(|q| q.path.display().to_string())
+        .collect();
+    // None here yet is fine while fetching is allowed: the first build fetches Debian's.
+    let qemu_ok = !qemus.is_empty() || qemu::may_fetch();
+    if qemus.is_empty() {
+        qemus.push(match qemu_ok {
+            true => "none yet: Debian's static qemu is fetched on first use".into(),
+            false => "none, and CARGO_FOR_ARM_OFFLINE forbids fetching one".into(),
+        });
+    }
+    let qemu_fix = format!(
+        "cargo for-arm qemu fetch {} (a static qemu for the tool's own use; no root needed)",
+        arches.first().copied().unwrap_or(Arch::Arm)
+    );
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let sandbox_fix = isolation::fixes();
+    let binfmt_fix = format!(
+        "Linux {kernel} cannot mount binfmt_misc in a user namespace (6.7+ can): upgrade the kernel, \
+         or have the administrator register a static qemu with flag F: sudo apt-get install qemu-user-static \
+         binfmt-support (Debian/Ubuntu; its entries carry F)"
+    );
+    let (sysroot, targets) = rustup_targets();
+    let missing = crate::build::unsandboxed::missing_host_tools();
+    let mut rows = Vec::new();
+    rows.push(Row {
+        what: "emulated builds",
+        ok: rung <= Rung::HostBinfmt && qemu_ok,
+        detail: match rung {
+            Rung::Full => "a private binfmt_misc hands ARM programs to qemu".into(),
+            Rung::HostBinfmt => "through the host's binfmt_misc registration (flag F)".into(),
+            Rung::NoBinfmt => {
+                "no: no binfmt_misc in a user namespace and no host registration".into()
+            }
+            Rung::Unsandboxed => "no: they need the sandbox".into(),
+        },
+        fix: match rung {
+            Rung::Full | Rung::HostBinfmt if qemu_ok => None,
+            Rung::Full | Rung::HostBinfmt => Some(qemu_fix.clone()),
+            Rung::NoBinfmt => Some(binfmt_fix.clone()),
+            Rung::Unsandboxed => Some(sandbox_fix.clone()),
+        },
+    });
+    let native = match rung {
+        Rung::Unsandboxed => {
+            let mut why = Vec::new();
+            let mut fix = Vec::new();
+            match &sysroot {
+                None => {
+                    why.push("no rustc toolchain on PATH".to_string());
+                    fix.push("install rustup (https://rustup.rs), then rustup target add armv7-unknown-linux-gnueabihf aarch64-unknown-linux-gnu".to_string());
+                }
+                Some(_) if targets.is_empty() => {
+                    why.push("the toolchain has no ARM standard library".into());
+                    fix.push("rustup target add armv7-unknown-linux-gnueabihf aarch64-unknown-linux-gnu".into());
+                }
+                Some(_) => {}
+            }
+            if !missing.is_empty() {
+                let progs: Vec<&str> = missing.iter().map(|(p, _)| *p).collect();
+                let pkgs: Vec<&str> = missing.iter().map(|(_, p)| *p).collect();
+                why.push(format!("no {} on PATH", progs.join(", ")));
+                fix.push(format!("sudo apt-get install {}", pkgs.join(" ")));
+            }
+            Row {
+                what: "native builds",
+                ok: why.is_empty(),
+                detail: match why.is_empty() {
+                    true => format!(
+                        "without a sandbox: {} ({}) with the host's clang, ld.lld and llvm-ar",
+                        sysroot.as_ref().map(|s| s.display().to_string()).unwrap_or_default(),
+                        targets.join(", ")
+                    ),
+                    false => why.join("; "),
+                },
+                fix: (!fix.is_empty()).then(|| fix.join("; ")),
+            }
+        }
+        _ => Row {
+            what: "native builds",
+            ok: true,
+            detail: match &sysroot {
+                Some(s) if !targets.is_empty() => format!(
+                    "in the sandbox: the toolchain {} ({}) or a tools rootfs, clang and lld of the tools rootfs",
+                    s.display(),
+                    targets.join(", ")
+                ),
+                _ => "in the sandbox, with a tools rootfs (created on first use with --mode native)".into(),
+            },
+            fix: None,
+        },
+    };
+    rows.push(native);
+    rows.push(Row {
+        what: "ARM tests",
+        ok: qemu_ok,
+        detail: match (qemu_ok, rung) {
+            (false, _) => "no static qemu".into(),
+            (true, Rung::Unsandboxed) => format!(
+                "run as qemu -L <rootfs> PROG, without a sandbox: {}",
+                qemus.join(", ")
+            ),
+            (true, Rung::NoBinfmt) => format!(
+                "qemu named as the program, in the ARM sandbox: {}",
+                qemus.join(", ")
+            ),
+            (true, _) => format!("in the ARM sandbox: {}", qemus.join(", ")),
+        },
+        fix: (!qemu_ok).then(|| qemu_fix.clone()),
+    });
+    let landlock = crate::build::unsandboxed::landlock_abi();
+    rows.push(Row {
+        what: "isolation",
+        ok: rung != Rung::Unsandboxed,
+        detail: match rung {
+            Rung::Unsandboxed => format!(
+                "reduced: no_new_privs, the seccomp policy, {}; child subreaper + PR_SET_PDEATHSIG",
+                match landlock {
+                    Some(v) => format!("Landlock (ABI {v}: writes only to the target dir, the build's own directory and /tmp)"),
+                    None => "no Landlock (this kernel has none)".into(),
+                }
+            ),
+            _ => "sandbox: user, mount and pid namespaces, capabilities dropped, no_new_privs, seccomp".into(),
+        },
+        fix: (rung == Rung::Unsandboxed).then(|| sandbox_fix.clone()),
+    });
+    (rung, rows)
+}
+
+fn print_ladder(p: &isolation::Probe, rung: isolation::Rung, rows: &[Row]) {
+    println!(
+        "isolation rung {} of 0–3: {}",
+        rung.number(),
+        match p.no_userns_reason() {
+            Some(r) => format!("no isolation: {r}"),
+            None => p.summary(),
+        }
+    );
+    println!("  costs: {}", rung.cost());
+    for r in rows {
+        let mark = if r.ok { "yes" } else { "NO " };
+        println!("  {mark} {:<16} {}", r.what, r.detail);
+    }
+    // Each fix once, with the rows it brings back.
+    let mut fixes: Vec<(Vec<&str>, &str)> = Vec::new();
+    for r in rows {
+        let Some(fix) = r.fix.as_deref() else {
+            continue;
+        };
+        match fixes.iter_mut().find(|(_, f)| *f == fix) {
+            Some((whats, _)) => whats.push(r.what),
+            None => fixes.push((vec![r.what], fix)),
+        }
+    }
+    for (whats, fix) in fixes {
+        println!("fix for {}:", whats.join(", "));
+        for l in fix.lines() {
+            println!("    {l}");
+        }
+    }
+}
+
+fn ladder_json(
+    p: &isolation::Probe,
+    rung: isolation::Rung,
+    rows: &[Row],
+    checks: &[Check],
+) -> String {
+    let fail = |r: &Result<(), isolation::Failure>| match r {
+        Ok(()) => serde_json::Value::Null,
+        Err(f) => serde_json::Value::String(f.words()),
+    };
+    let v = serde_json::json!({
+        "rung": rung.number(),
+        "cost": rung.cost(),
+        "userns": p.userns.is_ok(),
+        "userns_failure": fail(&p.userns),
+        "private_binfmt_misc": p.binfmt.is_ok(),
+        "private_binfmt_misc_failure": fail(&p.binfmt),
+        "reason": p.no_userns_reason(),
+        "works": rows.iter().map(|r| serde_json::json!({
+            "what": r.what, "ok": r.ok, "detail": r.detail, "fix": r.fix,
+        })).collect::<Vec<_>>(),
+        "checks": checks.iter().map(|c| serde_json::json!({
+            "name": c.name, "ok": c.ok, "required": c.required, "detail": c.detail,
+        })).collect::<Vec<_>>(),
+        "exe": isolation::exe_path(),
+        "apparmor_profile": isolation::apparmor_profile(&isolation::exe_path()),
+    });
+    serde_json::to_string_pretty(&v).unwrap_or_default()
+}
+
 /// Print the checks and the verdict; whether every required check passed.
 fn print_checks(checks: &[Check]) -> bool {
     let mut ok = true;
@@ -349,25 +582,50 @@ fn print_checks(checks: &[Check]) -> bool {
         println!("{mark} {:<32} {}", c.name, c.detail);
         ok &= c.ok || !c.required;
     }
-    println!(
-        "{}",
-        if ok {
-            "cargo-for-arm can run sandboxes on this machine"
-        } else {
-            "cargo-for-arm cannot run sandboxes here until the FAIL lines are fixed"
-        }
-    );
     ok
 }
 
-pub fn run(arches: &[String]) -> Result<i32> {
+pub fn run(arches: &[String], json: bool) -> Result<i32> {
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();
     let single = IdMap::Single { uid, gid };
+    let arch_list: Vec<Arch> = if arches.is_empty() {
+        vec![Arch::Arm, Arch::Aarch64]
+    } else {
+        arches
+            .iter()
+            .map(|a| Arch::parse(a))
+            .collect::<Result<_>>()?
+    };
+    let probe = isolation::probe();
+    let (rung, rows) = ladder(&probe, &arch_list);
     let mut checks = namespace_checks(&single);
     checks.push(full_map_check());
     checks.extend(binfmt_checks(&single));
     checks.extend(qemu_checks(arches)?);
     checks.extend(default_build_checks());
-    Ok(if print_checks(&checks) { 0 } else { 1 })
+    let native_ok = rows.iter().any(|r| r.what == "native builds" && r.ok);
+    let sandbox_ok = checks.iter().all(|c| c.ok || !c.required);
+    let usable = match rung {
+        isolation::Rung::Unsandboxed => native_ok,
+        _ => sandbox_ok,
+    };
+    if json {
+        println!("{}", ladder_json(&probe, rung, &rows, &checks));
+        return Ok(if usable { 0 } else { 1 });
+    }
+    print_ladder(&probe, rung, &rows);
+    print_checks(&checks);
+    println!(
+        "{}",
+        match (rung, usable) {
+            (isolation::Rung::Unsandboxed, true) =>
+                "cargo-for-arm builds natively here, without a sandbox (rung 3)",
+            (isolation::Rung::Unsandboxed, false) =>
+                "cargo-for-arm cannot build here until the fixes above are applied",
+            (_, true) => "cargo-for-arm can run sandboxes on this machine",
+            (_, false) => "cargo-for-arm cannot run sandboxes here until the FAIL lines are fixed",
+        }
+    );
+    Ok(if usable { 0 } else { 1 })
 }

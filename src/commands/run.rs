@@ -12,6 +12,15 @@ use crate::sandbox::spec::{guest_path, Access, Bind, SpecBuilder};
 use crate::{qemu, supervise, ui};
 
 pub fn run(args: RunArgs, quiet: bool) -> Result<i32> {
+    // Isolation rung 3 (no usable user namespace, or --isolation none): refused with the fixes.
+    let settings = crate::settings::Settings::user()?;
+    let isolation = crate::isolation::decide(&settings, None)?;
+    if isolation.rung == crate::isolation::Rung::Unsandboxed {
+        return Err(crate::isolation::refusal(
+            "cargo for-arm run (a command inside the ARM rootfs)",
+            &isolation,
+        ));
+    }
     let rootfs = Rootfs::open(&args.sandbox.rootfs)?;
     let builder = builder(&args.sandbox, &rootfs)?.argv(args.command);
     let spec = builder.build()?;

@@ -47,7 +47,7 @@ const GUEST_DEBS: &str = "/run/cargo-for-arm/debs";
 /// Downloads at once.
 const FETCHERS: usize = 4;
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct CreateOptions {
     /// The name in the store.
     pub name: String,
@@ -106,10 +106,57 @@ rm -f /usr/sbin/policy-rc.d
 /// room does not look one up), only when stage 2 runs at all.
 pub type Emulator<'a> = &'a dyn Fn(crate::arch::Arch) -> Result<crate::sandbox::spec::Exec>;
 
+/// How stage 1 unpacks without a user namespace (isolation rung 3): the caller owns every
+/// file, into the merged-/usr tree, setid bits stripped.
+pub const SYSROOT_UNPACK: UnpackOptions = UnpackOptions {
+    owners: Owners::Caller,
+    layout: Layout::MergedUsr,
+    setid: SetId::Strip,
+};
+
+/// What a sysroot made without a user namespace gets besides the packages asked for.
+pub const SYSROOT_PACKAGES: [&str; 2] = ["libc6-dev", "gcc"];
+
 pub fn create(o: &CreateOptions, quiet: bool, emulator: Emulator) -> Result<i32> {
     store::check_name(&o.name)?;
-    let (map, _) = idmap::choose(MapMode::Full, &idmap::Sources::default())
-        .context("rootfs create needs the full id map (dpkg sets file owners inside)")?;
+    // Isolation rung 3 (no usable user namespace, or CARGO_FOR_ARM_ISOLATION=none): a sysroot
+    // for native builds instead (see `sysroot_tree`).
+    let settings = crate::settings::Settings::user()?;
+    let d = crate::isolation::decide(&settings, None)?;
+    let sysroot = d.rung == crate::isolation::Rung::Unsandboxed;
+    if sysroot && !quiet {
+        crate::ui::say(format_args!(
+            "no isolation: {}; creating {} as a sysroot for native builds: files owned by you, no \
+             maintainer scripts run, absolute symlinks made relative, with {} for linking",
+            d.reason(),
+            o.name,
+            SYSROOT_PACKAGES.join(" and ")
+        ));
+    }
+    // A sysroot links: the C library's headers and crt files, and gcc's (crtbeginS.o,
+    // libgcc_s) — `gcc` brings the libgcc-N-dev of the suite, whatever N is.
+    let with_sysroot_packages;
+    let o = match sysroot {
+        true => {
+            let mut c = o.clone();
+            for p in SYSROOT_PACKAGES {
+                if !c.include.iter().any(|i| i == p) {
+                    c.include.push(p.to_string());
+                }
+            }
+            with_sysroot_packages = c;
+            &with_sysroot_packages
+        }
+        false => o,
+    };
+    let map = match sysroot {
+        true => None,
+        false => Some(
+            idmap::choose(MapMode::Full, &idmap::Sources::default())
+                .context("rootfs create needs the full id map (dpkg sets file owners inside)")?
+                .0,
+        ),
+    };
     let store = Store::open()?;
     let _lock = store.lock(&o.name)?;
     // A create that was killed left its temporary tree: remove it (we hold the lock).
@@ -124,28 +171,102 @@ pub fn create(o: &CreateOptions, quiet: bool, emulator: Emulator) -> Result<i32>
     let tmp = store.tmp_dir(&o.name);
     // The same resolved package set was configured before: restore that tree.
     let snapshot = snapshot_path(&index, &set, o)?;
-    if snapshot.is_file()
-        && !o.no_snapshot
-        && restore_snapshot(&store, &snapshot, &tmp, &map, quiet)
-    {
-        return land(&store, o, (&mirror, &apt_source), &tmp, quiet);
+    if let Some(map) = &map {
+        if snapshot.is_file()
+            && !o.no_snapshot
+            && restore_snapshot(&store, &snapshot, &tmp, map, quiet)
+        {
+            return land(&store, o, (&mirror, &apt_source), &tmp, true, quiet);
+        }
     }
     // Downloads, a few at a time; the threads end before any namespace is entered.
     let debs = fetch_debs(&client, &mirror, &index, &set, quiet)?;
     drop(client);
     let order = InstallOrder::new(&index, &set);
-    let configured = match build_tree(&tmp, &o.arch, &order, &debs, &map, quiet, emulator) {
+    let built = match &map {
+        Some(map) => build_tree(&tmp, &o.arch, &order, &debs, map, quiet, emulator),
+        // Isolation rung 3: never configured, so never kept as a snapshot.
+        None => sysroot_tree(&tmp, &o.arch, &order, &debs, quiet).map(|()| false),
+    };
+    let configured = match built {
         Ok(c) => c,
         Err(e) => {
             let _ = store.remove_tree(&tmp);
             return Err(e);
         }
     };
-    // An unconfigured tree (no binfmt) is never restored for a later create.
-    if !o.no_snapshot && configured {
-        save_snapshot(&tmp.join("root"), &snapshot, &map, quiet);
+    // An unconfigured tree (no binfmt, or no user namespace) is never restored for a later create.
+    if let (Some(map), false, true) = (&map, o.no_snapshot, configured) {
+        save_snapshot(&tmp.join("root"), &snapshot, map, quiet);
     }
-    land(&store, o, (&mirror, &apt_source), &tmp, quiet)
+    land(&store, o, (&mirror, &apt_source), &tmp, map.is_some(), quiet)
+}
+
+/// A sysroot without any namespace (isolation rung 3): every package unpacked in-process,
+/// owned by the caller; no maintainer scripts (they would need emulation and root); every
+/// absolute symlink made relative, because no mount namespace can make `/lib/<multiarch>/…`
+/// resolve into the tree (lld would silently link `libz.a` through a dangling `libz.so`).
+fn sysroot_tree(
+    tmp: &Path,
+    arch: &str,
+    order: &InstallOrder,
+    debs: &Debs,
+    quiet: bool,
+) -> Result<()> {
+    let root = tmp.join("root");
+    merged_usr_links(&root, arch)?;
+    if !quiet {
+        crate::ui::status(
+            "Unpacking",
+            format_args!("{} packages (no maintainer scripts)", order.len()),
+        );
+    }
+    let limits = Limits::default();
+    for name in order.all() {
+        let deb = &debs.paths[name];
+        let data = debian::deb_data(deb)?;
+        crate::rootfs::unpack::unpack(data, &root, &limits, SYSROOT_UNPACK)
+            .map_err(|e| anyhow::Error::new(e).context(format!("unpacking {}", deb.display())))?;
+    }
+    let sh = root.join("usr/bin/sh");
+    if sh.symlink_metadata().is_err() {
+        std::os::unix::fs::symlink("dash", &sh)?;
+    }
+    relative_symlinks(&root, &root)
+}
+
+/// Rewrite every absolute symlink below `dir` (in the tree `root`) to the relative one that
+/// reaches the same path inside the tree: `usr/lib/<m>/libz.so -> /lib/<m>/libz.so.1` becomes
+/// `../../../lib/<m>/libz.so.1`. Nothing is followed.
+pub fn relative_symlinks(root: &Path, dir: &Path) -> Result<()> {
+    for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let e = e?;
+        let path = e.path();
+        let ft = e.file_type()?;
+        if ft.is_dir() {
+            relative_symlinks(root, &path)?;
+            continue;
+        }
+        if !ft.is_symlink() {
+            continue;
+        }
+        let target = std::fs::read_link(&path)?;
+        let Ok(inside) = target.strip_prefix("/") else {
+            continue;
+        };
+        let depth = path
+            .parent()
+            .and_then(|p| p.strip_prefix(root).ok())
+            .map_or(0, |p| p.components().count());
+        let mut rel = PathBuf::new();
+        (0..depth).for_each(|_| rel.push(".."));
+        rel.push(inside);
+        let tmp = path.with_file_name(format!(".{}.relink", e.file_name().to_string_lossy()));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&rel, &tmp)?;
+        std::fs::rename(&tmp, &path)?;
+    }
+    Ok(())
 }
 
 /// The suite's index, checked through the signed chain, and the package set of `o`
@@ -412,6 +533,7 @@ fn land(
     o: &CreateOptions,
     (mirror, apt_source): (&str, &str),
     tmp: &Path,
+    owners_kept: bool,
     quiet: bool,
 ) -> Result<i32> {
     let source = format!("{mirror} {} {} ({})", o.suite, o.arch, o.variant);
@@ -419,7 +541,7 @@ fn land(
         source: &source,
         sha256: None,
         verified: !o.no_verify,
-        owners_kept: true,
+        owners_kept,
     };
     let result = std::fs::write(tmp.join("root/etc/apt/sources.list"), apt_source)
         .map_err(anyhow::Error::from)
@@ -587,6 +709,34 @@ mod tests {
         );
         assert_eq!(order.rest, ["apt"]);
         assert_eq!(order.len(), 5);
+    }
+
+    #[test]
+    fn absolute_symlinks_become_relative_inside_the_tree() {
+        let t = std::env::temp_dir().join(format!("cfa-relink-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&t);
+        let lib = t.join("usr/lib/arm-linux-gnueabihf");
+        std::fs::create_dir_all(&lib).unwrap();
+        std::os::unix::fs::symlink("usr/lib", t.join("lib")).unwrap();
+        std::fs::write(lib.join("libz.so.1.2.13"), "elf").unwrap();
+        std::os::unix::fs::symlink(
+            "/lib/arm-linux-gnueabihf/libz.so.1.2.13",
+            lib.join("libz.so"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("libz.so.1.2.13", lib.join("libz.so.1")).unwrap();
+        relative_symlinks(&t, &t).unwrap();
+        assert_eq!(
+            std::fs::read_link(lib.join("libz.so")).unwrap(),
+            Path::new("../../../lib/arm-linux-gnueabihf/libz.so.1.2.13")
+        );
+        assert_eq!(std::fs::read(lib.join("libz.so")).unwrap(), b"elf");
+        // Relative links stay as they are.
+        assert_eq!(
+            std::fs::read_link(lib.join("libz.so.1")).unwrap(),
+            Path::new("libz.so.1.2.13")
+        );
+        std::fs::remove_dir_all(&t).unwrap();
     }
 
     #[test]
