@@ -52,9 +52,17 @@ fn build_and_run(
     let o = p.cargo(&rootfs, &["build", "--release", "--network", "none"]);
     let err = stderr(&o);
     assert!(o.status.success(), "build failed:\n{err}");
-    let bin: PathBuf = p
+    // The final artifact lands in cargo's cross layout (cargo itself works in
+    // target/for-arm/<arch>).
+    let triple = match deb_arch {
+        "armhf" => "armv7-unknown-linux-gnueabihf",
+        _ => "aarch64-unknown-linux-gnu",
+    };
+    let bin: PathBuf = p.path().join(format!("target/{triple}/release/hello-arm"));
+    assert!(p
         .path()
-        .join(format!("target/for-arm/{deb_arch}/release/hello-arm"));
+        .join(format!("target/for-arm/{deb_arch}/release/hello-arm"))
+        .is_file());
     assert_eq!(elf_machine(&bin), machine);
     assert_eq!(std::fs::metadata(&bin).unwrap().uid(), unsafe {
         libc::getuid()
@@ -77,10 +85,7 @@ fn build_and_run(
         .cmd()
         .args(["run", "--rootfs"])
         .arg(&rootfs)
-        .args([
-            "--",
-            &format!("target/for-arm/{deb_arch}/release/hello-arm"),
-        ])
+        .args(["--", &format!("target/{triple}/release/hello-arm")])
         .output();
     assert!(run.status.success(), "{}", stderr(&run));
     assert_eq!(stdout(&run).trim(), expected);
@@ -333,6 +338,6 @@ fn without_cargo_on_the_host_the_sandbox_fetches_and_says_so() {
     assert_eq!(err.matches("the host has no cargo").count(), 1, "{err}");
     assert!(p
         .path()
-        .join("target/for-arm/armhf/debug/hello-arm")
+        .join("target/armv7-unknown-linux-gnueabihf/debug/hello-arm")
         .is_file());
 }

@@ -83,10 +83,10 @@ fn native_build_test_and_run(e: &Expect) {
     } else {
         assert_eq!(text, committed, "the tool rewrote the project's Cargo.lock");
     }
-    let bin = p.path().join(format!(
-        "target/for-arm/native-{}/{}/release/native-sample",
-        e.arch, e.triple
-    ));
+    // The final artifact in cargo's cross layout, the same path as in emulate mode.
+    let bin = p
+        .path()
+        .join(format!("target/{}/release/native-sample", e.triple));
     assert_eq!(elf_machine(&bin), e.machine, "{}", bin.display());
     // The report: the ARM binary, and zlib from the ARM rootfs linked dynamically (a dangling
     // libz.so symlink would have made the linker take libz.a).
@@ -240,7 +240,9 @@ fn auto_emulates_without_a_tools_rootfs_and_says_why() {
         "{err}"
     );
     assert!(err.contains("Emulating cargo build"), "{err}");
-    let bin = p.path().join("target/for-arm/armhf/debug/hello-arm");
+    let bin = p
+        .path()
+        .join("target/armv7-unknown-linux-gnueabihf/debug/hello-arm");
     assert_eq!(elf_machine(&bin), 40);
     // Asked for, native mode without a tools rootfs and with fetching forbidden is an error
     // that names the fix.
@@ -370,4 +372,54 @@ fn the_rustup_toolchain_compiles_when_it_has_the_target() {
         out.contains("test result: ok. 3 passed") && out.contains("machine: armv7l"),
         "{out}\n{err}"
     );
+}
+
+#[test]
+fn the_output_path_is_the_same_in_both_modes() {
+    let (_, arm_name) = (tools("bookworm"), arm("bookworm", "armhf"));
+    let home = native_home();
+    let p = project("hello-arm", "native-same-path");
+    let triple = "armv7-unknown-linux-gnueabihf";
+    let bin = p.path().join(format!("target/{triple}/debug/hello-arm"));
+    for mode in ["emulate", "native"] {
+        let o = cfa(
+            p.path(),
+            &home,
+            &[
+                "build",
+                "--mode",
+                mode,
+                "--rootfs",
+                &arm_name,
+                "--message-format",
+                "json",
+            ],
+        );
+        let (out, err) = (stdout(&o), stderr(&o));
+        assert!(o.status.success(), "--mode {mode}:\n{err}");
+        assert_eq!(elf_machine(&bin), 40, "--mode {mode}: {}", bin.display());
+        // With cargo's JSON messages the report is JSON too, with the final path.
+        let ours: Vec<serde_json::Value> = out
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["reason"] == "cargo-for-arm-artifact")
+            .collect();
+        assert_eq!(ours.len(), 1, "--mode {mode}:\n{out}");
+        assert_eq!(ours[0]["path"], bin.to_str().unwrap(), "--mode {mode}");
+        assert!(
+            err.contains(match mode {
+                "emulate" => "Emulating cargo build",
+                _ => "Native cargo build",
+            }),
+            "{err}"
+        );
+    }
+    // cargo's own working directories, one per mode; nothing at the host's own layout.
+    for flavour in ["armhf", "native-armhf"] {
+        assert!(
+            p.path().join("target/for-arm").join(flavour).is_dir(),
+            "{flavour}"
+        );
+    }
+    assert!(!p.path().join("target/debug").exists());
 }
