@@ -238,6 +238,73 @@ pub fn multiarch_dir(rootfs: &Rootfs, target: &Target) -> Result<Option<PathBuf>
     Ok(Some(dir))
 }
 
+/// The C runtime a native link needs from the ARM rootfs (the sysroot): Debian packages
+/// missing, each with the file that tells. libc6-dev brings the crt files and `libc.so`,
+/// libgcc-N-dev `crtbeginS.o` and `libgcc_s.so` (which Rust's std links).
+pub fn missing_c_runtime(arm: &Rootfs, target: &Target) -> Vec<(String, String)> {
+    let mut missing = Vec::new();
+    let lib = format!("/usr/lib/{}", target.clang);
+    if let Some(f) = ["crt1.o", "crti.o", "libc.so"]
+        .iter()
+        .find(|f| !arm.exists(&format!("{lib}/{f}")))
+    {
+        missing.push(("libc6-dev".to_string(), format!("{lib}/{f}")));
+    }
+    let gcc = format!("/usr/lib/gcc/{}", target.clang);
+    let need = ["crtbeginS.o", "libgcc_s.so", "libgcc.a"];
+    let versions = std::fs::read_dir(arm.path().join(&gcc[1..]))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned());
+    let complete = versions
+        .into_iter()
+        .any(|n| need.iter().all(|f| arm.exists(&format!("{gcc}/{n}/{f}"))));
+    if !complete {
+        let package = match gcc_major(arm) {
+            Some(n) => format!("libgcc-{n}-dev"),
+            None => "libgcc-N-dev (N: the gcc of the rootfs's suite)".to_string(),
+        };
+        missing.push((package, format!("{gcc}/<N>/crtbeginS.o, libgcc_s.so")));
+    }
+    missing
+}
+
+/// The major version of the rootfs's gcc runtime: its `libgcc-s1` package ("12.2.0-14" → 12).
+fn gcc_major(arm: &Rootfs) -> Option<u32> {
+    let data = arm.read("/var/lib/dpkg/status").ok()?;
+    let text = String::from_utf8_lossy(&data);
+    let stanza = text
+        .split("\n\n")
+        .find(|s| s.lines().any(|l| l == "Package: libgcc-s1"))?;
+    let version = stanza.lines().find_map(|l| l.strip_prefix("Version: "))?;
+    version
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `Err` naming the packages the ARM rootfs lacks to serve as a sysroot, and the fix.
+pub fn check_c_runtime(arm: &Rootfs, target: &Target) -> Result<()> {
+    let missing = missing_c_runtime(arm, target);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = missing.iter().map(|(p, _)| p.as_str()).collect();
+    let files: Vec<&str> = missing.iter().map(|(_, f)| f.as_str()).collect();
+    bail!(
+        "the ARM rootfs {} lacks the C runtime a native link needs: {} (no {}). Install them in it \
+         (cargo for-arm rootfs shell NAME, then apt-get install {}), or create the rootfs with them \
+         (cargo for-arm rootfs create NAME … --include {}; a create with -dev packages adds them), or --mode emulate",
+        arm.path().display(),
+        names.join(", "),
+        files.join("; "),
+        names.join(" "),
+        names.join(",")
+    )
+}
+
 /// The name a tools rootfs for `suite` gets in the store.
 pub fn tools_name(suite: &str) -> String {
     let host = Arch::host();
