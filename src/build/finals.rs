@@ -32,6 +32,9 @@ pub struct Select {
     pub tests: bool,
 }
 
+/// Which files of a directory are finals: by name and whether executable.
+type Keep = fn(&str, bool) -> bool;
+
 /// Whether `name` ends in cargo's `-<16 hex digits>` metadata hash.
 fn hashed(name: &str) -> bool {
     let stem = name.split('.').next().unwrap_or(name);
@@ -75,7 +78,7 @@ pub fn copy_out(
     }
     let mut out = Vec::new();
     let dst_dir = dst_base.join(dst_rel);
-    let mut parts: Vec<(Option<&str>, fn(&str, bool) -> bool)> = vec![
+    let mut parts: Vec<(Option<&str>, Keep)> = vec![
         (None, |n, x| is_final(n, x, false)),
         (Some("examples"), |n, x| is_final(n, x, true)),
     ];
