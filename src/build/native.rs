@@ -352,8 +352,8 @@ pub fn rootfs_glibc(rootfs: &Rootfs) -> Option<(u32, u32)> {
 
 /// The runner is this very binary, started inside the tools rootfs: it needs that rootfs's
 /// glibc to be at least the one it was linked against. `Err` names the fix.
-pub fn check_runner_glibc(exe: &Path, tools: &Rootfs) -> Result<()> {
-    let need = crate::report::inspect(exe).and_then(|a| a.glibc_floor);
+pub fn check_runner_glibc(exe: &Path, tools: &Rootfs, home: &Path) -> Result<()> {
+    let need = own_glibc_floor(exe, home);
     let have = rootfs_glibc(tools);
     if let (Some(need), Some(have)) = (need, have) {
         if need > have {
@@ -371,6 +371,43 @@ pub fn check_runner_glibc(exe: &Path, tools: &Rootfs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The glibc floor of this binary (read in full: 10–120 MB), cached in the host-only cache
+/// (`<home>/host`, which no sandbox is given) keyed by the binary's path, size, mtime and
+/// inode: a no-op build does not read it again.
+pub fn own_glibc_floor(exe: &Path, home: &Path) -> Option<(u32, u32)> {
+    use sha2::Digest;
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(exe).ok()?;
+    let mut h = sha2::Sha256::new();
+    h.update(exe.as_os_str().as_encoded_bytes());
+    h.update(format!("\0{}\0{}\0{}\0{}", m.len(), m.mtime(), m.mtime_nsec(), m.ino()));
+    let key = crate::rootfs::fetch::hex(&h.finalize()[..8]);
+    let cache = home.join("host").join(format!("glibc-floor-{key}.txt"));
+    if let Ok(text) = std::fs::read_to_string(&cache) {
+        let t = text.trim();
+        if t == "none" {
+            return None;
+        }
+        if let Some((a, b)) = t.split_once('.') {
+            if let (Ok(a), Ok(b)) = (a.parse(), b.parse()) {
+                return Some((a, b));
+            }
+        }
+    }
+    let floor = crate::report::inspect(exe).and_then(|a| a.glibc_floor);
+    let text = match floor {
+        Some((a, b)) => format!("{a}.{b}\n"),
+        None => "none\n".to_string(),
+    };
+    if std::fs::create_dir_all(cache.parent()?).is_ok() {
+        let tmp = cache.with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::write(&tmp, text).is_ok() {
+            let _ = std::fs::rename(&tmp, &cache);
+        }
+    }
+    floor
 }
 
 /// Everything native mode needs, checked.
@@ -442,7 +479,7 @@ pub fn prepare(job: &Job, s: &Setup) -> Result<Prepared> {
     write_wrappers(&s.target, &wrappers)?;
     b = b.bind(Bind::new(&wrappers, GUEST_TOOLCHAIN, Access::ReadOnly));
     let exe = std::fs::read_link("/proc/self/exe").context("finding cargo-for-arm itself")?;
-    check_runner_glibc(&exe, &s.tools)?;
+    check_runner_glibc(&exe, &s.tools, &job.home)?;
     b = b.bind(Bind::new(&exe, runner::GUEST_EXE, Access::ReadOnly));
     let run_dir = job.run_dir.0.join("runner");
     let service = runner::Service::start(
