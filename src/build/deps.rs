@@ -253,10 +253,16 @@ pub fn locked(args: &[String]) -> bool {
 }
 
 /// Whether the rustc that builds is the rootfs's own (emulation, or native mode with the
-/// tools rootfs's Debian rustc) rather than the user's toolchain: native mode puts a rustup
-/// toolchain first on PATH at `native::GUEST_RUST`.
+/// tools rootfs's Debian rustc) rather than the user's toolchain: native mode binds the ARM
+/// rootfs at `native::GUEST_SYSROOT`, and puts a rustup toolchain first on PATH at
+/// `native::GUEST_RUST`.
 fn rootfs_rustc_builds(p: &Prepared) -> bool {
-    if p.service.is_none() {
+    let native = p
+        .builder
+        .binds_so_far()
+        .iter()
+        .any(|b| b.guest == Path::new(super::native::GUEST_SYSROOT));
+    if !native {
         return true;
     }
     let path = p.builder.env_so_far().iter().find(|(k, _)| k == "PATH");

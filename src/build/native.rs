@@ -382,7 +382,13 @@ pub fn own_glibc_floor(exe: &Path, home: &Path) -> Option<(u32, u32)> {
     let m = std::fs::metadata(exe).ok()?;
     let mut h = sha2::Sha256::new();
     h.update(exe.as_os_str().as_encoded_bytes());
-    h.update(format!("\0{}\0{}\0{}\0{}", m.len(), m.mtime(), m.mtime_nsec(), m.ino()));
+    h.update(format!(
+        "\0{}\0{}\0{}\0{}",
+        m.len(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ino()
+    ));
     let key = crate::rootfs::fetch::hex(&h.finalize()[..8]);
     let cache = home.join("host").join(format!("glibc-floor-{key}.txt"));
     if let Ok(text) = std::fs::read_to_string(&cache) {
@@ -482,13 +488,23 @@ pub fn prepare(job: &Job, s: &Setup) -> Result<Prepared> {
     check_runner_glibc(&exe, &s.tools, &job.home)?;
     b = b.bind(Bind::new(&exe, runner::GUEST_EXE, Access::ReadOnly));
     let run_dir = job.run_dir.0.join("runner");
-    let service = runner::Service::start(
-        &run_dir,
-        arm_template(job)?,
-        job.writable(),
-        job.timeout,
-        job.opts.retries,
-    )?;
+    // The service (and the ARM sandbox it starts programs in, with its qemu) is needed only
+    // by commands that run ARM programs through cargo's target runner; a build or check runs
+    // none (build scripts and proc macros are host code), so it starts none.
+    let service = match runs_arm_programs(&job.opts.subcommand) {
+        true => Some(runner::Service::start(
+            &run_dir,
+            arm_template(job)?,
+            job.writable(),
+            job.timeout,
+            job.opts.retries,
+        )?),
+        false => {
+            std::fs::create_dir_all(&run_dir)
+                .with_context(|| format!("creating {}", run_dir.display()))?;
+            None
+        }
+    };
     b = b.bind(Bind::new(&run_dir, runner::GUEST_DIR, Access::ReadWrite));
     for (k, v) in s.target.build_env(&runner::runner_command()) {
         b = b.env(k, v);
@@ -496,7 +512,7 @@ pub fn prepare(job: &Job, s: &Setup) -> Result<Prepared> {
     b = b.env(runner::SOCKET_ENV, format!("{}/sock", runner::GUEST_DIR));
     Ok(Prepared {
         builder: b,
-        service: Some(service),
+        service,
         artifacts: job.target_dir.join(triple),
         verb: "Native",
         banner: format!(
@@ -514,6 +530,15 @@ pub fn prepare(job: &Job, s: &Setup) -> Result<Prepared> {
             job.target_dir.display()
         ),
     })
+}
+
+/// Whether cargo's target runner can be called by this cargo command: not by those that only
+/// compile (or document: doc-tests are not run for a cross target).
+pub fn runs_arm_programs(subcommand: &str) -> bool {
+    !matches!(
+        subcommand,
+        "build" | "b" | "check" | "c" | "clippy" | "doc" | "d" | "rustc" | "fetch"
+    )
 }
 
 /// The sandbox the runner service starts ARM programs in: the ARM rootfs, with the project
