@@ -31,8 +31,12 @@ impl Project {
         self.dir.path()
     }
 
+    /// Emulation, asked for: these are the emulated builds (in a fresh home, auto would go
+    /// native and create a tools rootfs first).
     fn cmd(&self) -> Tool {
-        Tool::new(self.path()).home(self.cache.path())
+        Tool::new(self.path())
+            .home(self.cache.path())
+            .env("CARGO_FOR_ARM_MODE", "emulate")
     }
 
     fn cargo(&self, rootfs: &Path, args: &[&str]) -> Output {

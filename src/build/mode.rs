@@ -129,8 +129,14 @@ fn native_setup(a: &Ask, mode: Mode) -> Step<Setup> {
         Some((_, std)) => std.clone(),
         None => rootfs_std(a.arm, &target)?,
     };
-    // Refused before anything is created or compiled: a link would fail at the end.
-    native::check_c_runtime(a.arm, &target)?;
+    // Before anything is created or compiled (a link would fail at the very end): refused
+    // with --mode native; auto emulates, saying why.
+    if let Err(e) = native::check_c_runtime(a.arm, &target) {
+        return match mode {
+            Mode::Native => Err(Choice::Fail(e)),
+            _ => emulate(format!("{e:#}")),
+        };
+    }
     let tools = tools_rootfs(a, mode)?;
     let missing = native::missing_tools(&tools, rustup.is_some());
     if !missing.is_empty() {
