@@ -331,7 +331,9 @@ fn compat_lockfile(
     let dir = home.join("host").join("locks");
     std::fs::create_dir_all(&dir)?;
     let ok_mark = dir.join(format!("{key}.ok"));
-    let built = dir.join(format!("{key}.lock"));
+    // cargo takes a lockfile path only if the file is named Cargo.lock.
+    let built_dir = dir.join(&key);
+    let built = built_dir.join("Cargo.lock");
     if ok_mark.is_file() {
         return Ok(None);
     }
@@ -376,7 +378,10 @@ fn compat_lockfile(
             named.join(", ")
         );
     }
-    let tmp = dir.join(format!(".{key}.{}", std::process::id()));
+    let tmp_dir = dir.join(format!(".tmp-{key}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp_dir);
+    std::fs::create_dir_all(&tmp_dir)?;
+    let tmp = tmp_dir.join("Cargo.lock");
     std::fs::write(&tmp, &text)?;
     if !too_new.is_empty() {
         let mut cmd = Command::new("cargo");
@@ -399,7 +404,7 @@ fn compat_lockfile(
         let out = cmd.output().context("running cargo update")?;
         let after = std::fs::read(&tmp).unwrap_or_default();
         if !out.status.success() || after == text {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = std::fs::remove_dir_all(&tmp_dir);
             bail!(
                 "{}: {}, but the rootfs's rustc is {rustc}, and this host's cargo could not resolve a \
                  lockfile of the build's own ({}). Run `cargo update` for the packages named, or use a rootfs \
@@ -415,7 +420,8 @@ fn compat_lockfile(
     if info.version < (1, 78) && lockfile_version(&after) == Some(4) {
         std::fs::write(&tmp, set_lockfile_version(&after, 3))?;
     }
-    std::fs::rename(&tmp, &built)?;
+    let _ = std::fs::remove_dir_all(&built_dir);
+    std::fs::rename(&tmp_dir, &built_dir)?;
     if !quiet {
         let why = match named.is_empty() {
             true => format!("lockfile version 4, which cargo {rustc} cannot read"),
