@@ -27,6 +27,9 @@ pub fn provide(job: &Job, p: &mut Prepared) -> Result<()> {
         let rootfs_rustc = rootfs_rustc_builds(p);
         let info = match lock.as_deref() {
             Some(l) if lockfile_version(l) != Some(4) && !rootfs_rustc => None,
+            // Only to check a lockfile cargo can read against the rustc: a rootfs whose rustc
+            // does not answer is left to cargo inside, which says so in its own words.
+            Some(l) if lockfile_version(l) != Some(4) => rustc_probe(job, p).ok(),
             _ => Some(rustc_probe(job, p)?),
         };
         let locked = locked(&job.opts.cargo_args);
