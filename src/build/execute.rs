@@ -120,3 +120,19 @@ fn message_format_json(args: &[String]) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_messages_are_told() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert!(message_format_json(&s(&["--message-format", "json"])));
+        assert!(message_format_json(&s(&[
+            "--message-format=json-render-diagnostics"
+        ])));
+        assert!(!message_format_json(&s(&["--message-format", "short"])));
+        assert!(!message_format_json(&s(&["--", "--message-format=json"])));
+    }
+}

@@ -253,3 +253,40 @@ impl Drop for RunDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn the_final_layout_is_named_by_the_target_cargo_builds_for() {
+        assert_eq!(
+            final_triple(&[], Arch::Arm, "arm (armhf, EABI5 hard-float)"),
+            "armv7-unknown-linux-gnueabihf"
+        );
+        assert_eq!(
+            final_triple(&[], Arch::Arm, "arm (armel, EABI5 soft-float)"),
+            "armv5te-unknown-linux-gnueabi"
+        );
+        assert_eq!(
+            final_triple(&[], Arch::Aarch64, "aarch64 (arm64)"),
+            "aarch64-unknown-linux-gnu"
+        );
+        assert_eq!(
+            final_triple(
+                &s(&["--target", "aarch64-unknown-linux-musl"]),
+                Arch::Aarch64,
+                ""
+            ),
+            "aarch64-unknown-linux-musl"
+        );
+        assert_eq!(
+            final_triple(&s(&["--", "--target=x"]), Arch::Riscv64, "riscv64"),
+            "riscv64gc-unknown-linux-gnu"
+        );
+    }
+}
