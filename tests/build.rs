@@ -31,8 +31,12 @@ impl Project {
         self.dir.path()
     }
 
+    /// Emulation, asked for: these are the emulated builds (in a fresh home, auto would go
+    /// native and create a tools rootfs first).
     fn cmd(&self) -> Tool {
-        Tool::new(self.path()).home(self.cache.path())
+        Tool::new(self.path())
+            .home(self.cache.path())
+            .env("CARGO_FOR_ARM_MODE", "emulate")
     }
 
     fn cargo(&self, rootfs: &Path, args: &[&str]) -> Output {
@@ -52,9 +56,17 @@ fn build_and_run(
     let o = p.cargo(&rootfs, &["build", "--release", "--network", "none"]);
     let err = stderr(&o);
     assert!(o.status.success(), "build failed:\n{err}");
-    let bin: PathBuf = p
+    // The final artifact lands in cargo's cross layout (cargo itself works in
+    // target/for-arm/<arch>).
+    let triple = match deb_arch {
+        "armhf" => "armv7-unknown-linux-gnueabihf",
+        _ => "aarch64-unknown-linux-gnu",
+    };
+    let bin: PathBuf = p.path().join(format!("target/{triple}/release/hello-arm"));
+    assert!(p
         .path()
-        .join(format!("target/for-arm/{deb_arch}/release/hello-arm"));
+        .join(format!("target/for-arm/{deb_arch}/release/hello-arm"))
+        .is_file());
     assert_eq!(elf_machine(&bin), machine);
     assert_eq!(std::fs::metadata(&bin).unwrap().uid(), unsafe {
         libc::getuid()
@@ -77,10 +89,7 @@ fn build_and_run(
         .cmd()
         .args(["run", "--rootfs"])
         .arg(&rootfs)
-        .args([
-            "--",
-            &format!("target/for-arm/{deb_arch}/release/hello-arm"),
-        ])
+        .args(["--", &format!("target/{triple}/release/hello-arm")])
         .output();
     assert!(run.status.success(), "{}", stderr(&run));
     assert_eq!(stdout(&run).trim(), expected);
@@ -333,6 +342,76 @@ fn without_cargo_on_the_host_the_sandbox_fetches_and_says_so() {
     assert_eq!(err.matches("the host has no cargo").count(), 1, "{err}");
     assert!(p
         .path()
-        .join("target/for-arm/armhf/debug/hello-arm")
+        .join("target/armv7-unknown-linux-gnueabihf/debug/hello-arm")
         .is_file());
+}
+
+#[test]
+fn a_lockfile_too_new_for_the_rootfs_rustc_builds_untouched_or_fails_named_under_locked() {
+    // A lockfile a newer host cargo wrote: version 4, and itoa 1.0.19, which requires Rust
+    // 1.68 (the rootfs's rustc is Debian 12's 1.63).
+    let rootfs = fixture("cargo-bookworm-armhf");
+    let p = Project::new("newlock");
+    let manifest = p.path().join("Cargo.toml");
+    let text: String = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("rust-version"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&manifest, text).unwrap();
+    let lock = p.path().join("Cargo.lock");
+    std::fs::remove_file(&lock).unwrap();
+    let host_cargo = |args: &[&str]| {
+        let o = std::process::Command::new("cargo")
+            .args(args)
+            .current_dir(p.path())
+            .env("CARGO_HOME", cache_dir().join("cargo-home"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "cargo {args:?}: {}", stderr(&o));
+    };
+    host_cargo(&["generate-lockfile"]);
+    host_cargo(&["update", "-p", "itoa", "--precise", "1.0.19"]);
+    let mut written = std::fs::read_to_string(&lock).unwrap();
+    if !written.contains("\nversion = 4\n") {
+        // An older host cargo writes version 3 by default; the newer format is the case here.
+        written = written.replace("\nversion = 3\n", "\nversion = 4\n");
+        std::fs::write(&lock, &written).unwrap();
+    }
+    assert!(written.contains("version = \"1.0.19\""), "{written}");
+
+    // Under --locked nothing is re-resolved: the crate, the rustc it needs and the fix.
+    let o = p.cargo(&rootfs, &["build", "--locked"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("itoa 1.0.19 requires rustc 1.68")
+            && err.contains("rustc is 1.63")
+            && err.contains("--suite trixie"),
+        "{err}"
+    );
+    assert!(!err.contains("Compiling"), "{err}");
+
+    // Without it the build uses a lockfile resolved for rustc 1.63, said once; the user's
+    // Cargo.lock stays byte for byte.
+    let o = p.cargo(&rootfs, &["build"]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("itoa 1.0.19 requires rustc 1.68")
+            && err.contains("your Cargo.lock is unchanged"),
+        "{err}"
+    );
+    assert!(err.contains("Compiling itoa v1.0.15"), "{err}");
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), written);
+    let bin = p
+        .path()
+        .join("target/armv7-unknown-linux-gnueabihf/debug/hello-arm");
+    assert_eq!(elf_machine(&bin), 40);
+    // The next build reuses it without a word.
+    let o = p.cargo(&rootfs, &["build"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("your Cargo.lock"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), written);
 }

@@ -315,6 +315,8 @@ fn build_without_a_rootfs_creates_the_default_then_reuses_it() {
     let build = || {
         Tool::new(proj.path())
             .home(&h)
+            // The default rootfs is the subject; auto would also create a tools rootfs.
+            .env("CARGO_FOR_ARM_MODE", "emulate")
             .args(["build", "--release"])
             .output()
     };

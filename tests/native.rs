@@ -83,10 +83,10 @@ fn native_build_test_and_run(e: &Expect) {
     } else {
         assert_eq!(text, committed, "the tool rewrote the project's Cargo.lock");
     }
-    let bin = p.path().join(format!(
-        "target/for-arm/native-{}/{}/release/native-sample",
-        e.arch, e.triple
-    ));
+    // The final artifact in cargo's cross layout, the same path as in emulate mode.
+    let bin = p
+        .path()
+        .join(format!("target/{}/release/native-sample", e.triple));
     assert_eq!(elf_machine(&bin), e.machine, "{}", bin.display());
     // The report: the ARM binary, and zlib from the ARM rootfs linked dynamically (a dangling
     // libz.so symlink would have made the linker take libz.a).
@@ -217,31 +217,64 @@ fn a_failing_arm_test_fails_the_native_test_run() {
     );
 }
 
+/// A home of its own holding (linked from the fixtures' store) only the rootfs `names`.
+fn home_with(tag: &str, names: &[&str]) -> TempDir {
+    let home = TempDir::new(tag);
+    std::fs::create_dir_all(home.path().join("rootfs")).unwrap();
+    for name in names {
+        std::os::unix::fs::symlink(
+            native_home().join("rootfs").join(name),
+            home.path().join("rootfs").join(name),
+        )
+        .unwrap();
+    }
+    home
+}
+
 #[test]
-fn auto_emulates_without_a_tools_rootfs_and_says_why() {
+fn auto_creates_the_tools_rootfs_on_first_use_and_emulates_when_it_cannot() {
     let arm_name = arm("bookworm", "armhf");
     let p = project("hello-arm", "native-auto");
-    // A store without tools rootfs that holds the ARM rootfs (linked from the fixtures' store).
-    let empty = TempDir::new("native-auto-home");
-    std::fs::create_dir_all(empty.path().join("rootfs")).unwrap();
-    std::os::unix::fs::symlink(
-        native_home().join("rootfs").join(&arm_name),
-        empty.path().join("rootfs").join(&arm_name),
-    )
-    .unwrap();
-    let o = cfa(p.path(), empty.path(), &["build", "--rootfs", &arm_name]);
+    let empty = home_with("native-auto-home", &[&arm_name]);
+    // Auto on a home without a tools rootfs goes native: it creates one (here from a mirror
+    // that refuses connections, so the creation fails), says so, and then emulates, saying why.
+    let o = Tool::new(p.path())
+        .home(empty.path())
+        .env("CARGO_FOR_ARM_NATIVE_RUSTC", "rootfs")
+        .env("CARGO_FOR_ARM_MIRROR", "http://127.0.0.1:9/debian")
+        .env("CARGO_FOR_ARM_NET_TIMEOUT", "5")
+        .args(["build", "--rootfs", &arm_name])
+        .output();
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
     assert!(
-        err.contains(
-            "mode emulate: no tools rootfs for native builds (debian-bookworm-amd64-tools)"
-        ) && err
-            .contains("rootfs create debian-bookworm-amd64-tools --suite bookworm --arch amd64"),
+        err.contains("mode native: creating the tools rootfs debian-bookworm-amd64-tools"),
+        "auto did not try to create the tools rootfs:\n{err}"
+    );
+    assert!(
+        err.contains("mode emulate: creating the tools rootfs debian-bookworm-amd64-tools")
+            && err.contains("retry with --mode native"),
         "{err}"
     );
     assert!(err.contains("Emulating cargo build"), "{err}");
-    let bin = p.path().join("target/for-arm/armhf/debug/hello-arm");
+    let bin = p
+        .path()
+        .join("target/armv7-unknown-linux-gnueabihf/debug/hello-arm");
     assert_eq!(elf_machine(&bin), 40);
+    // Offline, auto does not try: it emulates and names the command that creates it.
+    let o = Tool::new(p.path())
+        .home(empty.path())
+        .env("CARGO_FOR_ARM_NATIVE_RUSTC", "rootfs")
+        .env("CARGO_FOR_ARM_OFFLINE", "1")
+        .args(["build", "--rootfs", &arm_name])
+        .output();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("mode emulate: no tools rootfs debian-bookworm-amd64-tools for native builds, and CARGO_FOR_ARM_OFFLINE forbids creating it")
+            && err.contains("rootfs create debian-bookworm-amd64-tools --suite bookworm --arch amd64"),
+        "{err}"
+    );
     // Asked for, native mode without a tools rootfs and with fetching forbidden is an error
     // that names the fix.
     let o = Tool::new(p.path())
@@ -256,6 +289,172 @@ fn auto_emulates_without_a_tools_rootfs_and_says_why() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn auto_picks_native_on_a_fresh_home_when_rustup_has_the_target() {
+    let triple = "armv7-unknown-linux-gnueabihf";
+    let out = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .unwrap();
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if !sysroot
+        .join("lib/rustlib")
+        .join(triple)
+        .join("lib")
+        .is_dir()
+    {
+        // Not a core test: the targets come from static.rust-lang.org, not from Debian.
+        eprintln!(
+            "SKIP: the toolchain {} has no {triple} standard library (rustup target add {triple}; scripts/as-user.sh adds it)",
+            sysroot.display()
+        );
+        return;
+    }
+    let (tools_name, arm_name) = (tools("bookworm"), arm("bookworm", "armhf"));
+    let home = home_with("native-fresh-home", &[&tools_name, &arm_name]);
+    let p = project("hello-arm", "native-fresh");
+    // No mode, no rustc source: all auto.
+    let o = Tool::new(p.path())
+        .home(home.path())
+        .args(["build", "--rootfs", &arm_name])
+        .output();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("Native cargo build for {triple}"))
+            && err.contains(&format!("of the toolchain {}", sysroot.display())),
+        "auto did not go native with the rustup toolchain:\n{err}"
+    );
+    assert!(!err.contains("mode emulate"), "{err}");
+    let bin = p.path().join(format!("target/{triple}/debug/hello-arm"));
+    assert_eq!(elf_machine(&bin), 40);
+}
+
+/// A directory rootfs the tool takes for a Debian one of `machine` (its /bin/sh's ELF
+/// header), with what `files` name (path, contents) and nothing else.
+fn fake_rootfs(dir: &Path, class64: bool, machine: u16, files: &[(&str, Vec<u8>)]) {
+    let mut elf = vec![0u8; 64];
+    elf[..4].copy_from_slice(b"\x7fELF");
+    elf[4] = if class64 { 2 } else { 1 };
+    elf[5] = 1; // little endian
+    elf[6] = 1;
+    elf[16] = 2; // ET_EXEC
+    elf[18..20].copy_from_slice(&machine.to_le_bytes());
+    elf[20] = 1;
+    let ehsize: u16 = if class64 { 64 } else { 52 };
+    let at = if class64 { 52 } else { 40 };
+    elf[at..at + 2].copy_from_slice(&ehsize.to_le_bytes());
+    let mut all = vec![
+        ("bin/sh", elf),
+        (
+            "etc/os-release",
+            b"ID=debian\nVERSION_CODENAME=bookworm\n".to_vec(),
+        ),
+    ];
+    all.extend(files.iter().map(|(p, d)| (*p, d.clone())));
+    for (path, data) in all {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, data).unwrap();
+    }
+}
+
+/// An rlib holding only the metadata header rustc's version is read from.
+fn fake_rlib(version: &str) -> Vec<u8> {
+    let meta = format!("rust\0\0\0\x08{version}\0");
+    let mut ar = b"!<arch>\n".to_vec();
+    ar.extend(
+        format!(
+            "{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
+            "lib.rmeta",
+            0,
+            0,
+            0,
+            644,
+            meta.len()
+        )
+        .bytes(),
+    );
+    ar.extend(meta.bytes());
+    if meta.len() % 2 == 1 {
+        ar.push(b'\n');
+    }
+    ar
+}
+
+#[test]
+fn a_sysroot_without_the_gcc_runtime_is_refused_before_compiling() {
+    // An arm64 Debian 12 rootfs with libc6-dev and a Rust std, but no libgcc-12-dev.
+    let root = TempDir::new("native-no-libgcc");
+    let lib = "usr/lib/aarch64-linux-gnu";
+    fake_rootfs(
+        root.path(),
+        true,
+        183,
+        &[
+            (
+                "usr/lib/rustlib/aarch64-unknown-linux-gnu/lib/libstd-0123.rlib",
+                fake_rlib("rustc 1.63.0"),
+            ),
+            (&format!("{lib}/crt1.o"), Vec::new()),
+            (&format!("{lib}/crti.o"), Vec::new()),
+            (&format!("{lib}/libc.so"), b"GROUP ( libc.so.6 )".to_vec()),
+            (
+                "var/lib/dpkg/status",
+                b"Package: libgcc-s1\nStatus: install ok installed\nVersion: 12.2.0-14\n\nPackage: libc6-dev\nVersion: 2.36-9\n".to_vec(),
+            ),
+        ],
+    );
+    let p = project("hello-arm", "native-no-libgcc");
+    let home = TempDir::new("native-no-libgcc-home");
+    let root_s = root.path().to_string_lossy().into_owned();
+    for mode in ["auto", "native"] {
+        let o = Tool::new(p.path())
+            .home(home.path())
+            .env("CARGO_FOR_ARM_NATIVE_RUSTC", "rootfs")
+            .env("CARGO_FOR_ARM_OFFLINE", "1")
+            .args(["build", "--mode", mode, "--rootfs", &root_s])
+            .output();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(125), "--mode {mode}:\n{err}");
+        assert!(
+            err.contains("lacks the C runtime a native link needs: libgcc-12-dev")
+                && err.contains("apt-get install libgcc-12-dev")
+                && !err.contains("libc6-dev,"),
+            "--mode {mode}:\n{err}"
+        );
+        assert!(
+            !err.contains("Compiling") && !err.contains("tools rootfs"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn auto_emulates_for_an_architecture_native_mode_lacks_and_says_why() {
+    // A riscv64 rootfs (243 = EM_RISCV): native mode builds only for armhf and arm64.
+    let root = TempDir::new("native-riscv");
+    fake_rootfs(root.path(), true, 243, &[]);
+    let p = project("hello-arm", "native-riscv");
+    let home = TempDir::new("native-riscv-home");
+    let o = Tool::new(p.path())
+        .home(home.path())
+        .env("CARGO_FOR_ARM_OFFLINE", "1")
+        .args(["build", "--rootfs", &root.path().to_string_lossy()])
+        .output();
+    let err = stderr(&o);
+    assert!(
+        err.lines().any(
+            |l| l.contains("mode emulate: native mode builds for armhf and arm64")
+                && l.contains("riscv64")
+        ),
+        "{err}"
+    );
+    // Then the fake rootfs has no cargo: the emulated build names that.
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(err.contains("has no cargo"), "{err}");
 }
 
 #[test]
@@ -370,4 +569,54 @@ fn the_rustup_toolchain_compiles_when_it_has_the_target() {
         out.contains("test result: ok. 3 passed") && out.contains("machine: armv7l"),
         "{out}\n{err}"
     );
+}
+
+#[test]
+fn the_output_path_is_the_same_in_both_modes() {
+    let (_, arm_name) = (tools("bookworm"), arm("bookworm", "armhf"));
+    let home = native_home();
+    let p = project("hello-arm", "native-same-path");
+    let triple = "armv7-unknown-linux-gnueabihf";
+    let bin = p.path().join(format!("target/{triple}/debug/hello-arm"));
+    for mode in ["emulate", "native"] {
+        let o = cfa(
+            p.path(),
+            &home,
+            &[
+                "build",
+                "--mode",
+                mode,
+                "--rootfs",
+                &arm_name,
+                "--message-format",
+                "json",
+            ],
+        );
+        let (out, err) = (stdout(&o), stderr(&o));
+        assert!(o.status.success(), "--mode {mode}:\n{err}");
+        assert_eq!(elf_machine(&bin), 40, "--mode {mode}: {}", bin.display());
+        // With cargo's JSON messages the report is JSON too, with the final path.
+        let ours: Vec<serde_json::Value> = out
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["reason"] == "cargo-for-arm-artifact")
+            .collect();
+        assert_eq!(ours.len(), 1, "--mode {mode}:\n{out}");
+        assert_eq!(ours[0]["path"], bin.to_str().unwrap(), "--mode {mode}");
+        assert!(
+            err.contains(match mode {
+                "emulate" => "Emulating cargo build",
+                _ => "Native cargo build",
+            }),
+            "{err}"
+        );
+    }
+    // cargo's own working directories, one per mode; nothing at the host's own layout.
+    for flavour in ["armhf", "native-armhf"] {
+        assert!(
+            p.path().join("target/for-arm").join(flavour).is_dir(),
+            "{flavour}"
+        );
+    }
+    assert!(!p.path().join("target/debug").exists());
 }

@@ -159,9 +159,11 @@ impl HeldBuild {
         let _ = std::fs::remove_file(target.join("ready"));
         let _ = std::fs::remove_file(target.join("go"));
         let log = proj.join(format!("{tag}.log"));
+        // `test`: a command that runs ARM programs, so the service is started (a `build`
+        // starts none).
         let child = native(proj)
             .args([
-                "build",
+                "test",
                 "--mode",
                 "native",
                 "--hang-timeout",

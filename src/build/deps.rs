@@ -24,16 +24,32 @@ pub fn provide(job: &Job, p: &mut Prepared) -> Result<()> {
     let mut config = String::new();
     if job.project.host_cargo {
         let lock = std::fs::read_to_string(job.project.root.join("Cargo.lock")).ok();
+        let rootfs_rustc = rootfs_rustc_builds(p);
         let info = match lock.as_deref() {
-            Some(l) if lockfile_version(l) != Some(4) => None,
+            Some(l) if lockfile_version(l) != Some(4) && !rootfs_rustc => None,
+            // Only to check a lockfile cargo can read against the rustc: a rootfs whose rustc
+            // does not answer is left to cargo inside, which says so in its own words.
+            Some(l) if lockfile_version(l) != Some(4) => rustc_probe(job, p).ok(),
             _ => Some(rustc_probe(job, p)?),
         };
-        let (dir, cfg) = vendor(
-            &job.project.root,
-            &job.home,
-            info.as_ref(),
-            job.opts.offline,
-        )?;
+        let locked = locked(&job.opts.cargo_args);
+        let root = &job.project.root;
+        let generated = resolve_lockfile(root, info.as_ref(), job.opts.offline)?;
+        // A lockfile of the user's, for the rootfs's older rustc: one it can build, of the
+        // build's own, bound over Cargo.lock in the sandbox (the user's file is not touched).
+        let build_lock = match (&info, lock.is_some() && !generated) {
+            (Some(info), true) if rootfs_rustc => {
+                compat_lockfile(root, &job.home, info, locked, job.opts.offline, job.quiet)?
+            }
+            _ => None,
+        };
+        let (dir, cfg) = vendor(root, &job.home, build_lock.as_deref(), job.opts.offline)?;
+        if let Some(l) = &build_lock {
+            p.builder =
+                p.builder
+                    .clone()
+                    .bind(Bind::new(l, root.join("Cargo.lock"), Access::ReadOnly));
+        }
         p.builder = p
             .builder
             .clone()
@@ -206,48 +222,235 @@ fn read_answer(dir: &Path) -> Result<String> {
 /// Resolve a missing lockfile for the rustc that builds, not the host's: with the
 /// resolver's rust-version fallback and a `rustc` that answers `-vV` as that one does, an old
 /// rootfs cargo (Debian 12's 1.63) gets dependency versions it can build.
-fn resolve_lockfile(root: &Path, rustc: Option<&RustcInfo>, offline: bool) -> Result<()> {
+fn resolve_lockfile(root: &Path, rustc: Option<&RustcInfo>, offline: bool) -> Result<bool> {
     let lock = root.join("Cargo.lock");
-    let mut generated = false;
-    if !lock.is_file() {
-        let mut cmd = Command::new("cargo");
-        cmd.args(["generate-lockfile", "--manifest-path"])
-            .arg(root.join("Cargo.toml"))
-            .args(offline.then_some("--offline"))
-            .env("CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS", "fallback");
-        if let Some(info) = rustc {
-            // The answer script is what cargo asks; a wrapper of the user's (environment or
-            // cargo config: an empty value overrides both) would run it instead.
-            cmd.env("RUSTC", &info.answer_script)
-                .env("RUSTC_WRAPPER", "")
-                .env("RUSTC_WORKSPACE_WRAPPER", "");
-        }
-        let st = cmd.status().context("running cargo generate-lockfile")?;
-        if !st.success() {
-            bail!("cargo generate-lockfile failed in {}", root.display());
-        }
-        generated = true;
+    if lock.is_file() {
+        return Ok(false);
     }
-    let Some(info) = rustc.filter(|i| i.version < (1, 78)) else {
-        return Ok(());
-    };
+    let mut cmd = Command::new("cargo");
+    cmd.args(["generate-lockfile", "--manifest-path"])
+        .arg(root.join("Cargo.toml"))
+        .args(offline.then_some("--offline"))
+        .env("CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS", "fallback");
+    if let Some(info) = rustc {
+        answer_as(&mut cmd, info);
+    }
+    let st = cmd.status().context("running cargo generate-lockfile")?;
+    if !st.success() {
+        bail!("cargo generate-lockfile failed in {}", root.display());
+    }
     let text = std::fs::read_to_string(&lock)?;
-    if lockfile_version(&text) != Some(4) {
-        return Ok(());
+    if rustc.is_some_and(|i| i.version < (1, 78)) && lockfile_version(&text) == Some(4) {
+        // Freshly generated for a registry-only (or plain git) project, versions 3 and 4
+        // differ only in this line.
+        std::fs::write(&lock, set_lockfile_version(&text, 3))?;
     }
-    if !generated {
+    Ok(true)
+}
+
+/// The host cargo asks `info`'s answer script instead of a rustc: it resolves for the rustc
+/// that builds. A wrapper of the user's (environment or cargo config: an empty value
+/// overrides both) would run instead of it.
+fn answer_as(cmd: &mut Command, info: &RustcInfo) {
+    cmd.env("RUSTC", &info.answer_script)
+        .env("RUSTC_WRAPPER", "")
+        .env("RUSTC_WORKSPACE_WRAPPER", "");
+}
+
+/// `--locked` or `--frozen` among cargo's arguments: the lockfile must not change.
+pub fn locked(args: &[String]) -> bool {
+    args.iter()
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--locked" || a == "--frozen")
+}
+
+/// Whether the rustc that builds is the rootfs's own (emulation, or native mode with the
+/// tools rootfs's Debian rustc) rather than the user's toolchain: native mode binds the ARM
+/// rootfs at `native::GUEST_SYSROOT`, and puts a rustup toolchain first on PATH at
+/// `native::GUEST_RUST`.
+fn rootfs_rustc_builds(p: &Prepared) -> bool {
+    let native = p
+        .builder
+        .binds_so_far()
+        .iter()
+        .any(|b| b.guest == Path::new(super::native::GUEST_SYSROOT));
+    if !native {
+        return true;
+    }
+    let path = p.builder.env_so_far().iter().find(|(k, _)| k == "PATH");
+    !path.is_some_and(|(_, v)| v.starts_with(super::native::GUEST_RUST))
+}
+
+/// A locked package too new for the rustc that builds, as the host cargo's resolver said it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooNew {
+    pub name: String,
+    pub locked: String,
+    pub compatible: String,
+    /// "1.68": the rustc the locked version requires.
+    pub requires: String,
+}
+
+/// `Downgrading itoa v1.0.19 -> v1.0.15 (available: v1.0.19, requires Rust 1.68)` lines of
+/// `cargo update --dry-run` under the rust-version-aware resolver.
+pub fn parse_downgrades(out: &str) -> Vec<TooNew> {
+    out.lines()
+        .filter_map(|l| {
+            let rest = l.trim_start().strip_prefix("Downgrading ")?;
+            let mut w = rest.split_whitespace();
+            let name = w.next()?.to_string();
+            let locked = w.next()?.trim_start_matches('v').to_string();
+            (w.next()? == "->").then_some(())?;
+            let compatible = w.next()?.trim_start_matches('v').to_string();
+            let requires = rest
+                .split("requires Rust ")
+                .nth(1)?
+                .trim_end_matches(')')
+                .trim()
+                .to_string();
+            Some(TooNew {
+                name,
+                locked,
+                compatible,
+                requires,
+            })
+        })
+        .collect()
+}
+
+/// The user's Cargo.lock for the rootfs's rustc `info`: `None` when it builds as it is; else
+/// a lockfile of the build's own in the host-only cache (`<home>/host/locks`), with only the
+/// packages too new for that rustc moved to the newest versions it builds (the rest as the
+/// user locked them), in a lockfile format its cargo reads. The user's file is never written.
+/// Under `--locked`/`--frozen` nothing is re-resolved: the packages and the fix are named.
+fn compat_lockfile(
+    root: &Path,
+    home: &Path,
+    info: &RustcInfo,
+    locked: bool,
+    offline: bool,
+    quiet: bool,
+) -> Result<Option<PathBuf>> {
+    let user_lock = root.join("Cargo.lock");
+    let text = std::fs::read(&user_lock)?;
+    let mut h = Sha256::new();
+    h.update(&text);
+    h.update(b"\0");
+    h.update(std::fs::read(root.join("Cargo.toml")).unwrap_or_default());
+    h.update(b"\0");
+    h.update(std::fs::read(&info.answer_script)?);
+    let key = crate::rootfs::fetch::hex(&h.finalize()[..12]);
+    let dir = home.join("host").join("locks");
+    std::fs::create_dir_all(&dir)?;
+    let ok_mark = dir.join(format!("{key}.ok"));
+    // cargo takes a lockfile path only if the file is named Cargo.lock.
+    let built_dir = dir.join(&key);
+    let built = built_dir.join("Cargo.lock");
+    if ok_mark.is_file() {
+        return Ok(None);
+    }
+    if built.is_file() && !locked {
+        return Ok(Some(built));
+    }
+    let rustc = format!("{}.{}", info.version.0, info.version.1);
+    // Which locked packages the rustc cannot build: the resolver says it, changing nothing.
+    let mut cmd = Command::new("cargo");
+    cmd.args(["update", "--dry-run", "--manifest-path"])
+        .arg(root.join("Cargo.toml"))
+        .args(offline.then_some("--offline"))
+        .env("CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS", "fallback")
+        .env("CARGO_TERM_COLOR", "never");
+    answer_as(&mut cmd, info);
+    let out = cmd.output().context("running cargo update --dry-run")?;
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        // (No index at hand, say.) The build goes on with the user's lockfile as it is; cargo
+        // inside names a crate its rustc cannot build.
+        if !quiet {
+            ui::warn(format_args!(
+                "could not check {} against the rootfs's rustc {rustc} (cargo update --dry-run): {}",
+                user_lock.display(),
+                said.trim_end().lines().last().unwrap_or("")
+            ));
+        }
+        return Ok(None);
+    }
+    let too_new = parse_downgrades(&said);
+    let v4 = lockfile_version(&String::from_utf8_lossy(&text)) == Some(4) && info.version < (1, 78);
+    if too_new.is_empty() && !v4 {
+        std::fs::write(&ok_mark, "")?;
+        return Ok(None);
+    }
+    let named: Vec<String> = too_new
+        .iter()
+        .map(|t| format!("{} {} requires rustc {}", t.name, t.locked, t.requires))
+        .collect();
+    if !too_new.is_empty() && locked {
         bail!(
-            "{} is lockfile version 4, which the rootfs's cargo {}.{} cannot read (it needs 1.78): \
-             use a rootfs with a newer cargo (e.g. Debian 13), or set `version = 3` at the top of Cargo.lock",
-            lock.display(),
-            info.version.0,
-            info.version.1
+            "{}: {}, but the rootfs's rustc is {rustc}, and --locked/--frozen forbid re-resolving. \
+             Drop --locked (the build then uses a lockfile resolved for rustc {rustc}, and your \
+             Cargo.lock stays as it is), or use a rootfs with a newer Rust: --rootfs of Debian 13 \
+             (cargo for-arm rootfs create NAME --suite trixie --arch ARCH --include cargo: rustc 1.85)",
+            user_lock.display(),
+            named.join(", ")
         );
     }
-    // Freshly generated for a registry-only (or plain git) project, versions 3 and 4 differ
-    // only in this line.
-    std::fs::write(&lock, set_lockfile_version(&text, 3))?;
-    Ok(())
+    let tmp_dir = dir.join(format!(".tmp-{key}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp_dir);
+    std::fs::create_dir_all(&tmp_dir)?;
+    let tmp = tmp_dir.join("Cargo.lock");
+    std::fs::write(&tmp, &text)?;
+    if !too_new.is_empty() {
+        let mut cmd = Command::new("cargo");
+        cmd.args(["-Zlockfile-path", "update", "--manifest-path"])
+            .arg(root.join("Cargo.toml"))
+            .args(offline.then_some("--offline"))
+            .arg("--config")
+            .arg(format!(
+                "resolver.lockfile-path={}",
+                toml::Value::String(tmp.to_string_lossy().into_owned())
+            ))
+            // The lockfile path is an unstable cargo option: allowed on a stable host cargo.
+            .env("RUSTC_BOOTSTRAP", "1")
+            .env("CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS", "fallback")
+            .env("CARGO_TERM_COLOR", "never");
+        for t in &too_new {
+            cmd.arg("-p").arg(format!("{}@{}", t.name, t.locked));
+        }
+        answer_as(&mut cmd, info);
+        let out = cmd.output().context("running cargo update")?;
+        let after = std::fs::read(&tmp).unwrap_or_default();
+        if !out.status.success() || after == text {
+            let _ = std::fs::remove_dir_all(&tmp_dir);
+            bail!(
+                "{}: {}, but the rootfs's rustc is {rustc}, and this host's cargo could not resolve a \
+                 lockfile of the build's own ({}). Run `cargo update` for the packages named, or use a rootfs \
+                 with a newer Rust: --rootfs of Debian 13 (cargo for-arm rootfs create NAME --suite trixie \
+                 --arch ARCH --include cargo: rustc 1.85)",
+                user_lock.display(),
+                named.join(", "),
+                String::from_utf8_lossy(&out.stderr).trim_end()
+            );
+        }
+    }
+    let after = String::from_utf8_lossy(&std::fs::read(&tmp)?).into_owned();
+    if info.version < (1, 78) && lockfile_version(&after) == Some(4) {
+        std::fs::write(&tmp, set_lockfile_version(&after, 3))?;
+    }
+    let _ = std::fs::remove_dir_all(&built_dir);
+    std::fs::rename(&tmp_dir, &built_dir)?;
+    if !quiet {
+        let why = match named.is_empty() {
+            true => format!("lockfile version 4, which cargo {rustc} cannot read"),
+            false => named.join(", "),
+        };
+        ui::note(format_args!(
+            "{}: {why}; the rootfs's rustc is {rustc}, so this build uses a lockfile resolved for it ({}); your Cargo.lock is unchanged",
+            user_lock.display(),
+            built.display()
+        ));
+    }
+    Ok(Some(built))
 }
 
 /// `cargo vendor` into a directory keyed by the lockfile. Returns the directory and the
@@ -255,28 +458,45 @@ fn resolve_lockfile(root: &Path, rustc: Option<&RustcInfo>, offline: bool) -> Re
 fn vendor(
     root: &Path,
     home: &Path,
-    rustc: Option<&RustcInfo>,
+    lock: Option<&Path>,
     offline: bool,
 ) -> Result<(PathBuf, String)> {
-    resolve_lockfile(root, rustc, offline)?;
-    let digest = Sha256::digest(std::fs::read(root.join("Cargo.lock"))?);
+    let lockfile = lock.map_or_else(|| root.join("Cargo.lock"), Path::to_path_buf);
+    let digest = Sha256::digest(std::fs::read(&lockfile)?);
     let key = crate::rootfs::fetch::hex(&digest[..12]);
     let base = home.join("vendor");
     let dir = base.join(&key);
     if !dir.join("config.toml").is_file() {
-        vendor_into(root, &base, &dir, offline)?;
+        vendor_into(root, &base, &dir, lock, offline)?;
     }
     let config = std::fs::read_to_string(dir.join("config.toml"))?;
     Ok((dir, config))
 }
 
-fn vendor_into(root: &Path, base: &Path, dir: &Path, offline: bool) -> Result<()> {
+fn vendor_into(
+    root: &Path,
+    base: &Path,
+    dir: &Path,
+    lock: Option<&Path>,
+    offline: bool,
+) -> Result<()> {
     std::fs::create_dir_all(base)?;
     let tmp = base.join(format!(".tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
     ui::status("Fetching", "dependencies natively (cargo vendor)");
-    let out = Command::new("cargo")
+    let mut cmd = Command::new("cargo");
+    if let Some(l) = lock {
+        // The build's own lockfile (see compat_lockfile), not the user's.
+        cmd.arg("-Zlockfile-path")
+            .arg("--config")
+            .arg(format!(
+                "resolver.lockfile-path={}",
+                toml::Value::String(l.to_string_lossy().into_owned())
+            ))
+            .env("RUSTC_BOOTSTRAP", "1");
+    }
+    let out = cmd
         .args(["vendor", "--locked", "--versioned-dirs", "--manifest-path"])
         .arg(root.join("Cargo.toml"))
         .args(offline.then_some("--offline"))
@@ -319,5 +539,21 @@ mod tests {
         let v3 = set_lockfile_version(lock, 3);
         assert_eq!(lockfile_version(&v3), Some(3));
         assert!(v3.contains("version = \"1.0.0\""));
+    }
+
+    #[test]
+    fn the_resolver_names_what_is_too_new() {
+        let said = "    Updating crates.io index\n     Locking 2 packages to latest Rust 1.63.0 compatible versions\n Downgrading itoa v1.0.19 -> v1.0.15 (available: v1.0.19, requires Rust 1.68)\n    Updating serde v1.0.1 -> v1.0.2\n Downgrading foo v2.0.0 -> v1.9.0\n";
+        assert_eq!(
+            parse_downgrades(said),
+            vec![TooNew {
+                name: "itoa".into(),
+                locked: "1.0.19".into(),
+                compatible: "1.0.15".into(),
+                requires: "1.68".into(),
+            }]
+        );
+        assert!(locked(&["--release".into(), "--locked".into()]));
+        assert!(!locked(&["--".into(), "--frozen".into()]));
     }
 }

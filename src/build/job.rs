@@ -2,7 +2,7 @@
 //! directories, environment), the binds every executor's sandbox has, and the build's own
 //! run directory.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -30,7 +30,14 @@ pub struct Job {
     pub run_dir: RunDir,
     /// The build's own cargo home: nothing one build writes there reaches another.
     pub cargo_home: PathBuf,
+    /// cargo's working directory: `target/for-arm/<flavour>` of the workspace (or the
+    /// `--target-dir`), where everything a sandbox compiles stays.
     pub target_dir: PathBuf,
+    /// Where the final artifacts land, in cargo's cross layout `<out_dir>/<triple>/<profile>`:
+    /// the workspace's `target` (or the `--target-dir`), in every mode.
+    pub out_dir: PathBuf,
+    /// The triple of that layout.
+    pub triple: String,
     /// What cargo gets of the environment: the host's tuning variables, then the `env` of
     /// the project's metadata and the user's config.
     pub env: Vec<(String, String)>,
@@ -71,19 +78,23 @@ impl Job {
         let cargo_home = run_dir.0.join("cargo-home");
         std::fs::create_dir_all(&cargo_home)
             .with_context(|| format!("creating {}", cargo_home.display()))?;
-        let target_dir = match &opts.target_dir {
+        // cargo's working directory, created by the host, never through a symlink a build
+        // could have left; the finals go beside it in cargo's cross layout.
+        let out_dir = match &opts.target_dir {
             Some(t) => {
                 let t = project.cwd.join(t);
                 std::fs::create_dir_all(&t)?;
                 t.canonicalize()?
             }
             None => {
-                // Created by the host, never through a symlink a build could have left.
-                let rel = PathBuf::from("target/for-arm").join(&flavour);
-                crate::hostfs::make_dirs(&project.root, &rel)?;
-                project.root.join(rel)
+                crate::hostfs::make_dirs(&project.root, Path::new("target"))?;
+                project.root.join("target")
             }
         };
+        let rel = PathBuf::from("for-arm").join(&flavour);
+        crate::hostfs::make_dirs(&out_dir, &rel)?;
+        let target_dir = out_dir.join(rel);
+        let triple = final_triple(&opts.cargo_args, arch, &desc);
         let path_deps = project::outside_path_deps(&project.root)?;
         let mut env = env::from_host(std::env::vars());
         for (kv, origin) in project.settings.list(&crate::settings::ENV) {
@@ -113,6 +124,8 @@ impl Job {
             run_dir,
             cargo_home,
             target_dir,
+            out_dir,
+            triple,
             env,
             path_deps,
             timeout,
@@ -188,6 +201,27 @@ impl Job {
     }
 }
 
+/// The triple of the final layout: the `--target` cargo gets, else the one Debian's rustc of
+/// the architecture builds for (what native mode's `--target` is, too).
+pub fn final_triple(cargo_args: &[String], arch: Arch, desc: &str) -> String {
+    let mut it = cargo_args.iter().take_while(|a| *a != "--");
+    while let Some(a) = it.next() {
+        if a == "--target" {
+            if let Some(t) = it.next() {
+                return t.clone();
+            }
+        } else if let Some(t) = a.strip_prefix("--target=") {
+            return t.to_string();
+        }
+    }
+    let deb = arch.debian_name(desc);
+    crate::cli::TRIPLES
+        .iter()
+        .find(|(_, d)| *d == deb)
+        .map(|(t, _)| t.to_string())
+        .unwrap_or_else(|| format!("{deb}-unknown-linux-gnu"))
+}
+
 /// `<home>/run/<pid>`: what one build writes outside the project, removed when it ends;
 /// directories of builds that died (their pid is gone) are removed by the next build.
 pub struct RunDir(pub PathBuf);
@@ -217,5 +251,42 @@ impl RunDir {
 impl Drop for RunDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn the_final_layout_is_named_by_the_target_cargo_builds_for() {
+        assert_eq!(
+            final_triple(&[], Arch::Arm, "arm (armhf, EABI5 hard-float)"),
+            "armv7-unknown-linux-gnueabihf"
+        );
+        assert_eq!(
+            final_triple(&[], Arch::Arm, "arm (armel, EABI5 soft-float)"),
+            "armv5te-unknown-linux-gnueabi"
+        );
+        assert_eq!(
+            final_triple(&[], Arch::Aarch64, "aarch64 (arm64)"),
+            "aarch64-unknown-linux-gnu"
+        );
+        assert_eq!(
+            final_triple(
+                &s(&["--target", "aarch64-unknown-linux-musl"]),
+                Arch::Aarch64,
+                ""
+            ),
+            "aarch64-unknown-linux-musl"
+        );
+        assert_eq!(
+            final_triple(&s(&["--", "--target=x"]), Arch::Riscv64, "riscv64"),
+            "riscv64gc-unknown-linux-gnu"
+        );
     }
 }

@@ -10,6 +10,7 @@ pub mod deps;
 pub mod emulated;
 pub mod env;
 pub mod execute;
+pub mod finals;
 pub mod job;
 pub mod mode;
 pub mod native;

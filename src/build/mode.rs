@@ -129,6 +129,14 @@ fn native_setup(a: &Ask, mode: Mode) -> Step<Setup> {
         Some((_, std)) => std.clone(),
         None => rootfs_std(a.arm, &target)?,
     };
+    // Before anything is created or compiled (a link would fail at the very end): refused
+    // with --mode native; auto emulates, saying why.
+    if let Err(e) = native::check_c_runtime(a.arm, &target) {
+        return match mode {
+            Mode::Native => Err(Choice::Fail(e)),
+            _ => emulate(format!("{e:#}")),
+        };
+    }
     let tools = tools_rootfs(a, mode)?;
     let missing = native::missing_tools(&tools, rustup.is_some());
     if !missing.is_empty() {
@@ -223,7 +231,7 @@ fn rootfs_std(arm: &Rootfs, target: &Target) -> Step<Std> {
 }
 
 /// The tools rootfs: configured (`--tools-rootfs`, `CARGO_FOR_ARM_TOOLS_ROOTFS`, config),
-/// else the one of the ARM rootfs's suite, created on first use with `--mode native`.
+/// else the one of the ARM rootfs's suite, created on first use (auto or `--mode native`).
 fn tools_rootfs(a: &Ask, mode: Mode) -> Step<Rootfs> {
     let flag = a
         .opts
@@ -264,19 +272,17 @@ fn default_tools(a: &Ask, mode: Mode) -> Step<PathBuf> {
         "cargo for-arm rootfs create {name} --suite {suite} --arch {host_deb} --include {}",
         native::TOOLS_PACKAGES
     );
-    if mode == Mode::Auto {
-        return emulate(format!(
-            "no tools rootfs for native builds ({name}); create it once, and builds compile at \
-             native speed: {create}  (or pass --mode native, which creates it)"
-        ));
-    }
     if !crate::qemu::may_fetch() {
-        return Err(Choice::Fail(anyhow::anyhow!(
-            "--mode native: no tools rootfs {name}, and CARGO_FOR_ARM_OFFLINE forbids creating it: {create}"
-        )));
+        let why = format!(
+            "no tools rootfs {name} for native builds, and CARGO_FOR_ARM_OFFLINE forbids creating it: {create}"
+        );
+        return match mode {
+            Mode::Auto => emulate(why),
+            _ => Err(Choice::Fail(anyhow::anyhow!("--mode native: {why}"))),
+        };
     }
-    ui::say(format_args!("creating the tools rootfs {name} (Debian {suite} {host_deb} with {}) for native builds; this takes a few minutes once", native::TOOLS_PACKAGES));
-    super::project::create_rootfs(&CreateOptions {
+    ui::say(format_args!("mode native: creating the tools rootfs {name} (Debian {suite} {host_deb} with {}) for native builds; this takes a few minutes once", native::TOOLS_PACKAGES));
+    let made = super::project::create_rootfs(&CreateOptions {
         name: name.clone(),
         suite: suite.clone(),
         arch: host_deb.into(),
@@ -290,6 +296,10 @@ fn default_tools(a: &Ask, mode: Mode) -> Step<PathBuf> {
         no_verify: false,
         no_snapshot: false,
     })
-    .context("creating the tools rootfs")?;
-    Ok(PathBuf::from(name))
+    .with_context(|| format!("creating the tools rootfs {name}"));
+    match (made, mode) {
+        (Ok(()), _) => Ok(PathBuf::from(name)),
+        (Err(e), Mode::Auto) => emulate(format!("{e:#} (retry with --mode native)")),
+        (Err(e), _) => Err(Choice::Fail(e)),
+    }
 }

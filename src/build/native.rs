@@ -260,6 +260,73 @@ pub fn multiarch_dir(rootfs: &Rootfs, target: &Target) -> Result<Option<PathBuf>
     Ok(Some(dir))
 }
 
+/// The C runtime a native link needs from the ARM rootfs (the sysroot): Debian packages
+/// missing, each with the file that tells. libc6-dev brings the crt files and `libc.so`,
+/// libgcc-N-dev `crtbeginS.o` and `libgcc_s.so` (which Rust's std links).
+pub fn missing_c_runtime(arm: &Rootfs, target: &Target) -> Vec<(String, String)> {
+    let mut missing = Vec::new();
+    let lib = format!("/usr/lib/{}", target.clang);
+    if let Some(f) = ["crt1.o", "crti.o", "libc.so"]
+        .iter()
+        .find(|f| !arm.exists(&format!("{lib}/{f}")))
+    {
+        missing.push(("libc6-dev".to_string(), format!("{lib}/{f}")));
+    }
+    let gcc = format!("/usr/lib/gcc/{}", target.clang);
+    let need = ["crtbeginS.o", "libgcc_s.so", "libgcc.a"];
+    let versions = std::fs::read_dir(arm.path().join(&gcc[1..]))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned());
+    let complete = versions
+        .into_iter()
+        .any(|n| need.iter().all(|f| arm.exists(&format!("{gcc}/{n}/{f}"))));
+    if !complete {
+        let package = match gcc_major(arm) {
+            Some(n) => format!("libgcc-{n}-dev"),
+            None => "libgcc-N-dev (N: the gcc of the rootfs's suite)".to_string(),
+        };
+        missing.push((package, format!("{gcc}/<N>/crtbeginS.o, libgcc_s.so")));
+    }
+    missing
+}
+
+/// The major version of the rootfs's gcc runtime: its `libgcc-s1` package ("12.2.0-14" → 12).
+fn gcc_major(arm: &Rootfs) -> Option<u32> {
+    let data = arm.read("/var/lib/dpkg/status").ok()?;
+    let text = String::from_utf8_lossy(&data);
+    let stanza = text
+        .split("\n\n")
+        .find(|s| s.lines().any(|l| l == "Package: libgcc-s1"))?;
+    let version = stanza.lines().find_map(|l| l.strip_prefix("Version: "))?;
+    version
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `Err` naming the packages the ARM rootfs lacks to serve as a sysroot, and the fix.
+pub fn check_c_runtime(arm: &Rootfs, target: &Target) -> Result<()> {
+    let missing = missing_c_runtime(arm, target);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = missing.iter().map(|(p, _)| p.as_str()).collect();
+    let files: Vec<&str> = missing.iter().map(|(_, f)| f.as_str()).collect();
+    bail!(
+        "the ARM rootfs {} lacks the C runtime a native link needs: {} (no {}). Install them in it \
+         (cargo for-arm rootfs shell NAME, then apt-get install {}), or create the rootfs with them \
+         (cargo for-arm rootfs create NAME … --include {}; a create with -dev packages adds them), or --mode emulate",
+        arm.path().display(),
+        names.join(", "),
+        files.join("; "),
+        names.join(" "),
+        names.join(",")
+    )
+}
+
 /// The name a tools rootfs for `suite` gets in the store.
 pub fn tools_name(suite: &str) -> String {
     let host = Arch::host();
@@ -307,8 +374,8 @@ pub fn rootfs_glibc(rootfs: &Rootfs) -> Option<(u32, u32)> {
 
 /// The runner is this very binary, started inside the tools rootfs: it needs that rootfs's
 /// glibc to be at least the one it was linked against. `Err` names the fix.
-pub fn check_runner_glibc(exe: &Path, tools: &Rootfs) -> Result<()> {
-    let need = crate::report::inspect(exe).and_then(|a| a.glibc_floor);
+pub fn check_runner_glibc(exe: &Path, tools: &Rootfs, home: &Path) -> Result<()> {
+    let need = own_glibc_floor(exe, home);
     let have = rootfs_glibc(tools);
     if let (Some(need), Some(have)) = (need, have) {
         if need > have {
@@ -326,6 +393,49 @@ pub fn check_runner_glibc(exe: &Path, tools: &Rootfs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The glibc floor of this binary (read in full: 10–120 MB), cached in the host-only cache
+/// (`<home>/host`, which no sandbox is given) keyed by the binary's path, size, mtime and
+/// inode: a no-op build does not read it again.
+pub fn own_glibc_floor(exe: &Path, home: &Path) -> Option<(u32, u32)> {
+    use sha2::Digest;
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(exe).ok()?;
+    let mut h = sha2::Sha256::new();
+    h.update(exe.as_os_str().as_encoded_bytes());
+    h.update(format!(
+        "\0{}\0{}\0{}\0{}",
+        m.len(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ino()
+    ));
+    let key = crate::rootfs::fetch::hex(&h.finalize()[..8]);
+    let cache = home.join("host").join(format!("glibc-floor-{key}.txt"));
+    if let Ok(text) = std::fs::read_to_string(&cache) {
+        let t = text.trim();
+        if t == "none" {
+            return None;
+        }
+        if let Some((a, b)) = t.split_once('.') {
+            if let (Ok(a), Ok(b)) = (a.parse(), b.parse()) {
+                return Some((a, b));
+            }
+        }
+    }
+    let floor = crate::report::inspect(exe).and_then(|a| a.glibc_floor);
+    let text = match floor {
+        Some((a, b)) => format!("{a}.{b}\n"),
+        None => "none\n".to_string(),
+    };
+    if std::fs::create_dir_all(cache.parent()?).is_ok() {
+        let tmp = cache.with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::write(&tmp, text).is_ok() {
+            let _ = std::fs::rename(&tmp, &cache);
+        }
+    }
+    floor
 }
 
 /// Everything native mode needs, checked.
@@ -397,16 +507,26 @@ pub fn prepare(job: &Job, s: &Setup) -> Result<Prepared> {
     write_wrappers(&s.target, &wrappers)?;
     b = b.bind(Bind::new(&wrappers, GUEST_TOOLCHAIN, Access::ReadOnly));
     let exe = std::fs::read_link("/proc/self/exe").context("finding cargo-for-arm itself")?;
-    check_runner_glibc(&exe, &s.tools)?;
+    check_runner_glibc(&exe, &s.tools, &job.home)?;
     b = b.bind(Bind::new(&exe, runner::GUEST_EXE, Access::ReadOnly));
     let run_dir = job.run_dir.0.join("runner");
-    let service = runner::Service::start(
-        &run_dir,
-        arm_template(job)?,
-        job.writable(),
-        job.timeout,
-        job.opts.retries,
-    )?;
+    // The service (and the ARM sandbox it starts programs in, with its qemu) is needed only
+    // by commands that run ARM programs through cargo's target runner; a build or check runs
+    // none (build scripts and proc macros are host code), so it starts none.
+    let service = match runs_arm_programs(&job.opts.subcommand) {
+        true => Some(runner::Service::start(
+            &run_dir,
+            arm_template(job)?,
+            job.writable(),
+            job.timeout,
+            job.opts.retries,
+        )?),
+        false => {
+            std::fs::create_dir_all(&run_dir)
+                .with_context(|| format!("creating {}", run_dir.display()))?;
+            None
+        }
+    };
     b = b.bind(Bind::new(&run_dir, runner::GUEST_DIR, Access::ReadWrite));
     for (k, v) in s.target.build_env(&runner::runner_command()) {
         b = b.env(k, v);
@@ -414,7 +534,7 @@ pub fn prepare(job: &Job, s: &Setup) -> Result<Prepared> {
     b = b.env(runner::SOCKET_ENV, format!("{}/sock", runner::GUEST_DIR));
     Ok(Prepared {
         builder: b,
-        service: Some(service),
+        service,
         artifacts: job.target_dir.join(triple),
         verb: "Native",
         banner: format!(
@@ -432,6 +552,15 @@ pub fn prepare(job: &Job, s: &Setup) -> Result<Prepared> {
             job.target_dir.display()
         ),
     })
+}
+
+/// Whether cargo's target runner can be called by this cargo command: not by those that only
+/// compile (or document: doc-tests are not run for a cross target).
+pub fn runs_arm_programs(subcommand: &str) -> bool {
+    !matches!(
+        subcommand,
+        "build" | "b" | "check" | "c" | "clippy" | "doc" | "d" | "rustc" | "fetch"
+    )
 }
 
 /// The sandbox the runner service starts ARM programs in: the ARM rootfs, with the project

@@ -39,8 +39,7 @@ impl Project {
             }
             None => cwd.clone(),
         };
-        let host_cargo = host_cargo().is_some();
-        let root = workspace_root(&start, host_cargo)?;
+        let (root, host_cargo) = workspace_root(&start)?;
         let cwd = match cwd.starts_with(&root) {
             true => cwd,
             false => start.clone(),
@@ -87,29 +86,30 @@ impl Project {
     }
 }
 
-fn host_cargo() -> Option<String> {
-    let out = Command::new("cargo").arg("--version").output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// The workspace root of the project around `cwd`.
-fn workspace_root(cwd: &Path, have_cargo: bool) -> Result<PathBuf> {
-    if have_cargo {
-        let out = Command::new("cargo")
-            .args(["locate-project", "--workspace", "--message-format", "plain"])
-            .current_dir(cwd)
-            .output()
-            .context("running cargo locate-project")?;
-        if out.status.success() {
-            let manifest = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+/// The workspace root of the project around `cwd`, and whether the host has a cargo: one
+/// `cargo locate-project` answers both when it succeeds (the common case: one cargo start).
+fn workspace_root(cwd: &Path) -> Result<(PathBuf, bool)> {
+    let out = Command::new("cargo")
+        .args(["locate-project", "--workspace", "--message-format", "plain"])
+        .current_dir(cwd)
+        .output();
+    let have_cargo = match &out {
+        Ok(o) if o.status.success() => {
+            let manifest = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
             if let Some(dir) = manifest.parent() {
-                return Ok(dir.to_path_buf());
+                return Ok((dir.to_path_buf(), true));
             }
+            true
         }
-    }
-    cwd.ancestors()
+        // It could not locate the project: is it a working cargo at all?
+        Ok(_) => Command::new("cargo")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        Err(_) => false,
+    };
+    let root = cwd
+        .ancestors()
         .find(|d| d.join("Cargo.toml").is_file())
         .map(Path::to_path_buf)
         .with_context(|| {
@@ -117,7 +117,8 @@ fn workspace_root(cwd: &Path, have_cargo: bool) -> Result<PathBuf> {
                 "no Cargo.toml in {} or any parent: run cargo for-arm in a Rust project",
                 cwd.display()
             )
-        })
+        })?;
+    Ok((root, have_cargo))
 }
 
 /// Nothing configured: the default Debian rootfs with cargo of the architecture asked,

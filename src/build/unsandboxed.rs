@@ -354,7 +354,7 @@ pub fn run(
         eprintln!("error: {e}");
     }
     if outcome.code == 0 {
-        super::execute::report_artifacts(&job, &job.target_dir.join(triple), started)?;
+        super::execute::finish(&job, &job.target_dir.join(triple), started)?;
     }
     let runs_arm = matches!(
         job.opts.subcommand.as_str(),

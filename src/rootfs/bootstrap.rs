@@ -324,7 +324,28 @@ fn roots(index: &Index, o: &CreateOptions) -> Result<Vec<String>> {
     };
     roots.extend(variant.iter().map(|p| p.to_string()));
     roots.extend(o.include.iter().cloned());
+    if o.include.iter().any(|p| p.ends_with("-dev")) {
+        roots.extend(c_runtime(index));
+    }
     Ok(roots)
+}
+
+/// A rootfs with `-dev` packages is for building, and a native build links against it as a
+/// sysroot: give it the C runtime a link needs (crt files, libc and libgcc_s for linking),
+/// `libc6-dev` and the suite's `libgcc-N-dev` (N: the major version of its `libgcc-s1`).
+pub fn c_runtime(index: &Index) -> Vec<String> {
+    let major = index
+        .pkgs
+        .get("libgcc-s1")
+        .and_then(|s| s.get("Version"))
+        .and_then(|v| v.split(|c: char| !c.is_ascii_digit()).next())
+        .map(str::to_string);
+    let gcc = major.map(|n| format!("libgcc-{n}-dev"));
+    ["libc6-dev".to_string()]
+        .into_iter()
+        .chain(gcc)
+        .filter(|p| index.pkgs.contains_key(p))
+        .collect()
 }
 
 /// The verified `.deb`s of a package set: the cache they are in, and each package's file.
@@ -785,5 +806,40 @@ mod tests {
         )
         .unwrap();
         assert!(!configured);
+    }
+
+    #[test]
+    fn dev_packages_bring_the_c_runtime_of_the_suite() {
+        let stanza = |name: &str, version: &str| {
+            crate::rootfs::debian::parse_stanza(&format!("Package: {name}\nVersion: {version}\n"))
+        };
+        let index = Index::new(vec![
+            stanza("libgcc-s1", "12.2.0-14"),
+            stanza("libgcc-12-dev", "12.2.0-14"),
+            stanza("libc6-dev", "2.36-9"),
+            stanza("libssl-dev", "3.0.11-1"),
+        ]);
+        let o = |include: &[&str]| CreateOptions {
+            name: "x".into(),
+            suite: "bookworm".into(),
+            arch: "armhf".into(),
+            include: include.iter().map(|p| p.to_string()).collect(),
+            variant: "minbase".into(),
+            mirror: None,
+            keyring: None,
+            no_verify: false,
+            no_snapshot: false,
+        };
+        assert_eq!(
+            roots(&index, &o(&["libssl-dev", "pkg-config"])).unwrap(),
+            [
+                "apt",
+                "libssl-dev",
+                "pkg-config",
+                "libc6-dev",
+                "libgcc-12-dev"
+            ]
+        );
+        assert_eq!(roots(&index, &o(&["curl"])).unwrap(), ["apt", "curl"]);
     }
 }
