@@ -77,6 +77,9 @@ pub struct Options {
     pub mode: Option<Mode>,
     pub tools_rootfs: Option<PathBuf>,
     pub native_rustc: Option<RustcSource>,
+    /// `--cache` and `--sccache` (resolved with the settings in `cache.rs`).
+    pub cache: Option<String>,
+    pub sccache: Option<PathBuf>,
     /// `-q` before or after the command (cargo gets the one after).
     pub quiet: bool,
     /// `--color` after the command, else before it.
@@ -270,6 +273,8 @@ fn options(sub: String, t: Tokens, global: &GlobalOpts, cwd: &Path) -> Result<Pa
         mode: b.mode.map(Mode::from),
         tools_rootfs: b.tools_rootfs,
         native_rustc: b.native_rustc.map(RustcSource::from),
+        cache: b.cache,
+        sccache: b.sccache,
         quiet: global.quiet || g.quiet,
         color: g.color.or(global.color).map(ColorChoice::from),
         manifest_path: c.manifest_path.map(|p| cwd.join(p)),
