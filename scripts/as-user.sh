@@ -5,7 +5,7 @@
 # tested as one.
 #
 # It installs what is missing (uidmap, mmdebstrap, gpgv, xz-utils, python3, bubblewrap, the
-# Debian archive keyring), creates the user (default cfa-test, or $CARGO_FOR_ARM_TEST_USER)
+# Debian archive keyring, redis-server, and sccache 0.19 with Redis under /opt), creates the user (default cfa-test, or $CARGO_FOR_ARM_TEST_USER)
 # with /etc/subuid and /etc/subgid ranges, and makes root's Rust toolchain reachable through
 # hard links under /opt/cargo-for-arm-ci/toolchain.
 set -euo pipefail
@@ -51,6 +51,23 @@ if ! cmp -s "$sysroot/bin/rustc" "$tc/bin/rustc" 2>/dev/null ||
     mv "$tc.new" "$tc"
 fi
 chmod 755 /opt/cargo-for-arm-ci
+
+# The shared compile cache's tests (tests/cache.rs): Debian's redis-server, and sccache with
+# its Redis backend. Debian 12's sccache (0.4.0~~pre6) is built without Redis, so a current
+# release is built once (minutes on 2 cores) and kept under /opt; `--features redis` alone
+# keeps the build small (the local disk backend is always there).
+command -v redis-server >/dev/null ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server >/dev/null
+sccache_version=0.19.0
+sc=/opt/cargo-for-arm-ci/sccache
+if [ "$("$sc/bin/sccache" --version 2>/dev/null)" != "sccache $sccache_version" ]; then
+    echo "as-user.sh: building sccache $sccache_version (once)"
+    rm -rf "$sc.new"
+    CARGO_TARGET_DIR=/opt/cargo-for-arm-ci/sccache-build cargo install sccache --version "$sccache_version" \
+        --locked --no-default-features --features redis --root "$sc.new" -q
+    rm -rf "$sc" /opt/cargo-for-arm-ci/sccache-build
+    mv "$sc.new" "$sc"
+fi
 
 # The tree, owned by the user (target/ is kept between runs for incremental builds).
 work=$home/cargo-for-arm

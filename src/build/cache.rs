@@ -515,7 +515,7 @@ pub fn finish(job: &Job) {
         return;
     }
     match read.then(|| parse_stats(&data)) {
-        Some(Ok(s)) => ui::status("Cache", &summary(&s, &backend)),
+        Some(Ok(s)) => ui::status("Cache", summary(&s, &backend)),
         _ => ui::warn("the sccache server left no statistics (did it stop early?)"),
     }
 }
