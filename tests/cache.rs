@@ -147,6 +147,7 @@ fn two_runners(env: &[(&str, &str)], backend: &str, sccache: &Path, base: &Path)
     );
     assert!(first.text.contains(backend), "{}", first.text);
     let second = runner(&project, env, "sccache", sccache);
+    eprintln!("first:  {}\nsecond: {}", first.text, second.text);
     assert!(
         second.rust.0 >= first.rust.1 && second.c.0 >= first.c.1 && second.misses == 0,
         "the second runner did not take the first one's objects:\nfirst:  {}\nsecond: {}",

@@ -73,6 +73,19 @@ impl std::fmt::Display for Backend {
     }
 }
 
+/// sccache settings of the host that reach the sandbox's sccache.
+const PASSED: [&str; 9] = [
+    "SCCACHE_CACHE_SIZE",
+    "SCCACHE_CACHE_ZSTD_LEVEL",
+    "SCCACHE_REDIS_DB",
+    "SCCACHE_REDIS_USERNAME",
+    "SCCACHE_REDIS_PASSWORD",
+    "SCCACHE_REDIS_KEY_PREFIX",
+    "SCCACHE_REDIS_EXPIRATION",
+    "SCCACHE_REDIS_TTL",
+    "SCCACHE_LOG",
+];
+
 /// Variables of sccache's remote backends this tool cannot forward safely.
 const UNSUPPORTED: [(&str, &str); 9] = [
     ("SCCACHE_BUCKET", "S3"),
@@ -347,9 +360,14 @@ impl Plan {
         let dir = self.dir.join("toolchain");
         super::native::write_wrappers(target, &dir)?;
         for (name, prog) in [("cc", "clang"), ("c++", "clang++")] {
+            // The cc crate runs `$RUSTC_WRAPPER cc …` itself when RUSTC_WRAPPER is sccache:
+            // then sccache's server runs this script, which must not go through sccache again.
+            let flags = format!("--target={} --sysroot={GUEST_SYSROOT}", target.clang);
             let text = format!(
-                "#!/bin/sh\n# cargo-for-arm: {prog} for {} through sccache\nexec {GUEST_SCCACHE} {prog} --target={} --sysroot={GUEST_SYSROOT} \"$@\"\n",
-                target.triple, target.clang
+                "#!/bin/sh\n# cargo-for-arm: {prog} for {t} through sccache\n\
+                 if [ \"$(cat /proc/$PPID/comm 2>/dev/null)\" = sccache ]; then exec {prog} {flags} \"$@\"; fi\n\
+                 exec {GUEST_SCCACHE} {prog} {flags} \"$@\"\n",
+                t = target.triple
             );
             write_exec(&dir.join(name), &text)?;
         }
@@ -389,11 +407,24 @@ impl Plan {
             true => "READ_ONLY",
             false => "READ_WRITE",
         };
+        // The backend's own settings the user gave the sccache way (a Redis password is
+        // then visible to build scripts too: docs/SECURITY.md).
+        for k in PASSED {
+            if let Some(v) = std::env::var(k).ok().filter(|v| !v.is_empty()) {
+                b = b.env(k, v);
+            }
+        }
         b = match &self.backend {
             Backend::Local(dir) => {
                 let access = match self.read_only {
                     true => Access::ReadOnly,
                     false => Access::ReadWrite,
+                };
+                // Read-only: bound so, and without sccache's preprocessor cache (it writes
+                // its own directory even when objects are only read).
+                let b = match self.read_only {
+                    true => b.env("SCCACHE_DIRECT", "false"),
+                    false => b,
                 };
                 b.bind(Bind::new(dir, GUEST_LOCAL, access))
                     .env("SCCACHE_DIR", GUEST_LOCAL)
