@@ -61,7 +61,7 @@ pub enum Backend {
     /// A directory of the host.
     Local(PathBuf),
     /// A Redis server's unix socket, and the URL's query (`?db=1` …).
-    RedisUnix { socket: PathBuf, query: String },
+    RedisUnix { socket: PathBuf, db: Option<u32> },
 }
 
 impl std::fmt::Display for Backend {
@@ -125,10 +125,17 @@ pub fn backend(var: impl Fn(&str) -> Option<String>, home: &Path) -> Result<Back
                  socket forwarder such as socat) and set {name}=unix:///path/redis.sock"
             );
         };
-        let (path, query) = match rest.split_once('?') {
-            Some((p, q)) => (p, format!("?{q}")),
-            None => (rest, String::new()),
-        };
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let path = path.strip_prefix("localhost").unwrap_or(path);
+        let mut db = None;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("db", n)) => {
+                    db = Some(n.parse().with_context(|| format!("{name}={url}: db={n}"))?)
+                }
+                _ => bail!("{name}={url}: only ?db=N is understood after the socket path"),
+            }
+        }
         let socket = PathBuf::from(path);
         if !socket.is_absolute() {
             bail!("{name}={url}: the socket path must be absolute");
@@ -141,7 +148,7 @@ pub fn backend(var: impl Fn(&str) -> Option<String>, home: &Path) -> Result<Back
                 socket.display()
             );
         }
-        return Ok(Backend::RedisUnix { socket, query });
+        return Ok(Backend::RedisUnix { socket, db });
     }
     let dir = match var("SCCACHE_DIR") {
         Some(d) => PathBuf::from(d),
@@ -430,13 +437,20 @@ impl Plan {
                     .env("SCCACHE_DIR", GUEST_LOCAL)
                     .env("SCCACHE_LOCAL_RW_MODE", rw)
             }
-            Backend::RedisUnix { socket, query } => b
-                .bind(Bind::new(socket, GUEST_REDIS, Access::ReadWrite))
-                .env(
-                    "SCCACHE_REDIS_ENDPOINT",
-                    format!("unix://{GUEST_REDIS}{query}"),
-                )
-                .env("SCCACHE_REDIS_RW_MODE", rw),
+            Backend::RedisUnix { socket, db } => {
+                // sccache parses the endpoint as a URI, which needs a host before the path.
+                let b = b
+                    .bind(Bind::new(socket, GUEST_REDIS, Access::ReadWrite))
+                    .env(
+                        "SCCACHE_REDIS_ENDPOINT",
+                        format!("unix://localhost{GUEST_REDIS}"),
+                    )
+                    .env("SCCACHE_REDIS_RW_MODE", rw);
+                match db {
+                    Some(n) => b.env("SCCACHE_REDIS_DB", n.to_string()),
+                    None => b,
+                }
+            }
         };
         Ok(b)
     }
@@ -623,7 +637,7 @@ mod tests {
             backend(ok, home).unwrap(),
             Backend::RedisUnix {
                 socket: sock.clone(),
-                query: "?db=2".into()
+                db: Some(2)
             }
         );
         std::fs::remove_dir_all(&dir).unwrap();
