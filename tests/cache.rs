@@ -85,10 +85,33 @@ fn summary(err: &str) -> Line {
     }
 }
 
+/// What a runner builds for, and with which rustc.
+struct For {
+    arm: (&'static str, &'static str),
+    triple: &'static str,
+    machine: u16,
+    answer: &'static str,
+    rustc: &'static str,
+}
+
+const ARMHF: For = For {
+    arm: ("bookworm", "armhf"),
+    triple: "armv7-unknown-linux-gnueabihf",
+    machine: 40,
+    answer: "answer 46",
+    rustc: "rootfs",
+};
+
 /// One runner: a fresh home, the project re-created at `project`, a cached release build,
 /// then the binary run under emulation.
 fn runner(project: &Path, env: &[(&str, &str)], cache: &str, sccache: &Path) -> Line {
-    let (arm, tools) = rootfs_dirs("bookworm", "armhf");
+    runner_for(&ARMHF, project, env, cache, sccache)
+}
+
+fn runner_for(f: &For, project: &Path, env: &[(&str, &str)], cache: &str, sccache: &Path) -> Line {
+    let arm = rootfs_dirs(f.arm.0, f.arm.1).0;
+    // The bookworm tools rootfs serves both (its clang has every target; rustc may be rustup's).
+    let tools = rootfs_dirs("bookworm", "armhf").1;
     let _ = std::fs::remove_dir_all(project);
     std::fs::create_dir(project).unwrap();
     copy_example("native-sample", project);
@@ -96,7 +119,7 @@ fn runner(project: &Path, env: &[(&str, &str)], cache: &str, sccache: &Path) -> 
     let cfa = |args: &[&str]| -> Output {
         let mut t = Tool::new(project)
             .home(home.path())
-            .env("CARGO_FOR_ARM_NATIVE_RUSTC", "rootfs")
+            .env("CARGO_FOR_ARM_NATIVE_RUSTC", f.rustc)
             .args(args);
         for (k, v) in env {
             t = t.env(k, v);
@@ -121,15 +144,17 @@ fn runner(project: &Path, env: &[(&str, &str)], cache: &str, sccache: &Path) -> 
     ]);
     let err = stderr(&o);
     assert!(o.status.success(), "cached native build failed:\n{err}");
-    let bin = project
-        .join("target/for-arm/native-armhf/armv7-unknown-linux-gnueabihf/release/native-sample");
-    assert_eq!(elf_machine(&bin), 40, "{}", bin.display());
+    let bin = project.join(format!(
+        "target/for-arm/native-{}/{}/release/native-sample",
+        f.arm.1, f.triple
+    ));
+    assert_eq!(elf_machine(&bin), f.machine, "{}", bin.display());
     let bin_s = bin.to_string_lossy().into_owned();
     let o = cfa(&["-q", "run", "--rootfs", &arm_s, "--", &bin_s]);
     let out = stdout(&o);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        out.contains("answer 46") && out.contains("crc32(hello) 3610a686"),
+        out.contains(f.answer) && out.contains("crc32(hello) 3610a686"),
         "{out}"
     );
     summary(&err)
@@ -306,4 +331,61 @@ fn a_tcp_redis_and_object_stores_are_refused_with_the_fix() {
         !o.status.success() && err.contains("native mode only"),
         "{err}"
     );
+}
+
+/// Correct keys: one cache, the same crate, two sysroots (Debian 12 armhf, Debian 13 arm64) and
+/// one compiler (the machine's rustup toolchain, so the compiler is not what separates them).
+/// Host crates (build dependencies) may be shared, as they are the same; the target's crates
+/// and the C object must not be: the second build compiles them again, and its binary is an
+/// arm64 one that runs (an armhf rlib would not even link).
+#[test]
+fn two_sysroots_never_share_target_objects() {
+    let Some(sccache) = need("sccache", sccache()) else {
+        return;
+    };
+    let out = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .unwrap();
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    for t in ["armv7-unknown-linux-gnueabihf", "aarch64-unknown-linux-gnu"] {
+        if !sysroot.join("lib/rustlib").join(t).join("lib").is_dir() {
+            // Not a core test: the targets come from static.rust-lang.org (as in tests/native.rs).
+            eprintln!(
+                "SKIP: the toolchain {} has no {t} standard library (rustup target add {t})",
+                sysroot.display()
+            );
+            return;
+        }
+    }
+    let _turn = take_turn("native-cache");
+    let base = TempDir::new("cache-keys");
+    let dir = base.path().join("sccache");
+    let dir_s = dir.to_string_lossy().into_owned();
+    let env = [("SCCACHE_DIR", dir_s.as_str())];
+    let project = base.path().join("project");
+    let armhf = For {
+        rustc: "rustup",
+        ..ARMHF
+    };
+    let arm64 = For {
+        arm: ("trixie", "arm64"),
+        triple: "aarch64-unknown-linux-gnu",
+        machine: 183,
+        answer: "answer 50",
+        rustc: "rustup",
+    };
+    let first = runner_for(&armhf, &project, &env, "sccache", &sccache);
+    let second = runner_for(&arm64, &project, &env, "sccache", &sccache);
+    eprintln!("armhf: {}\narm64: {}", first.text, second.text);
+    assert!(first.c.1 == 1 && first.rust.1 > 0, "{}", first.text);
+    assert!(
+        second.c == (0, 1) && second.rust.1 >= 1 && second.rust.0 < first.rust.1,
+        "the arm64 build took objects of the armhf one:\narmhf: {}\narm64: {}",
+        first.text,
+        second.text
+    );
+    // The same again for armhf: everything from the cache (the arm64 build overwrote nothing).
+    let third = runner_for(&armhf, &project, &env, "sccache", &sccache);
+    assert!(third.misses == 0 && third.c.0 == 1, "{}", third.text);
 }
