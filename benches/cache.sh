@@ -17,8 +17,12 @@ if [ "$(id -u)" = 0 ]; then
     exec bash "$repo/scripts/as-user.sh" benches/cache.sh "$@"
 fi
 cd "$repo"
-cargo build --release -q
-tool=$repo/target/release/cargo-for-arm
+# CARGO_FOR_ARM_BENCH_TOOL: an already built cargo-for-arm (its own speed is not what is measured).
+tool=${CARGO_FOR_ARM_BENCH_TOOL:-}
+if [ -z "$tool" ]; then
+    cargo build --release -q
+    tool=$repo/target/release/cargo-for-arm
+fi
 sccache=${CARGO_FOR_ARM_SCCACHE:-/opt/cargo-for-arm-ci/sccache/bin/sccache}
 [ -x "$sccache" ] || { echo "no sccache at $sccache (scripts/as-user.sh builds it)" >&2; exit 1; }
 qemu=$(sh tests/support/fixtures.sh qemu)
