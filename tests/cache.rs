@@ -389,3 +389,52 @@ fn two_sysroots_never_share_target_objects() {
     let third = runner_for(&armhf, &project, &env, "sccache", &sccache);
     assert!(third.misses == 0 && third.c.0 == 1, "{}", third.text);
 }
+
+/// A user's `RUSTC_WRAPPER=sccache` asks for the cache (that sccache, in the sandbox), and
+/// `--cache none` overrules it.
+#[test]
+fn a_users_rustc_wrapper_sccache_is_honoured() {
+    let Some(sccache) = need("sccache", sccache()) else {
+        return;
+    };
+    let _turn = take_turn("native-cache");
+    let base = TempDir::new("cache-wrapper");
+    let dir = base.path().join("sccache");
+    let dir_s = dir.to_string_lossy().into_owned();
+    let wrapper = sccache.to_string_lossy().into_owned();
+    let env = [
+        ("SCCACHE_DIR", dir_s.as_str()),
+        ("RUSTC_WRAPPER", wrapper.as_str()),
+    ];
+    let project = base.path().join("project");
+    let (arm, tools) = rootfs_dirs("bookworm", "armhf");
+    for (cache, cached) in [(None, true), (Some("none"), false)] {
+        let _ = std::fs::remove_dir_all(&project);
+        std::fs::create_dir(&project).unwrap();
+        copy_example("native-sample", &project);
+        let mut t = Tool::new(&project)
+            .env("CARGO_FOR_ARM_NATIVE_RUSTC", "rootfs")
+            .args(["build", "--release", "--mode", "native", "--rootfs"])
+            .arg(&arm)
+            .arg("--tools-rootfs")
+            .arg(&tools);
+        if let Some(c) = cache {
+            t = t.args(["--cache", c]);
+        }
+        for (k, v) in env {
+            t = t.env(k, v);
+        }
+        let o = t.output();
+        let err = stderr(&o);
+        assert!(o.status.success(), "{err}");
+        assert_eq!(
+            err.contains("sccache: "),
+            cached,
+            "--cache {cache:?}:\n{err}"
+        );
+    }
+    assert!(
+        dir.is_dir(),
+        "RUSTC_WRAPPER's sccache did not use SCCACHE_DIR"
+    );
+}
