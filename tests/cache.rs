@@ -438,3 +438,61 @@ fn a_users_rustc_wrapper_sccache_is_honoured() {
         "RUSTC_WRAPPER's sccache did not use SCCACHE_DIR"
     );
 }
+
+/// One build at a time on a local cache directory: a build finding `<dir>.lock` held says it
+/// waits, and goes on once the lock is released.
+#[test]
+fn a_local_cache_in_use_makes_the_next_build_wait() {
+    use std::io::{BufRead, BufReader};
+    use std::os::fd::AsRawFd;
+    let Some(sccache) = need("sccache", sccache()) else {
+        return;
+    };
+    let _turn = take_turn("native-cache");
+    let base = TempDir::new("cache-lock");
+    let dir = base.path().join("sccache");
+    std::fs::create_dir(&dir).unwrap();
+    let lock = std::fs::File::create(base.path().join("sccache.lock")).unwrap();
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let project = base.path().join("project");
+    std::fs::create_dir(&project).unwrap();
+    copy_example("native-sample", &project);
+    let (arm, tools) = rootfs_dirs("bookworm", "armhf");
+    let mut run = Tool::new(&project)
+        .env("CARGO_FOR_ARM_NATIVE_RUSTC", "rootfs")
+        .env("SCCACHE_DIR", &dir)
+        .args([
+            "build",
+            "--release",
+            "--mode",
+            "native",
+            "--cache",
+            "sccache",
+            "--sccache",
+        ])
+        .arg(&sccache)
+        .arg("--rootfs")
+        .arg(&arm)
+        .arg("--tools-rootfs")
+        .arg(&tools)
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut err = BufReader::new(run.child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "the build ended without waiting for the lock:\n{seen}"
+        );
+        seen.push_str(&line);
+        if line.contains("waiting for another build") {
+            break;
+        }
+    }
+    drop(lock);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let st = run.child.wait().unwrap();
+    assert!(st.success() && rest.contains("sccache: "), "{seen}{rest}");
+}
