@@ -464,6 +464,8 @@ fn cargo_wrapper(cargo: &str) -> String {
 # cargo-for-arm: cargo with this build's sccache server
 if [ -n "${UP_ENV}" ]; then exec {cargo} "$@"; fi
 export {UP_ENV}=1
+# A retried build (after a hang) finds the last attempt's socket and statistics.
+rm -f {GUEST_OUT}/server.sock {GUEST_OUT}/stats.json
 if ! {GUEST_SCCACHE} --start-server >{GUEST_OUT}/start.log 2>&1; then
     echo "error: cargo-for-arm: the sccache server did not start in the build sandbox:" >&2
     cat {GUEST_OUT}/start.log {GUEST_OUT}/server.log >&2 2>/dev/null
