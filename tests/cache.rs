@@ -285,6 +285,30 @@ fn two_runners_share_a_redis_cache_on_a_unix_socket() {
         &sccache,
         base.path(),
     );
+    // Read-only use of an empty database (db 1): misses, and nothing written to it.
+    let db1 = format!("{url}?db=1");
+    let line = runner(
+        &base.path().join("project"),
+        &[("SCCACHE_REDIS", &db1)],
+        "sccache:ro",
+        &sccache,
+    );
+    assert!(line.rust.0 == 0 && line.rust.1 > 0, "{}", line.text);
+    let size = |db: &str| {
+        let o = Command::new("redis-cli")
+            .arg("-s")
+            .arg(&redis.socket)
+            .args(["-n", db, "dbsize"])
+            .output()
+            .expect("running redis-cli");
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o).trim().parse::<u64>().unwrap()
+    };
+    assert!(
+        size("0") > 0,
+        "the read-write runners stored nothing in db 0"
+    );
+    assert_eq!(size("1"), 0, "a read-only build wrote to Redis");
     drop(redis);
 }
 
