@@ -646,6 +646,26 @@ mod tests {
     }
 
     #[test]
+    fn an_sccache_newer_than_the_tools_rootfs_glibc_is_refused() {
+        let dir = std::env::temp_dir().join(format!("cfa-cache-glibc-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("var/lib/dpkg")).unwrap();
+        let status = |v: &str| {
+            std::fs::write(
+                dir.join("var/lib/dpkg/status"),
+                format!("Package: libc6\nStatus: install ok installed\nVersion: {v}\n"),
+            )
+            .unwrap();
+            crate::rootfs::Rootfs::open(&dir).unwrap()
+        };
+        // This test binary stands for sccache: dynamically linked against the host's glibc.
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        let e = check_glibc(&exe, &status("2.1-1")).unwrap_err().to_string();
+        assert!(e.contains("needs glibc") && e.contains("has 2.1"), "{e}");
+        check_glibc(&exe, &status("99.0-1")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn stats_are_numbers_only() {
         let json = br#"{"stats":{"compile_requests":9,"cache_hits":{"counts":{"Rust":5,"C/C++":1},"adv_counts":{}},
             "cache_misses":{"counts":{"Rust":2},"adv_counts":{}}},"cache_location":"evil\u001b[2J"}"#;
