@@ -6,7 +6,8 @@
 #
 # It installs what is missing (uidmap, mmdebstrap, gpgv, gpg (the apt-repository tests sign with it), xz-utils, python3, bubblewrap, the
 # Debian archive keyring; clang, lld, llvm and pkg-config for builds without a sandbox,
-# isolation rung 3), creates the user (default cfa-test, or $CARGO_FOR_ARM_TEST_USER)
+# isolation rung 3), redis-server, and sccache 0.19 with Redis under /opt (tests/cache.rs),
+# creates the user (default cfa-test, or $CARGO_FOR_ARM_TEST_USER)
 # with /etc/subuid and /etc/subgid ranges, and makes root's Rust toolchain reachable through
 # hard links under /opt/cargo-for-arm-ci/toolchain.
 set -euo pipefail
@@ -54,6 +55,29 @@ if ! cmp -s "$sysroot/bin/rustc" "$tc/bin/rustc" 2>/dev/null ||
 fi
 chmod 755 /opt/cargo-for-arm-ci
 
+# What only the tests need (not the demo): the compile cache's programs, below.
+tests_only() {
+    # The shared compile cache's tests (tests/cache.rs): Debian's redis-server, and sccache with
+    # its Redis backend. Debian 12's sccache (0.4.0~~pre6) is built without Redis, so a current
+    # release is built once (minutes on 2 cores) and kept under /opt; `--features redis` alone
+    # keeps the build small (the local disk backend is always there).
+    command -v redis-server >/dev/null ||
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server >/dev/null
+    sccache_version=0.19.0
+    sc=/opt/cargo-for-arm-ci/sccache
+    if [ "$("$sc/bin/sccache" --version 2>/dev/null)" != "sccache $sccache_version" ]; then
+        echo "as-user.sh: building sccache $sccache_version (once)"
+        rm -rf "$sc.new"
+        CARGO_TARGET_DIR=/opt/cargo-for-arm-ci/sccache-build cargo install sccache --version "$sccache_version" \
+            --locked --no-default-features --features redis --root "$sc.new" -q
+        rm -rf "$sc" /opt/cargo-for-arm-ci/sccache-build
+        mv "$sc.new" "$sc"
+    fi
+}
+if [ "$script" = scripts/test.sh ]; then
+    tests_only
+fi
+
 # The tree, owned by the user (target/ is kept between runs for incremental builds).
 work=$home/cargo-for-arm
 mkdir -p "$work"
@@ -69,13 +93,15 @@ chown -R "$user:" "$work"
 # Rung 1 of tests/binfmt.rs: a host binfmt_misc registration of the tests' own name
 # (cargo-for-arm-test-arm, never an administrator's qemu-arm) of the fixtures' static qemu,
 # root-owned under /opt, removed again when the tests end.
-trap 'sh "$repo/scripts/binfmt-test-entry.sh" remove' EXIT
-trap 'exit 130' INT TERM
-if qdir=$(CARGO_FOR_ARM_TEST_CACHE=/opt/cargo-for-arm-ci/fixtures sh "$repo/tests/support/fixtures.sh" qemu); then
-    sh "$repo/scripts/binfmt-test-entry.sh" add "$qdir/qemu-arm" ||
-        echo "as-user.sh: no host binfmt_misc registration for the tests; tests/binfmt.rs's rung-1 test fails in CI" >&2
-else
-    echo "as-user.sh: no static qemu for the host binfmt_misc registration; tests/binfmt.rs's rung-1 test fails in CI" >&2
+if [ "$script" = scripts/test.sh ]; then
+    trap 'sh "$repo/scripts/binfmt-test-entry.sh" remove' EXIT
+    trap 'exit 130' INT TERM
+    if qdir=$(CARGO_FOR_ARM_TEST_CACHE=/opt/cargo-for-arm-ci/fixtures sh "$repo/tests/support/fixtures.sh" qemu); then
+        sh "$repo/scripts/binfmt-test-entry.sh" add "$qdir/qemu-arm" ||
+            echo "as-user.sh: no host binfmt_misc registration for the tests; tests/binfmt.rs's rung-1 test fails in CI" >&2
+    else
+        echo "as-user.sh: no static qemu for the host binfmt_misc registration; tests/binfmt.rs's rung-1 test fails in CI" >&2
+    fi
 fi
 
 status=0

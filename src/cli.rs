@@ -129,6 +129,15 @@ pub struct BuildOpts {
     /// rootfs's, or auto
     #[arg(long, value_enum)]
     pub native_rustc: Option<NativeRustc>,
+    /// Native mode's shared compile cache: sccache (read-write), sccache:ro (read-only), or
+    /// none [default: CARGO_FOR_ARM_CACHE, `cache` of the project or your config, sccache when
+    /// RUSTC_WRAPPER names it, else none]
+    #[arg(long, value_name = "sccache|sccache:ro|none")]
+    pub cache: Option<String>,
+    /// The sccache program bound into the build sandbox [default: RUSTC_WRAPPER when it is
+    /// sccache, else sccache on PATH]
+    #[arg(long, value_name = "PATH")]
+    pub sccache: Option<PathBuf>,
     /// sandbox: a rootless sandbox (an error where the kernel refuses one); none: no sandbox,
     /// native builds only, reduced isolation (no_new_privs, seccomp, Landlock); auto: the
     /// best that works here, said once when it is not the full sandbox [default:

@@ -76,7 +76,7 @@ pub const PACKAGES: Key = Key {
 };
 
 /// Keys a project's `for-arm` metadata may set.
-const PROJECT_KEYS: [&str; 7] = [
+const PROJECT_KEYS: [&str; 8] = [
     "rootfs",
     "target",
     "arch",
@@ -84,10 +84,11 @@ const PROJECT_KEYS: [&str; 7] = [
     "packages",
     "env",
     "hang-timeout",
+    "cache",
 ];
 /// Keys only the user sets (flag, environment, user config): they could lower security or
 /// choose what runs on the host.
-const USER_KEYS: [&str; 11] = [
+const USER_KEYS: [&str; 12] = [
     "tools-rootfs",
     "native-rustc",
     "mirror",
@@ -99,11 +100,26 @@ const USER_KEYS: [&str; 11] = [
     "rootfs-rw",
     "qemu",
     "isolation",
+    "sccache",
 ];
 pub const NATIVE_RUSTC: Key = Key {
     flag: "--native-rustc",
     env: "CARGO_FOR_ARM_NATIVE_RUSTC",
     name: "native-rustc",
+    scope: Scope::User,
+};
+/// Native mode's shared compile cache (`sccache`, `sccache:ro`, `none`).
+pub const CACHE: Key = Key {
+    flag: "--cache",
+    env: "CARGO_FOR_ARM_CACHE",
+    name: "cache",
+    scope: Scope::Project,
+};
+/// The sccache program: it runs in the build sandbox, but the user chooses it.
+pub const SCCACHE: Key = Key {
+    flag: "--sccache",
+    env: "CARGO_FOR_ARM_SCCACHE",
+    name: "sccache",
     scope: Scope::User,
 };
 /// `URL`, or per architecture `ARCH=URL,…` (also a `[mirror]` table in the config file):

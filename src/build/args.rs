@@ -77,6 +77,9 @@ pub struct Options {
     pub mode: Option<Mode>,
     pub tools_rootfs: Option<PathBuf>,
     pub native_rustc: Option<RustcSource>,
+    /// `--cache` and `--sccache` (resolved with the settings in `cache.rs`).
+    pub cache: Option<String>,
+    pub sccache: Option<PathBuf>,
     /// `--isolation`; `None` means `CARGO_FOR_ARM_ISOLATION`, the user's config, else auto.
     pub isolation: Option<crate::isolation::Isolation>,
     /// `-q` before or after the command (cargo gets the one after).
@@ -272,6 +275,8 @@ fn options(sub: String, t: Tokens, global: &GlobalOpts, cwd: &Path) -> Result<Pa
         mode: b.mode.map(Mode::from),
         tools_rootfs: b.tools_rootfs,
         native_rustc: b.native_rustc.map(RustcSource::from),
+        cache: b.cache,
+        sccache: b.sccache,
         isolation: b.isolation.map(|i| match i {
             cli::IsolationArg::Auto => crate::isolation::Isolation::Auto,
             cli::IsolationArg::Sandbox => crate::isolation::Isolation::Sandbox,

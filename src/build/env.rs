@@ -39,7 +39,11 @@ pub fn owned(name: &str) -> bool {
     ];
     let target_owned = name.starts_with("CARGO_TARGET_")
         && (name.ends_with("_LINKER") || name.ends_with("_RUNNER"));
-    EXACT.contains(&name) || name.starts_with("CARGO_BUILD_RUSTC") || target_owned
+    // sccache in the sandbox is configured by the tool, from the host's SCCACHE_* (cache.rs).
+    EXACT.contains(&name)
+        || name.starts_with("CARGO_BUILD_RUSTC")
+        || name.starts_with("SCCACHE_")
+        || target_owned
 }
 
 /// The host's variables that pass, in a stable order.
@@ -58,7 +62,7 @@ pub fn parse_assignment(kv: &str, origin: &str) -> Result<(String, String)> {
         bail!("{origin}: {kv:?} contains NUL");
     }
     if owned(k) {
-        bail!("{origin}: {k} is set by cargo-for-arm itself and cannot be given (it chooses the cargo home, target dir, target, compiler, linker and runner)");
+        bail!("{origin}: {k} is set by cargo-for-arm itself and cannot be given (it chooses the cargo home, target dir, target, compiler, linker, runner and the compile cache's sccache settings)");
     }
     Ok((k.to_string(), v.to_string()))
 }
@@ -126,5 +130,8 @@ mod tests {
         assert!(parse_assignment("=x", "--env").is_err());
         let e = parse_assignment("RUSTC_WRAPPER=/x", "env in Cargo.toml").unwrap_err();
         assert!(e.to_string().contains("set by cargo-for-arm"), "{e}");
+        // A project cannot reconfigure the cache's sccache (read-only use, backend).
+        let e = parse_assignment("SCCACHE_LOCAL_RW_MODE=READ_WRITE", "env in Cargo.toml");
+        assert!(e.unwrap_err().to_string().contains("set by cargo-for-arm"));
     }
 }

@@ -35,6 +35,7 @@ pub fn execute(job: &Job, p: Prepared) -> Result<i32> {
     };
     let outcome = supervise::run(&spec, how)?;
     drop(p.service);
+    super::cache::finish(job);
     if let Some(e) = &outcome.error {
         eprintln!("error: {e}");
     }

@@ -6,6 +6,7 @@
 //! cargo-for-arm does not own goes to cargo untouched.
 
 pub mod args;
+pub mod cache;
 pub mod deps;
 pub mod emulated;
 pub mod env;
@@ -79,6 +80,9 @@ pub fn run(args: &[String], global: &crate::cli::GlobalOpts) -> Result<i32> {
         desc: &desc,
         quiet,
     })?;
+    if setup.is_none() {
+        cache::refuse_emulated(opts.cache.as_deref(), &project.settings, quiet)?;
+    }
     let job = Job::new(opts, project, rootfs, (arch, desc), setup.is_some(), quiet)?;
     let mut prepared = match &setup {
         Some(s) => native::prepare(&job, s)?,

@@ -503,9 +503,19 @@ pub fn prepare(job: &Job, s: &Setup) -> Result<Prepared> {
         let guest = format!("/usr/lib/{}", s.target.clang);
         b = b.bind(Bind::new(dir, guest, Access::ReadOnly));
     }
-    let wrappers = job.home.join("toolchain").join(triple);
-    write_wrappers(&s.target, &wrappers)?;
+    let cache = super::cache::plan(job, &s.tools)?;
+    let wrappers = match &cache {
+        Some(c) => c.wrappers(&s.target)?,
+        None => {
+            let dir = job.home.join("toolchain").join(triple);
+            write_wrappers(&s.target, &dir)?;
+            dir
+        }
+    };
     b = b.bind(Bind::new(&wrappers, GUEST_TOOLCHAIN, Access::ReadOnly));
+    if let Some(c) = &cache {
+        b = c.apply(b, s.rustup.is_some())?;
+    }
     let exe = std::fs::read_link("/proc/self/exe").context("finding cargo-for-arm itself")?;
     check_runner_glibc(&exe, &s.tools, &job.home)?;
     b = b.bind(Bind::new(&exe, runner::GUEST_EXE, Access::ReadOnly));

@@ -1,0 +1,522 @@
+//! The shared compile cache (`--cache sccache`, issue 16), end to end as an unprivileged
+//! user: two "runners" (two cargo-for-arm homes, the same project path, the project removed
+//! and re-created between them, as CI runners have) build examples/native-sample (a registry
+//! dependency, build dependencies, C through the `cc` crate) natively for armhf; the second
+//! takes the crates and the C object from the cache. Once with the local disk backend (a
+//! cache directory both runners get, as a CI cache restores it), once with a real Redis
+//! server on a unix socket, started and stopped by the test.
+//!
+//! sccache comes from scripts/as-user.sh (`/opt/cargo-for-arm-ci/sccache/bin/sccache`, built
+//! with its Redis backend) or `CARGO_FOR_ARM_TEST_SCCACHE`; redis-server from Debian.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use common::*;
+
+fn sccache() -> Option<PathBuf> {
+    let p = std::env::var_os("CARGO_FOR_ARM_TEST_SCCACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/cargo-for-arm-ci/sccache/bin/sccache"));
+    p.is_file().then_some(p)
+}
+
+/// `None` (and a printed reason) when the test cannot run here; never in CI.
+fn need(what: &str, found: Option<PathBuf>) -> Option<PathBuf> {
+    if found.is_none() {
+        assert!(
+            !in_ci(),
+            "{what} is missing in CI: scripts/as-user.sh installs it"
+        );
+        eprintln!("skipped: {what} is not installed (scripts/as-user.sh installs it)");
+    }
+    found
+}
+
+/// The ARM and tools rootfs of the kept native store, by directory: each runner has a home
+/// of its own.
+fn rootfs_dirs(suite: &str, arch: &str) -> (PathBuf, PathBuf) {
+    let (store, tools, arm) = native_fixtures(suite, arch);
+    (
+        store.join("rootfs").join(arm).join("root"),
+        store.join("rootfs").join(tools).join("root"),
+    )
+}
+
+/// Hits and misses by language, from the tool's summary line.
+#[derive(Debug, Default)]
+struct Line {
+    rust: (u64, u64),
+    c: (u64, u64),
+    misses: u64,
+    text: String,
+}
+
+fn summary(err: &str) -> Line {
+    let text = err
+        .lines()
+        .find(|l| l.contains("sccache: ") && l.contains(" hits, "))
+        .unwrap_or_else(|| panic!("no sccache summary line in:\n{err}"))
+        .to_string();
+    let num = |s: &str| s.trim().parse::<u64>().unwrap();
+    let after = text.split("sccache: ").nth(1).unwrap();
+    let misses = num(after
+        .split(" hits, ")
+        .nth(1)
+        .unwrap()
+        .split(" misses")
+        .next()
+        .unwrap());
+    let lang = |name: &str| -> (u64, u64) {
+        let Some(rest) = text.split(&format!("{name} ")).nth(1) else {
+            return (0, 0);
+        };
+        let pair = rest.split([',', ';']).next().unwrap();
+        let (h, m) = pair.split_once('/').unwrap();
+        (num(h), num(m))
+    };
+    Line {
+        rust: lang("Rust"),
+        c: lang("C/C++"),
+        misses,
+        text,
+    }
+}
+
+/// What a runner builds for, and with which rustc.
+struct For {
+    arm: (&'static str, &'static str),
+    triple: &'static str,
+    machine: u16,
+    answer: &'static str,
+    rustc: &'static str,
+}
+
+const ARMHF: For = For {
+    arm: ("bookworm", "armhf"),
+    triple: "armv7-unknown-linux-gnueabihf",
+    machine: 40,
+    answer: "answer 46",
+    rustc: "rootfs",
+};
+
+/// One runner: a fresh home, the project re-created at `project`, a cached release build,
+/// then the binary run under emulation.
+fn runner(project: &Path, env: &[(&str, &str)], cache: &str, sccache: &Path) -> Line {
+    runner_for(&ARMHF, project, env, cache, sccache)
+}
+
+fn runner_for(f: &For, project: &Path, env: &[(&str, &str)], cache: &str, sccache: &Path) -> Line {
+    let arm = rootfs_dirs(f.arm.0, f.arm.1).0;
+    // The bookworm tools rootfs serves both (its clang has every target; rustc may be rustup's).
+    let tools = rootfs_dirs("bookworm", "armhf").1;
+    let _ = std::fs::remove_dir_all(project);
+    std::fs::create_dir(project).unwrap();
+    copy_example("native-sample", project);
+    let home = TempDir::new("cache-home");
+    let cfa = |args: &[&str]| -> Output {
+        let mut t = Tool::new(project)
+            .home(home.path())
+            .env("CARGO_FOR_ARM_NATIVE_RUSTC", f.rustc)
+            .args(args);
+        for (k, v) in env {
+            t = t.env(k, v);
+        }
+        t.output()
+    };
+    let (arm_s, tools_s) = (arm.to_string_lossy(), tools.to_string_lossy());
+    let sccache_s = sccache.to_string_lossy();
+    let o = cfa(&[
+        "build",
+        "--release",
+        "--mode",
+        "native",
+        "--rootfs",
+        &arm_s,
+        "--tools-rootfs",
+        &tools_s,
+        "--cache",
+        cache,
+        "--sccache",
+        &sccache_s,
+    ]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "cached native build failed:\n{err}");
+    let bin = project.join(format!(
+        "target/for-arm/native-{}/{}/release/native-sample",
+        f.arm.1, f.triple
+    ));
+    assert_eq!(elf_machine(&bin), f.machine, "{}", bin.display());
+    let bin_s = bin.to_string_lossy().into_owned();
+    let o = cfa(&["-q", "run", "--rootfs", &arm_s, "--", &bin_s]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        out.contains(f.answer) && out.contains("crc32(hello) 3610a686"),
+        "{out}"
+    );
+    summary(&err)
+}
+
+/// The first runner fills the cache (Rust and C misses), the second takes everything the
+/// first compiled from it.
+fn two_runners(env: &[(&str, &str)], backend: &str, sccache: &Path, base: &Path) {
+    let project = base.join("project");
+    let first = runner(&project, env, "sccache", sccache);
+    assert!(
+        first.rust.1 > 0 && first.c.1 > 0,
+        "the first runner compiled nothing through sccache: {}",
+        first.text
+    );
+    assert!(first.text.contains(backend), "{}", first.text);
+    let second = runner(&project, env, "sccache", sccache);
+    eprintln!("first:  {}\nsecond: {}", first.text, second.text);
+    assert!(
+        second.rust.0 >= first.rust.1 && second.c.0 >= first.c.1 && second.misses == 0,
+        "the second runner did not take the first one's objects:\nfirst:  {}\nsecond: {}",
+        first.text,
+        second.text
+    );
+}
+
+#[test]
+fn two_runners_share_the_local_disk_cache() {
+    let Some(sccache) = need("sccache", sccache()) else {
+        return;
+    };
+    let _turn = take_turn("native-cache");
+    let base = TempDir::new("cache-local");
+    let dir = base.path().join("sccache");
+    let dir_s = dir.to_string_lossy().into_owned();
+    two_runners(
+        &[("SCCACHE_DIR", &dir_s)],
+        "local disk",
+        &sccache,
+        base.path(),
+    );
+
+    // Read-only use: a fresh cache directory stays empty, the build still succeeds.
+    let empty = base.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let empty_s = empty.to_string_lossy().into_owned();
+    let line = runner(
+        &base.path().join("project"),
+        &[("SCCACHE_DIR", &empty_s)],
+        "sccache:ro",
+        &sccache,
+    );
+    assert!(line.rust.0 == 0 && line.rust.1 > 0, "{}", line.text);
+    let left: Vec<_> = std::fs::read_dir(&empty)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "a read-only build wrote the cache: {left:?}"
+    );
+}
+
+/// redis-server on a unix socket of its own directory, stopped on drop.
+struct Redis {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Redis {
+    fn start(dir: &Path) -> Redis {
+        let socket = dir.join("redis.sock");
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&socket)
+            .args([
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("starting redis-server");
+        let mut r = Redis { child, socket };
+        while !r.socket.exists() {
+            if let Some(st) = r.child.try_wait().unwrap() {
+                panic!("redis-server exited: {st}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        r
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn two_runners_share_a_redis_cache_on_a_unix_socket() {
+    let Some(sccache) = need("sccache", sccache()) else {
+        return;
+    };
+    let Some(_) = need(
+        "redis-server",
+        Some(PathBuf::from("/usr/bin/redis-server")).filter(|p| p.is_file()),
+    ) else {
+        return;
+    };
+    let _turn = take_turn("native-cache");
+    let base = TempDir::new("cache-redis");
+    let rdir = base.path().join("redis");
+    std::fs::create_dir(&rdir).unwrap();
+    let redis = Redis::start(&rdir);
+    let url = format!("unix://{}", redis.socket.display());
+    two_runners(
+        &[("SCCACHE_REDIS", &url)],
+        "redis unix:",
+        &sccache,
+        base.path(),
+    );
+    // Read-only use of an empty database (db 1): misses, and nothing written to it.
+    let db1 = format!("{url}?db=1");
+    let line = runner(
+        &base.path().join("project"),
+        &[("SCCACHE_REDIS", &db1)],
+        "sccache:ro",
+        &sccache,
+    );
+    assert!(line.rust.0 == 0 && line.rust.1 > 0, "{}", line.text);
+    let size = |db: &str| {
+        let o = Command::new("redis-cli")
+            .arg("-s")
+            .arg(&redis.socket)
+            .args(["-n", db, "dbsize"])
+            .output()
+            .expect("running redis-cli");
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o).trim().parse::<u64>().unwrap()
+    };
+    assert!(
+        size("0") > 0,
+        "the read-write runners stored nothing in db 0"
+    );
+    assert_eq!(size("1"), 0, "a read-only build wrote to Redis");
+    drop(redis);
+}
+
+#[test]
+fn a_tcp_redis_and_object_stores_are_refused_with_the_fix() {
+    let dir = TempDir::new("cache-refuse");
+    copy_example("native-sample", dir.path());
+    let (arm, tools) = rootfs_dirs("bookworm", "armhf");
+    let fake = dir.path().join("sccache");
+    std::fs::copy("/bin/true", &fake).unwrap();
+    for (k, v, want) in [
+        ("SCCACHE_REDIS", "redis://127.0.0.1:6379", "unix socket"),
+        ("SCCACHE_BUCKET", "b", "S3"),
+    ] {
+        let o = Tool::new(dir.path())
+            .env("CARGO_FOR_ARM_NATIVE_RUSTC", "rootfs")
+            .env(k, v)
+            .args([
+                "build",
+                "--mode",
+                "native",
+                "--cache",
+                "sccache",
+                "--sccache",
+            ])
+            .arg(&fake)
+            .arg("--rootfs")
+            .arg(&arm)
+            .arg("--tools-rootfs")
+            .arg(&tools)
+            .output();
+        let err = stderr(&o);
+        assert!(!o.status.success() && err.contains(want), "{k}={v}:\n{err}");
+    }
+    // Emulated builds: the cache is native mode's, said plainly.
+    let o = Tool::new(dir.path())
+        .args([
+            "build", "--mode", "emulate", "--cache", "sccache", "--rootfs",
+        ])
+        .arg(&arm)
+        .output();
+    let err = stderr(&o);
+    assert!(
+        !o.status.success() && err.contains("native mode only"),
+        "{err}"
+    );
+}
+
+/// Correct keys: one cache, the same crate, two sysroots (Debian 12 armhf, Debian 13 arm64) and
+/// one compiler (the machine's rustup toolchain, so the compiler is not what separates them).
+/// Host crates (build dependencies) may be shared, as they are the same; the target's crates
+/// and the C object must not be: the second build compiles them again, and its binary is an
+/// arm64 one that runs (an armhf rlib would not even link).
+#[test]
+fn two_sysroots_never_share_target_objects() {
+    let Some(sccache) = need("sccache", sccache()) else {
+        return;
+    };
+    let out = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .unwrap();
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    for t in ["armv7-unknown-linux-gnueabihf", "aarch64-unknown-linux-gnu"] {
+        if !sysroot.join("lib/rustlib").join(t).join("lib").is_dir() {
+            // Not a core test: the targets come from static.rust-lang.org (as in tests/native.rs).
+            eprintln!(
+                "SKIP: the toolchain {} has no {t} standard library (rustup target add {t})",
+                sysroot.display()
+            );
+            return;
+        }
+    }
+    let _turn = take_turn("native-cache");
+    let base = TempDir::new("cache-keys");
+    let dir = base.path().join("sccache");
+    let dir_s = dir.to_string_lossy().into_owned();
+    let env = [("SCCACHE_DIR", dir_s.as_str())];
+    let project = base.path().join("project");
+    let armhf = For {
+        rustc: "rustup",
+        ..ARMHF
+    };
+    let arm64 = For {
+        arm: ("trixie", "arm64"),
+        triple: "aarch64-unknown-linux-gnu",
+        machine: 183,
+        answer: "answer 50",
+        rustc: "rustup",
+    };
+    let first = runner_for(&armhf, &project, &env, "sccache", &sccache);
+    let second = runner_for(&arm64, &project, &env, "sccache", &sccache);
+    eprintln!("armhf: {}\narm64: {}", first.text, second.text);
+    assert!(first.c.1 == 1 && first.rust.1 > 0, "{}", first.text);
+    assert!(
+        second.c == (0, 1) && second.rust.1 >= 1 && second.rust.0 < first.rust.1,
+        "the arm64 build took objects of the armhf one:\narmhf: {}\narm64: {}",
+        first.text,
+        second.text
+    );
+    // The same again for armhf: everything from the cache (the arm64 build overwrote nothing).
+    let third = runner_for(&armhf, &project, &env, "sccache", &sccache);
+    assert!(third.misses == 0 && third.c.0 == 1, "{}", third.text);
+}
+
+/// A user's `RUSTC_WRAPPER=sccache` asks for the cache (that sccache, in the sandbox), and
+/// `--cache none` overrules it.
+#[test]
+fn a_users_rustc_wrapper_sccache_is_honoured() {
+    let Some(sccache) = need("sccache", sccache()) else {
+        return;
+    };
+    let _turn = take_turn("native-cache");
+    let base = TempDir::new("cache-wrapper");
+    let dir = base.path().join("sccache");
+    let dir_s = dir.to_string_lossy().into_owned();
+    let wrapper = sccache.to_string_lossy().into_owned();
+    let env = [
+        ("SCCACHE_DIR", dir_s.as_str()),
+        ("RUSTC_WRAPPER", wrapper.as_str()),
+    ];
+    let project = base.path().join("project");
+    let (arm, tools) = rootfs_dirs("bookworm", "armhf");
+    for (cache, cached) in [(None, true), (Some("none"), false)] {
+        let _ = std::fs::remove_dir_all(&project);
+        std::fs::create_dir(&project).unwrap();
+        copy_example("native-sample", &project);
+        let mut t = Tool::new(&project)
+            .env("CARGO_FOR_ARM_NATIVE_RUSTC", "rootfs")
+            .args(["build", "--release", "--mode", "native", "--rootfs"])
+            .arg(&arm)
+            .arg("--tools-rootfs")
+            .arg(&tools);
+        if let Some(c) = cache {
+            t = t.args(["--cache", c]);
+        }
+        for (k, v) in env {
+            t = t.env(k, v);
+        }
+        let o = t.output();
+        let err = stderr(&o);
+        assert!(o.status.success(), "{err}");
+        assert_eq!(
+            err.contains("sccache: "),
+            cached,
+            "--cache {cache:?}:\n{err}"
+        );
+    }
+    assert!(
+        dir.is_dir(),
+        "RUSTC_WRAPPER's sccache did not use SCCACHE_DIR"
+    );
+}
+
+/// One build at a time on a local cache directory: a build finding `<dir>.lock` held says it
+/// waits, and goes on once the lock is released.
+#[test]
+fn a_local_cache_in_use_makes_the_next_build_wait() {
+    use std::io::{BufRead, BufReader};
+    use std::os::fd::AsRawFd;
+    let Some(sccache) = need("sccache", sccache()) else {
+        return;
+    };
+    let _turn = take_turn("native-cache");
+    let base = TempDir::new("cache-lock");
+    let dir = base.path().join("sccache");
+    std::fs::create_dir(&dir).unwrap();
+    let lock = std::fs::File::create(base.path().join("sccache.lock")).unwrap();
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let project = base.path().join("project");
+    std::fs::create_dir(&project).unwrap();
+    copy_example("native-sample", &project);
+    let (arm, tools) = rootfs_dirs("bookworm", "armhf");
+    let mut run = Tool::new(&project)
+        .env("CARGO_FOR_ARM_NATIVE_RUSTC", "rootfs")
+        .env("SCCACHE_DIR", &dir)
+        .args([
+            "build",
+            "--release",
+            "--mode",
+            "native",
+            "--cache",
+            "sccache",
+            "--sccache",
+        ])
+        .arg(&sccache)
+        .arg("--rootfs")
+        .arg(&arm)
+        .arg("--tools-rootfs")
+        .arg(&tools)
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut err = BufReader::new(run.child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "the build ended without waiting for the lock:\n{seen}"
+        );
+        seen.push_str(&line);
+        if line.contains("waiting for another build") {
+            break;
+        }
+    }
+    drop(lock);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let st = run.child.wait().unwrap();
+    assert!(st.success() && rest.contains("sccache: "), "{seen}{rest}");
+}
