@@ -110,7 +110,8 @@ pub struct BuildOpts {
     /// No report (as --report none)
     #[arg(long)]
     pub no_report: bool,
-    /// Where cargo puts what it builds [default: target/for-arm/<arch> of the workspace]
+    /// Where cargo-for-arm writes: cargo works in DIR/for-arm/<flavour>, the final artifacts
+    /// land in DIR/<triple>/<profile> [default: the workspace's target]
     #[arg(long, value_name = "DIR")]
     pub target_dir: Option<PathBuf>,
     /// Syscall filter: default (seccomp/<host arch>.json), off, or a policy FILE

@@ -235,17 +235,28 @@ fn default_build_checks() -> Vec<Check> {
     let configured = crate::settings::Settings::user()
         .ok()
         .and_then(|s| s.get(&crate::settings::ROOTFS, None));
-    let mirror = crate::rootfs::debian::mirror(None);
-    let keyring = crate::rootfs::debian::keyring(None);
+    // The default rootfs is armhf: its mirror (an Ubuntu host's ports archive, not its own)
+    // and the keyring of that archive's distribution.
+    use crate::rootfs::debian::sources;
+    let mirror = sources::mirror_for("armhf", None);
+    let keyring = mirror
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("{e:#}"))
+        .and_then(|m| sources::keyring_for(None, m.distro));
     let (source_ok, source) = match (&configured, &mirror, &keyring) {
         (Some(v), _, _) => (true, format!("rootfs {} (from {})", v.raw, v.origin)),
-        (None, Ok(m), Ok(k)) => (
-            true,
-            format!(
-                "the default rootfs is created from {m}, verified with {}",
-                k.display()
-            ),
-        ),
+        (None, Ok(m), Ok(k)) => {
+            let (distro, suite) = sources::default_release("armhf");
+            (
+                true,
+                format!(
+                    "the default rootfs ({} {suite}, armhf) is created from {}, verified with {}",
+                    distro.name(),
+                    m.url,
+                    k.display()
+                ),
+            )
+        }
         (None, Err(e), _) => (false, format!("{e:#}")),
         (None, Ok(_), Err(e)) => (false, format!("{e:#}")),
     };
@@ -318,6 +329,9 @@ fn qemu_checks(arches: &[String]) -> Result<Vec<Check>> {
             .collect::<Result<_>>()?
     };
     let path = std::env::var("PATH").ok();
+    // A missing qemu is fetched on first use unless fetching is forbidden: only then is it
+    // a failure.
+    let fetch = qemu::may_fetch();
     Ok(arches
         .iter()
         .enumerate()
@@ -328,9 +342,13 @@ fn qemu_checks(arches: &[String]) -> Result<Vec<Check>> {
                 ok: q.is_ok(),
                 detail: match q {
                     Ok(q) => format!("{a}: {}", q.path.display()),
+                    Err(_) if fetch => format!(
+                        "none for {a} yet: Debian's static qemu is fetched on first use \
+                         (now: cargo for-arm qemu fetch {a})"
+                    ),
                     Err(e) => format!("{e:#}"),
                 },
-                required: i == 0,
+                required: i == 0 && !fetch,
             }
         })
         .collect())
