@@ -213,19 +213,33 @@ pub struct Probe {
 impl Probe {
     /// The rung this machine allows.
     pub fn rung(&self) -> Rung {
-        match (self.userns, self.binfmt) {
-            (Err(_), _) => Rung::Unsandboxed,
-            (Ok(()), Ok(())) => Rung::Full,
-            (Ok(()), Err(_)) => without_private_binfmt(),
+        use crate::sandbox::binfmt::Choice;
+        // CARGO_FOR_ARM_BINFMT forces the sandbox's binfmt state, so it forces the rung too
+        // (a bad value is the sandbox's error to report; here it counts as auto).
+        let choice = Choice::from_env().unwrap_or(Choice::Auto);
+        match (self.userns, self.binfmt, choice) {
+            (Err(_), ..) => Rung::Unsandboxed,
+            (Ok(()), _, Choice::None) => Rung::NoBinfmt,
+            (Ok(()), _, Choice::Host) => without_private_binfmt(),
+            (Ok(()), Ok(()), _) => Rung::Full,
+            (Ok(()), Err(_), _) => without_private_binfmt(),
         }
     }
 
     /// One line: "userns ok, private binfmt_misc: no (…)".
     pub fn summary(&self) -> String {
-        match (&self.userns, &self.binfmt) {
-            (Err(e), _) => format!("userns: no ({})", e.words()),
-            (Ok(()), Ok(())) => "userns ok, private binfmt_misc ok".into(),
+        use crate::sandbox::binfmt::{Choice, ENV};
+        let line = match (&self.userns, &self.binfmt) {
+            (Err(e), _) => return format!("userns: no ({})", e.words()),
+            (Ok(()), Ok(())) => "userns ok, private binfmt_misc ok".to_string(),
             (Ok(()), Err(e)) => format!("userns ok, private binfmt_misc: no ({})", e.words()),
+        };
+        match Choice::from_env() {
+            Ok(Choice::Auto) | Err(_) => line,
+            Ok(_) => format!(
+                "{line}; {ENV}={} chooses the binfmt state",
+                std::env::var(ENV).unwrap_or_default()
+            ),
         }
     }
 

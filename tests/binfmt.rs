@@ -368,3 +368,40 @@ fn rung2_rootfs_create_unpacks_without_maintainer_scripts_and_the_sysroot_builds
         }
     }
 }
+
+/// `doctor` (and `doctor --json`) report the rung the binfmt state makes: 2 with
+/// CARGO_FOR_ARM_BINFMT=none, 1 through the host registration, 0 with a private one.
+#[test]
+fn doctor_reports_the_rung_of_each_binfmt_state() {
+    let p = sample("binfmt-doctor");
+    let doctor = |binfmt: &str| {
+        let o = Tool::new(p.path())
+            .env("CARGO_FOR_ARM_BINFMT", binfmt)
+            .args(["doctor", "--json"])
+            .output();
+        let v: serde_json::Value = serde_json::from_str(&String::from_utf8_lossy(&o.stdout))
+            .unwrap_or_else(|e| panic!("doctor --json ({binfmt}): {e}\n{}", stderr(&o)));
+        (o, v)
+    };
+    let (_, v) = doctor("private");
+    assert_eq!(v["rung"], 0, "{v}");
+    let (o, v) = doctor("none");
+    assert_eq!(v["rung"], 2, "{v}");
+    assert_eq!(o.status.code(), Some(0), "native builds work on rung 2: {v}");
+    let o = Tool::new(p.path())
+        .env("CARGO_FOR_ARM_BINFMT", "none")
+        .arg("doctor")
+        .output();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("isolation rung 2 of 0–3")
+            && out.contains("CARGO_FOR_ARM_BINFMT=none")
+            && out.contains("NO  emulated builds")
+            && out.contains("yes native builds"),
+        "{out}"
+    );
+    if host_entry_or_skip().is_some() {
+        let (_, v) = doctor("host");
+        assert_eq!(v["rung"], 1, "{v}");
+    }
+}
