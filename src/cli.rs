@@ -123,7 +123,7 @@ pub struct BuildOpts {
     #[arg(long, value_enum)]
     pub mode: Option<BuildMode>,
     /// Native mode's rootfs for this machine, with clang and lld [default:
-    /// debian-<suite>-amd64-tools]
+    /// debian-<suite>-amd64-tools, ubuntu-<suite>-amd64-tools on an Ubuntu host]
     #[arg(long, value_name = "DIR|NAME")]
     pub tools_rootfs: Option<PathBuf>,
     /// Native mode's rustc: your rustup toolchain (when it has the target), the tools

@@ -56,9 +56,26 @@ fn sample(tag: &str) -> TempDir {
     dir
 }
 
+/// The native fixtures' Debian 12 armhf rootfs (cargo, zlib1g-dev), by path.
+fn arm_path() -> String {
+    let (store, _, arm) = native_fixtures("bookworm", "armhf");
+    store
+        .join("rootfs")
+        .join(arm)
+        .join("root")
+        .to_string_lossy()
+        .into_owned()
+}
+
 fn cfa(dir: &Path, binfmt: &str, args: &[&str]) -> Output {
+    // A fresh home: the native fixtures' tools rootfs is named by path, like the ARM rootfs
+    // (see [`arm_path`]), so nothing of the fixtures' store is reused but the trees.
+    let tools = native_store()
+        .join("rootfs")
+        .join(tools_fixture("bookworm"))
+        .join("root");
     Tool::new(dir)
-        .home(&native_store())
+        .env("CARGO_FOR_ARM_TOOLS_ROOTFS", tools)
         .env("CARGO_FOR_ARM_NATIVE_RUSTC", "rootfs")
         .env("CARGO_FOR_ARM_BINFMT", binfmt)
         .args(args)
@@ -67,7 +84,7 @@ fn cfa(dir: &Path, binfmt: &str, args: &[&str]) -> Output {
 
 #[test]
 fn rung2_native_tests_run_as_arm_code_with_qemu_named_as_the_program() {
-    let (_, _, arm) = native_fixtures("bookworm", "armhf");
+    let arm = arm_path();
     let p = sample("binfmt-none-native");
     let o = cfa(
         p.path(),
@@ -100,7 +117,7 @@ fn rung2_native_tests_run_as_arm_code_with_qemu_named_as_the_program() {
 
 #[test]
 fn rung2_an_arm_program_that_execs_another_gets_a_note_saying_why_it_failed() {
-    let (_, _, arm) = native_fixtures("bookworm", "armhf");
+    let arm = arm_path();
     let p = sample("binfmt-none-nested");
     // runs_on_arm starts `uname` from the ARM rootfs: an ARM program starting another.
     let o = cfa(
@@ -130,7 +147,7 @@ fn rung2_an_arm_program_that_execs_another_gets_a_note_saying_why_it_failed() {
 
 #[test]
 fn rung2_emulated_builds_are_refused_with_both_fixes() {
-    let (_, _, arm) = native_fixtures("bookworm", "armhf");
+    let arm = arm_path();
     let p = sample("binfmt-none-emulated");
     let o = cfa(
         p.path(),
@@ -245,7 +262,7 @@ fn rung1_native_tests_run_and_arm_programs_may_exec_others_through_the_host_entr
     let Some(_) = host_entry_or_skip() else {
         return;
     };
-    let (_, _, arm) = native_fixtures("bookworm", "armhf");
+    let arm = arm_path();
     let p = sample("binfmt-host-native");
     let o = cfa(
         p.path(),

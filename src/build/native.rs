@@ -329,8 +329,15 @@ pub fn check_c_runtime(arm: &Rootfs, target: &Target) -> Result<()> {
 
 /// The name a tools rootfs for `suite` gets in the store.
 pub fn tools_name(suite: &str) -> String {
-    let host = Arch::host();
-    format!("debian-{suite}-{}-tools", host.debian_name(""))
+    use crate::rootfs::debian::sources::{self, Distro};
+    let arch = Arch::host().debian_name("");
+    // Named after the archive it comes from: an Ubuntu host's own archive gives
+    // `ubuntu-noble-amd64-tools`.
+    let distro = match sources::mirror_for(arch, None).ok().and_then(|m| m.distro) {
+        Some(Distro::Ubuntu) => "ubuntu",
+        _ => "debian",
+    };
+    format!("{distro}-{suite}-{arch}-tools")
 }
 
 /// Programs of [`TOOLS`] a tools rootfs lacks; with a rustup toolchain, cargo and rustc come
