@@ -570,6 +570,14 @@ fn indent(s: &str) -> String {
         .join("\n")
 }
 
+static ANNOUNCED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process has already said that it runs without isolation (and from now on, it
+/// has): the rung is said once, even when a build also creates its default rootfs.
+pub fn announced() -> bool {
+    ANNOUNCED.swap(true, std::sync::atomic::Ordering::Relaxed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,7 +59,7 @@ pub fn run(args: &[String], global: &crate::cli::GlobalOpts) -> Result<i32> {
     // The isolation ladder (issue #11): probed once per build; rung 3 builds without a sandbox.
     let isolation = crate::isolation::decide(&project.settings, opts.isolation)?;
     let unsandboxed = isolation.rung == crate::isolation::Rung::Unsandboxed;
-    if unsandboxed && !quiet {
+    if unsandboxed && !quiet && !crate::isolation::announced() {
         isolation.announcement().into_iter().for_each(ui::say);
     }
     let opts = args::resolve_target(opts, &project.settings)?;

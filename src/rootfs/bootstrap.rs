@@ -125,10 +125,14 @@ pub fn create(o: &CreateOptions, quiet: bool, emulator: Emulator) -> Result<i32>
     let d = crate::isolation::decide(&settings, None)?;
     let sysroot = d.rung == crate::isolation::Rung::Unsandboxed;
     if sysroot && !quiet {
+        // The build that asked for this rootfs has said why there is no isolation.
+        let why = match crate::isolation::announced() {
+            true => String::new(),
+            false => format!("no isolation: {}; ", d.reason()),
+        };
         crate::ui::say(format_args!(
-            "no isolation: {}; creating {} as a sysroot for native builds: files owned by you, no \
+            "{why}creating {} as a sysroot for native builds: files owned by you, no \
              maintainer scripts run, absolute symlinks made relative, with {} for linking",
-            d.reason(),
             o.name,
             SYSROOT_PACKAGES.join(" and ")
         ));
