@@ -171,7 +171,22 @@ fn wrapper_is_sccache(w: &str) -> bool {
 /// config), else a `RUSTC_WRAPPER` naming sccache.
 pub fn asked(flag: Option<&str>, settings: &Settings) -> Result<(Ask, String)> {
     if let Some(v) = settings.get(&settings::CACHE, flag) {
-        return Ok((v.parse(Ask::parse)?, v.origin.to_string()));
+        let ask = v.parse(Ask::parse)?;
+        // A project is code you may not have written: it may ask for the cache, but only to
+        // read it. Writing a shared cache plants objects for every other build that uses it
+        // (docs/SECURITY.md), so read-write use is the user's own choice.
+        if let (settings::Origin::Project(_), Ask::Sccache { read_only: false }) = (&v.origin, ask)
+        {
+            return Ok((
+                Ask::Sccache { read_only: true },
+                format!(
+                    "{} (read-only: a project may only read the shared cache; --cache sccache, \
+                     CARGO_FOR_ARM_CACHE=sccache or cache = \"sccache\" in your config file writes it)",
+                    v.origin
+                ),
+            ));
+        }
+        return Ok((ask, v.origin.to_string()));
     }
     if let Ok(w) = std::env::var("RUSTC_WRAPPER") {
         if wrapper_is_sccache(&w) {
@@ -224,6 +239,9 @@ pub fn plan(job: &Job, tools: &crate::rootfs::Rootfs) -> Result<Option<Plan>> {
     let Ask::Sccache { read_only } = ask else {
         return Ok(None);
     };
+    if by.contains("read-only: a project may only read") && !job.quiet {
+        ui::note(format_args!("the compile cache asked for by {by}"));
+    }
     let sccache = find_sccache(job)?;
     check_glibc(&sccache, tools)?;
     let backend = backend(
@@ -588,6 +606,34 @@ pub fn summary(s: &Stats, backend: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_project_may_only_read_the_shared_cache() {
+        let dir = std::env::temp_dir().join(format!("cfa-cache-project-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let manifest = dir.join("Cargo.toml");
+        let with = |cache: &str| {
+            std::fs::write(
+                &manifest,
+                format!("[package]\nname = \"p\"\n[package.metadata.for-arm]\ncache = \"{cache}\"\n"),
+            )
+            .unwrap();
+            Settings::with_project(std::slice::from_ref(&manifest)).unwrap()
+        };
+        if std::env::var_os(settings::CACHE.env).is_some() {
+            eprintln!("skipped: {} is set in this environment", settings::CACHE.env);
+            return;
+        }
+        let (ask, by) = asked(None, &with("sccache")).unwrap();
+        assert_eq!(ask, Ask::Sccache { read_only: true }, "{by}");
+        assert!(by.contains("read-only: a project may only read"), "{by}");
+        let (ask, _) = asked(None, &with("sccache:ro")).unwrap();
+        assert_eq!(ask, Ask::Sccache { read_only: true });
+        // The user's own flag writes it.
+        let (ask, _) = asked(Some("sccache"), &with("sccache:ro")).unwrap();
+        assert_eq!(ask, Ask::Sccache { read_only: false });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn asks_parse() {

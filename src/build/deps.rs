@@ -76,6 +76,7 @@ pub fn provide(job: &Job, p: &mut Prepared) -> Result<()> {
 /// sandbox, resolved by the host's own cargo for its own rustc (the one that builds), and the
 /// cargo config pointing at the vendor directory's host path.
 pub fn vendor_on_host(job: &Job) -> Result<(PathBuf, String)> {
+    resolve_lockfile(&job.project.root, None, job.opts.offline)?;
     let (dir, cfg) = vendor(&job.project.root, &job.home, None, job.opts.offline)?;
     let cfg = cfg.replace(GUEST_VENDOR, &dir.to_string_lossy());
     Ok((dir, cfg))
@@ -278,7 +279,11 @@ fn rootfs_rustc_builds(p: &Prepared) -> bool {
         return true;
     }
     let path = p.builder.env_so_far().iter().find(|(k, _)| k == "PATH");
-    !path.is_some_and(|(_, v)| v.starts_with(super::native::GUEST_RUST))
+    // Any entry of PATH: the compile cache puts its wrappers' directory first.
+    !path.is_some_and(|(_, v)| {
+        v.split(':')
+            .any(|e| Path::new(e).starts_with(super::native::GUEST_RUST))
+    })
 }
 
 /// A locked package too new for the rustc that builds, as the host cargo's resolver said it.
@@ -437,8 +442,14 @@ fn compat_lockfile(
     if info.version < (1, 78) && lockfile_version(&after) == Some(4) {
         std::fs::write(&tmp, set_lockfile_version(&after, 3))?;
     }
-    let _ = std::fs::remove_dir_all(&built_dir);
-    std::fs::rename(&tmp_dir, &built_dir)?;
+    // Another build may have put the same lockfile there meanwhile (same key, same text):
+    // keep that one rather than removing what it is about to bind.
+    if std::fs::rename(&tmp_dir, &built_dir).is_err() {
+        let _ = std::fs::remove_dir_all(&tmp_dir);
+        if !built.is_file() {
+            bail!("could not store the build's lockfile in {}", built_dir.display());
+        }
+    }
     if !quiet {
         let why = match named.is_empty() {
             true => format!("lockfile version 4, which cargo {rustc} cannot read"),

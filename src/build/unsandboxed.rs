@@ -220,6 +220,53 @@ pub fn run(
         ));
     };
     let triple = target.triple;
+    // Only the rustup toolchain and the host's clang/lld build here: a choice of the sandboxed
+    // native mode that cannot be honoured is an error when given as a flag, else said.
+    let settings = &project.settings;
+    let unused = [
+        (settings::CACHE, opts.cache.clone()),
+        (
+            settings::NATIVE_RUSTC,
+            opts.native_rustc.map(|r| format!("{r:?}").to_lowercase()),
+        ),
+        (
+            settings::TOOLS_ROOTFS,
+            opts.tools_rootfs
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
+        ),
+    ];
+    for (key, flag) in unused {
+        let Some(v) = settings.get(&key, flag.as_deref()) else {
+            continue;
+        };
+        let harmless = match key.name {
+            "cache" => v.raw == "none",
+            "native-rustc" => v.raw != "rootfs",
+            _ => false,
+        };
+        if harmless {
+            continue;
+        }
+        let why = match key.name {
+            "cache" => "the shared compile cache runs inside the build sandbox",
+            "native-rustc" => "the tools rootfs's rustc runs inside the build sandbox",
+            _ => "the tools rootfs is a sandbox's root",
+        };
+        if matches!(v.origin, settings::Origin::Flag(_)) {
+            return Err(refuse(
+                &format!("{} {} ({why})", v.origin, v.raw),
+                d,
+            ));
+        }
+        if !quiet {
+            ui::note(format_args!(
+                "{} = {:?} is not used without a sandbox: {why}",
+                v.origin, v.raw
+            ));
+        }
+    }
+    native::check_c_runtime(&rootfs, &target)?;
     let Some(sysroot) = native::host_sysroot() else {
         bail!(
             "no sandbox here ({}), so the build runs natively with your Rust toolchain, and there is no \
@@ -277,7 +324,12 @@ pub fn run(
         ),
         ("CARGO_NET_OFFLINE".into(), "true".into()),
     ];
-    for k in ["HOME", "TERM", "USER", "TMPDIR"] {
+    // Temporary files (clang, the cc crate, rustc) go where Landlock lets them be written: the
+    // build's own directory, removed with it.
+    let tmp = job.run_dir.0.join("tmp");
+    std::fs::create_dir_all(&tmp)?;
+    env.push(("TMPDIR".into(), tmp.to_string_lossy().into()));
+    for k in ["HOME", "TERM", "USER"] {
         if let Ok(v) = std::env::var(k) {
             env.push((k.into(), v));
         }
