@@ -15,7 +15,6 @@
 //! A shared cache is the deliberate exception to "nothing one build writes reaches another"
 //! (docs/SECURITY.md, "The shared compile cache").
 
-use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -536,14 +535,18 @@ pub fn parse_stats(json: &[u8]) -> Result<Stats> {
     let mut langs: Vec<String> = hits.iter().chain(&misses).map(|(k, _)| k.clone()).collect();
     langs.sort();
     langs.dedup();
-    let of = |v: &[(String, u64)], l: &str| v.iter().filter(|(k, _)| k == l).map(|(_, n)| n).sum();
+    // Numbers written in the sandbox: summed without overflow.
+    let total = |v: &mut dyn Iterator<Item = u64>| v.fold(0u64, u64::saturating_add);
+    let of = |v: &[(String, u64)], l: &str| {
+        total(&mut v.iter().filter(|(k, _)| k == l).map(|(_, n)| *n))
+    };
     let by_language = langs
         .iter()
         .map(|l| (l.clone(), of(&hits, l), of(&misses, l)))
         .collect();
     Ok(Stats {
-        hits: hits.iter().map(|(_, n)| n).sum(),
-        misses: misses.iter().map(|(_, n)| n).sum(),
+        hits: total(&mut hits.iter().map(|(_, n)| *n)),
+        misses: total(&mut misses.iter().map(|(_, n)| *n)),
         by_language,
     })
 }
@@ -559,28 +562,22 @@ fn sanitize(s: &str) -> String {
 /// After the build: the summary line (hits, misses, backend), and the local lock released.
 pub fn finish(job: &Job) {
     let lock = LOCK.lock().unwrap_or_else(|e| e.into_inner()).take();
-    let path = job.run_dir.0.join("cache/out/stats.json");
-    let Ok(meta) = std::fs::symlink_metadata(&path) else {
-        drop(lock);
-        return;
-    };
+    // Written in the sandbox: read beneath the run dir without following symlinks, a
+    // regular file of at most 1 MiB.
+    let data = crate::hostfs::open_dir(&job.run_dir.0, Path::new("cache/out"))
+        .and_then(|d| crate::hostfs::read_regular(&d, Path::new("stats.json"), 1 << 20));
     let backend = backend(
         |k| std::env::var(k).ok().filter(|v| !v.is_empty()),
         &job.home,
     )
     .map(|b| b.to_string())
     .unwrap_or_default();
-    let mut data = Vec::new();
-    let read = meta.is_file()
-        && std::fs::File::open(&path)
-            .and_then(|f| f.take(1 << 20).read_to_end(&mut data))
-            .is_ok();
     drop(lock);
     if job.quiet {
         return;
     }
-    match read.then(|| parse_stats(&data)) {
-        Some(Ok(s)) => ui::status("Cache", summary(&s, &backend)),
+    match data.map(|d| parse_stats(&d)) {
+        Ok(Ok(s)) => ui::status("Cache", summary(&s, &backend)),
         _ => ui::warn("the sccache server left no statistics (did it stop early?)"),
     }
 }

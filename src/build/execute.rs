@@ -80,6 +80,12 @@ fn copy_finals(job: &Job, base: &Path) -> Result<Option<PathBuf>> {
         return Ok(None);
     };
     let dst_rel = Path::new(&job.triple).join(profile);
+    // With --project-rw the build could have made `target` or `target/for-arm` a symlink
+    // (elsewhere they are read-only to it): never copy through one. The build is over, so
+    // nothing changes them between this check and the copy.
+    for base in [&job.out_dir, &job.target_dir] {
+        no_symlink_below(&job.project.root, base)?;
+    }
     finals::copy_out(
         &job.target_dir,
         src_rel,
@@ -90,6 +96,26 @@ fn copy_finals(job: &Job, base: &Path) -> Result<Option<PathBuf>> {
         },
     )?;
     Ok(Some(dst_rel))
+}
+
+/// Refuse a `path` below `root` with a symlink among its components (a path elsewhere is
+/// the user's own `--target-dir`).
+fn no_symlink_below(root: &Path, path: &Path) -> Result<()> {
+    let Ok(rel) = path.strip_prefix(root) else {
+        return Ok(());
+    };
+    let mut at = root.to_path_buf();
+    for c in rel.components() {
+        at.push(c);
+        if at.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+            anyhow::bail!(
+                "{} is a symlink (made by the build?): the artifacts are not copied through it; \
+                 remove it and build again",
+                at.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The report of what a build, test or bench run produced (`--report`), read from the

@@ -24,6 +24,8 @@ use nix::unistd::unlinkat;
 
 /// Files larger than this are not copied (a build could leave a huge sparse file).
 pub const MAX_FINAL: u64 = 1 << 32;
+/// Nor more than this in all, per build (many large files would fill the disk as well).
+pub const MAX_TOTAL: u64 = 1 << 34;
 
 /// What to copy from one profile directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,11 +74,8 @@ pub fn copy_out(
     dst_rel: &Path,
     sel: Select,
 ) -> Result<Vec<PathBuf>> {
-    if src_base.join(src_rel) == dst_base.join(dst_rel) {
-        // cargo already works in the final layout (a --target-dir in native mode).
-        return Ok(Vec::new());
-    }
     let mut out = Vec::new();
+    let mut total = 0u64;
     let dst_dir = dst_base.join(dst_rel);
     let mut parts: Vec<(Option<&str>, Keep)> = vec![
         (None, |n, x| is_final(n, x, false)),
@@ -100,9 +99,10 @@ pub fn copy_out(
             if !keep(n, st.st_mode & 0o111 != 0) {
                 continue;
             }
-            if st.st_size as u64 > MAX_FINAL {
+            total = total.saturating_add(st.st_size as u64);
+            if st.st_size as u64 > MAX_FINAL || total > MAX_TOTAL {
                 crate::ui::warn(format_args!(
-                    "{} is too large to copy to {}",
+                    "{} is too large to copy to {} (at most 4 GiB a file, 16 GiB in all)",
                     src_base
                         .join(src_rel)
                         .join(sub.unwrap_or(""))
