@@ -239,7 +239,10 @@ fn rung_3(r: Restriction) {
         .path()
         .join(format!("target/{TRIPLE}/release/ladder-sample"));
     assert_eq!(elf_machine(&bin), 40, "{}", bin.display());
-    assert!(err.contains(&bin.display().to_string()), "the report names the final:\n{err}");
+    assert!(
+        err.contains(&bin.display().to_string()),
+        "the report names the final:\n{err}"
+    );
     // zlib linked dynamically from the ARM rootfs (an absolute libz.so link would have made
     // lld take libz.a without a word).
     assert!(err.contains("libz.so.1"), "{err}");

@@ -612,13 +612,18 @@ mod tests {
         let with = |cache: &str| {
             std::fs::write(
                 &manifest,
-                format!("[package]\nname = \"p\"\n[package.metadata.for-arm]\ncache = \"{cache}\"\n"),
+                format!(
+                    "[package]\nname = \"p\"\n[package.metadata.for-arm]\ncache = \"{cache}\"\n"
+                ),
             )
             .unwrap();
             Settings::with_project(std::slice::from_ref(&manifest)).unwrap()
         };
         if std::env::var_os(settings::CACHE.env).is_some() {
-            eprintln!("skipped: {} is set in this environment", settings::CACHE.env);
+            eprintln!(
+                "skipped: {} is set in this environment",
+                settings::CACHE.env
+            );
             return;
         }
         let (ask, by) = asked(None, &with("sccache")).unwrap();

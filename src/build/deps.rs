@@ -447,7 +447,10 @@ fn compat_lockfile(
     if std::fs::rename(&tmp_dir, &built_dir).is_err() {
         let _ = std::fs::remove_dir_all(&tmp_dir);
         if !built.is_file() {
-            bail!("could not store the build's lockfile in {}", built_dir.display());
+            bail!(
+                "could not store the build's lockfile in {}",
+                built_dir.display()
+            );
         }
     }
     if !quiet {

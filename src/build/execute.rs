@@ -107,7 +107,10 @@ fn no_symlink_below(root: &Path, path: &Path) -> Result<()> {
     let mut at = root.to_path_buf();
     for c in rel.components() {
         at.push(c);
-        if at.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+        if at
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
             anyhow::bail!(
                 "{} is a symlink (made by the build?): the artifacts are not copied through it; \
                  remove it and build again",

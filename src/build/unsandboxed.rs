@@ -254,10 +254,7 @@ pub fn run(
             _ => "the tools rootfs is a sandbox's root",
         };
         if matches!(v.origin, settings::Origin::Flag(_)) {
-            return Err(refuse(
-                &format!("{} {} ({why})", v.origin, v.raw),
-                d,
-            ));
+            return Err(refuse(&format!("{} {} ({why})", v.origin, v.raw), d));
         }
         if !quiet {
             ui::note(format_args!(

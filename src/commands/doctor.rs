@@ -307,7 +307,8 @@ fn binfmt_checks(single: &IdMap) -> Vec<Check> {
                 Err(e) if has_host_f => format!("{e}; falling back to the host's F registrations"),
                 Err(e) => format!("{e}; needs Linux 6.7 or later, or a host registration of a static qemu with flag F"),
             },
-            required: true,
+            // Without one, rung 2 still builds natively: the rung table says what is lost.
+            required: false,
         },
         Check {
             name: "host binfmt_misc",
@@ -316,6 +317,35 @@ fn binfmt_checks(single: &IdMap) -> Vec<Check> {
             required: false,
         },
     ]
+    .into_iter()
+    .chain(argv0_checks())
+    .collect()
+}
+
+/// A host registration rung 1 would use without the P flag: ARM programs lose their argv[0]
+/// (busybox applets, rustup proxies and `ld.lld` then see a path instead of their name).
+fn argv0_checks() -> Vec<Check> {
+    argv0_checks_in(std::path::Path::new(crate::sandbox::binfmt::HOST_DIR))
+}
+
+fn argv0_checks_in(dir: &std::path::Path) -> Vec<Check> {
+    use crate::sandbox::binfmt::host_entry;
+    [Arch::Arm, Arch::Aarch64]
+        .iter()
+        .filter_map(|a| host_entry(dir, *a))
+        .filter(|e| !e.preserves_argv0())
+        .map(|e| Check {
+            name: "host registration flags",
+            ok: false,
+            detail: format!(
+                "{}: no P flag, so ARM programs started through it lose their argv[0] (multi-call \
+                 programs such as busybox see a path); register it with flags FP (Debian: \
+                 update-binfmts, or /usr/lib/binfmt.d/*.conf with ':…:FP')",
+                e.describe()
+            ),
+            required: false,
+        })
+        .collect()
 }
 
 /// A static qemu for each architecture asked for (the first one is required).
@@ -646,4 +676,30 @@ pub fn run(arches: &[String], json: bool) -> Result<i32> {
         }
     );
     Ok(if usable { 0 } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_registration_without_p_is_a_warning() {
+        let dir = std::env::temp_dir().join(format!("cfa-doctor-binfmt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let entry = |flags: &str| {
+            format!(
+                "enabled\ninterpreter /usr/bin/qemu-arm-static\nflags: {flags}\noffset 0\n\
+                 magic 7f454c4601010100000000000000000002002800\n\
+                 mask ffffffffffffff00fffffffffffffffffeffffff\n"
+            )
+        };
+        std::fs::write(dir.join("some-name"), entry("F")).unwrap();
+        let c = argv0_checks_in(&dir);
+        assert_eq!(c.len(), 1);
+        assert!(!c[0].ok && !c[0].required);
+        assert!(c[0].detail.contains("no P flag") && c[0].detail.contains("some-name"));
+        std::fs::write(dir.join("some-name"), entry("PF")).unwrap();
+        assert!(argv0_checks_in(&dir).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -203,7 +203,14 @@ pub fn create(o: &CreateOptions, quiet: bool, emulator: Emulator) -> Result<i32>
     if let (Some(map), false, true) = (&map, o.no_snapshot, configured) {
         save_snapshot(&tmp.join("root"), &snapshot, map, quiet);
     }
-    land(&store, o, (&mirror, &apt_source), &tmp, map.is_some(), quiet)
+    land(
+        &store,
+        o,
+        (&mirror, &apt_source),
+        &tmp,
+        map.is_some(),
+        quiet,
+    )
 }
 
 /// A sysroot without any namespace (isolation rung 3): every package unpacked in-process,
