@@ -404,7 +404,11 @@ fn doctor_reports_the_rung_of_each_binfmt_state() {
     assert_eq!(v["rung"], 0, "{v}");
     let (o, v) = doctor("none");
     assert_eq!(v["rung"], 2, "{v}");
-    assert_eq!(o.status.code(), Some(0), "native builds work on rung 2: {v}");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "native builds work on rung 2: {v}"
+    );
     let o = Tool::new(p.path())
         .env("CARGO_FOR_ARM_BINFMT", "none")
         .arg("doctor")

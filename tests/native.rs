@@ -332,6 +332,123 @@ fn auto_picks_native_on_a_fresh_home_when_rustup_has_the_target() {
     assert_eq!(elf_machine(&bin), 40);
 }
 
+/// From a fresh home with nothing configured (the rustup toolchain has the target, the tools
+/// rootfs is there), auto goes native, and the default ARM rootfs it creates is a sysroot
+/// store entry named by its package set: the packages' files (the project's `packages`, the
+/// C runtime) unpacked without maintainer scripts — no dpkg status, no cargo, nothing
+/// emulated — and not the emulated default. The build compiles C and finds zlib in it through
+/// pkg-config, and `cargo for-arm test` runs the tests as ARM code in the ARM sandbox rooted
+/// at it (a test starts `uname` there). The packages come from the fixtures' cache.
+#[test]
+fn a_fresh_home_with_rustup_builds_against_a_sysroot_and_tests_run_as_arm_code() {
+    let triple = "armv7-unknown-linux-gnueabihf";
+    let Some(sysroot) = rustup_with(triple) else {
+        return;
+    };
+    let tools_name = tools("bookworm");
+    arm("bookworm", "armhf"); // the fixtures' package cache holds the packages
+    let home = home_with("native-sysroot-home", &[&tools_name]);
+    std::os::unix::fs::symlink(native_store().join("debs"), home.path().join("debs")).unwrap();
+    let p = project("native-sample", "native-sysroot");
+    let manifest = p.path().join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace(
+            "[workspace]",
+            "[package.metadata.for-arm]\npackages = [\"zlib1g-dev\"]\n\n[workspace]",
+        ),
+    )
+    .unwrap();
+    let o = Tool::new(p.path())
+        .home(home.path())
+        .args(["build", "--release"])
+        .output();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("creating the sysroot debian-bookworm-armhf-sysroot-")
+            && err.contains("no maintainer scripts run")
+            && err.contains(&format!("Native cargo build for {triple}"))
+            && err.contains(&format!("of the toolchain {}", sysroot.display())),
+        "auto did not go native against a new sysroot:
+{err}"
+    );
+    assert!(!err.contains("mode emulate"), "{err}");
+    assert_eq!(
+        elf_machine(
+            &p.path()
+                .join(format!("target/{triple}/release/native-sample"))
+        ),
+        40
+    );
+    let entries: Vec<String> = std::fs::read_dir(home.path().join("rootfs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != &tools_name && !n.starts_with('.'))
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(
+        entries[0].starts_with("debian-bookworm-armhf-sysroot-"),
+        "{entries:?}"
+    );
+    let root = home.path().join("rootfs").join(&entries[0]).join("root");
+    assert!(
+        !root.join("var/lib/dpkg/status").exists(),
+        "a maintainer script ran: dpkg has a status database"
+    );
+    assert!(
+        !root.join("usr/bin/cargo").exists(),
+        "the sysroot has cargo"
+    );
+    for f in [
+        "usr/lib/arm-linux-gnueabihf/crt1.o",
+        "usr/lib/arm-linux-gnueabihf/pkgconfig/zlib.pc",
+        "usr/include/zlib.h",
+    ] {
+        assert!(root.join(f).is_file(), "the sysroot lacks {f}");
+    }
+
+    let o = Tool::new(p.path())
+        .home(home.path())
+        .args(["test", "--", "--nocapture"])
+        .output();
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(o.status.success(), "test failed:\n{out}\n{err}");
+    assert!(out.contains("test result: ok. 3 passed"), "{out}\n{err}");
+    assert!(
+        out.contains("machine: armv7l"),
+        "the tests did not run as ARM code:\n{out}"
+    );
+    assert!(
+        !err.contains("creating"),
+        "a second rootfs was created:\n{err}"
+    );
+}
+
+/// The rustup toolchain's sysroot when it has `triple`'s standard library; else prints why
+/// the test skips (not a core test: the targets come from static.rust-lang.org, not Debian).
+fn rustup_with(triple: &str) -> Option<PathBuf> {
+    let out = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .unwrap();
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if sysroot
+        .join("lib/rustlib")
+        .join(triple)
+        .join("lib")
+        .is_dir()
+    {
+        return Some(sysroot);
+    }
+    eprintln!(
+        "SKIP: the toolchain {} has no {triple} standard library (rustup target add {triple}; scripts/as-user.sh adds it)",
+        sysroot.display()
+    );
+    None
+}
+
 /// A directory rootfs the tool takes for a Debian one of `machine` (its /bin/sh's ELF
 /// header), with what `files` name (path, contents) and nothing else.
 fn fake_rootfs(dir: &Path, class64: bool, machine: u16, files: &[(&str, Vec<u8>)]) {

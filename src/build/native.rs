@@ -34,6 +34,9 @@ pub const TOOLS: [&str; 6] = [
     "/usr/bin/pkg-config",
 ];
 pub const TOOLS_PACKAGES: &str = "cargo,clang,lld,llvm,pkg-config";
+/// The tools rootfs of a build whose cargo and rustc come from the user's rustup toolchain:
+/// the C tools only.
+pub const C_TOOLS_PACKAGES: &str = "clang,lld,llvm,pkg-config";
 
 /// A target native mode can compile for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -338,6 +341,11 @@ pub fn tools_name(suite: &str) -> String {
         _ => "debian",
     };
     format!("{distro}-{suite}-{arch}-tools")
+}
+
+/// The name of the tools rootfs with [`C_TOOLS_PACKAGES`] only (no cargo, no rustc).
+pub fn c_tools_name(suite: &str) -> String {
+    format!("{}-c", tools_name(suite))
 }
 
 /// Programs of [`TOOLS`] a tools rootfs lacks; with a rustup toolchain, cargo and rustc come
