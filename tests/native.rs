@@ -332,22 +332,23 @@ fn auto_picks_native_on_a_fresh_home_when_rustup_has_the_target() {
     assert_eq!(elf_machine(&bin), 40);
 }
 
-/// From a fresh home with nothing configured (the rustup toolchain has the target, the tools
-/// rootfs is there), auto goes native, and the default ARM rootfs it creates is a sysroot
-/// store entry named by its package set: the packages' files (the project's `packages`, the
-/// C runtime) unpacked without maintainer scripts — no dpkg status, no cargo, nothing
-/// emulated — and not the emulated default. The build compiles C and finds zlib in it through
-/// pkg-config, and `cargo for-arm test` runs the tests as ARM code in the ARM sandbox rooted
-/// at it (a test starts `uname` there). The packages come from the fixtures' cache.
+/// From a fresh home with nothing configured (the rustup toolchain has the target), auto goes
+/// native, and the default ARM rootfs it creates is a sysroot store entry named by its package
+/// set: the packages' files (the project's `packages`, the C runtime) unpacked without
+/// maintainer scripts — no dpkg status, no cargo, nothing emulated — and not the emulated
+/// default. The tools rootfs it creates holds the C tools only, unpacked the same way (with
+/// the `cc` a build script links with). The build compiles C and finds zlib in the sysroot
+/// through pkg-config, and `cargo for-arm test` runs the tests as ARM code in the ARM sandbox
+/// rooted at it (a test starts `uname` there). The packages come from the fixtures' cache.
 #[test]
 fn a_fresh_home_with_rustup_builds_against_a_sysroot_and_tests_run_as_arm_code() {
     let triple = "armv7-unknown-linux-gnueabihf";
     let Some(sysroot) = rustup_with(triple) else {
         return;
     };
-    let tools_name = tools("bookworm");
-    arm("bookworm", "armhf"); // the fixtures' package cache holds the packages
-    let home = home_with("native-sysroot-home", &[&tools_name]);
+    // The fixtures' package cache holds the packages of both.
+    let _ = (tools("bookworm"), arm("bookworm", "armhf"));
+    let home = home_with("native-sysroot-home", &[]);
     std::os::unix::fs::symlink(native_store().join("debs"), home.path().join("debs")).unwrap();
     let p = project("native-sample", "native-sysroot");
     let manifest = p.path().join("Cargo.toml");
@@ -382,25 +383,32 @@ fn a_fresh_home_with_rustup_builds_against_a_sysroot_and_tests_run_as_arm_code()
         ),
         40
     );
-    let entries: Vec<String> = std::fs::read_dir(home.path().join("rootfs"))
+    let mut entries: Vec<String> = std::fs::read_dir(home.path().join("rootfs"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n != &tools_name && !n.starts_with('.'))
+        .filter(|n| !n.starts_with('.'))
         .collect();
-    assert_eq!(entries.len(), 1, "{entries:?}");
+    entries.sort();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(entries[0], "debian-bookworm-amd64-tools-c", "{entries:?}");
     assert!(
-        entries[0].starts_with("debian-bookworm-armhf-sysroot-"),
+        entries[1].starts_with("debian-bookworm-armhf-sysroot-"),
         "{entries:?}"
     );
-    let root = home.path().join("rootfs").join(&entries[0]).join("root");
+    for e in &entries {
+        let root = home.path().join("rootfs").join(e).join("root");
+        assert!(
+            !root.join("var/lib/dpkg/status").exists(),
+            "a maintainer script ran in {e}: dpkg has a status database"
+        );
+        assert!(!root.join("usr/bin/cargo").exists(), "{e} has cargo");
+    }
+    let tools_c = home.path().join("rootfs").join(&entries[0]).join("root");
     assert!(
-        !root.join("var/lib/dpkg/status").exists(),
-        "a maintainer script ran: dpkg has a status database"
+        tools_c.join("usr/bin/cc").exists(),
+        "the tools rootfs has no cc"
     );
-    assert!(
-        !root.join("usr/bin/cargo").exists(),
-        "the sysroot has cargo"
-    );
+    let root = home.path().join("rootfs").join(&entries[1]).join("root");
     for f in [
         "usr/lib/arm-linux-gnueabihf/crt1.o",
         "usr/lib/arm-linux-gnueabihf/pkgconfig/zlib.pc",

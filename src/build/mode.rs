@@ -302,7 +302,8 @@ fn default_tools(a: &Ask, mode: Mode, rustup: bool) -> Step<PathBuf> {
         return Ok(PathBuf::from(name));
     }
     let create = format!(
-        "cargo for-arm rootfs create {name} --suite {suite} --arch {host_deb} --include {packages}"
+        "cargo for-arm rootfs create {name} --suite {suite} --arch {host_deb}{} --include {packages}",
+        if rustup { " --variant sysroot" } else { "" }
     );
     if !crate::qemu::may_fetch() {
         let why = format!(
@@ -313,13 +314,19 @@ fn default_tools(a: &Ask, mode: Mode, rustup: bool) -> Step<PathBuf> {
             _ => Err(Choice::Fail(anyhow::anyhow!("--mode native: {why}"))),
         };
     }
-    ui::say(format_args!("mode native: creating the tools rootfs {name} (Debian {suite} {host_deb} with {packages}) for native builds; this takes a few minutes once"));
+    // The C tools of a rustup build: their files, unpacked without maintainer scripts (the
+    // alternatives they would make, cc and c++, are made); the full one is configured by dpkg.
+    let variant = match rustup {
+        true => "sysroot",
+        false => "minbase",
+    };
+    ui::say(format_args!("mode native: creating the tools rootfs {name} (Debian {suite} {host_deb} with {packages}) for native builds, once"));
     let made = super::project::create_rootfs(&CreateOptions {
         name: name.clone(),
         suite: suite.clone(),
         arch: host_deb.into(),
         include: packages.split(',').map(str::to_string).collect(),
-        variant: "minbase".into(),
+        variant: variant.into(),
         mirror: None,
         keyring: None,
         no_verify: false,

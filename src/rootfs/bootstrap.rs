@@ -265,6 +265,17 @@ fn sysroot_tree(
     if sh.symlink_metadata().is_err() {
         std::os::unix::fs::symlink("dash", &sh)?;
     }
+    // The alternatives a maintainer script would have made: the host C compiler of a tools
+    // tree with clang and no gcc (build scripts are linked with `cc`).
+    for (alt, prog) in [("cc", "clang"), ("c++", "clang++")] {
+        let (alt, prog) = (
+            root.join("usr/bin").join(alt),
+            root.join("usr/bin").join(prog),
+        );
+        if alt.symlink_metadata().is_err() && prog.symlink_metadata().is_ok() {
+            std::os::unix::fs::symlink(prog.file_name().unwrap_or_default(), &alt)?;
+        }
+    }
     relative_symlinks(&root, &root)
 }
 
