@@ -361,6 +361,19 @@ fn a_fresh_home_with_rustup_builds_against_a_sysroot_and_tests_run_as_arm_code()
         ),
     )
     .unwrap();
+    // Offline, the tool names the entry it would create and how.
+    let o = Tool::new(p.path())
+        .home(home.path())
+        .env("CARGO_FOR_ARM_OFFLINE", "1")
+        .args(["build", "--release"])
+        .output();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("rootfs create debian-bookworm-armhf-sysroot-")
+            && err.contains("--suite bookworm --arch armhf --variant sysroot --include zlib1g-dev"),
+        "{err}"
+    );
     let o = Tool::new(p.path())
         .home(home.path())
         .args(["build", "--release"])
