@@ -447,6 +447,43 @@ fn a_fresh_home_with_rustup_builds_against_a_sysroot_and_tests_run_as_arm_code()
     );
 }
 
+/// With the emulated default already in the store (configured, with cargo: the C runtime
+/// comes with it), a native build with the rustup toolchain uses it: no sysroot is created.
+#[test]
+fn a_stored_emulated_default_serves_a_rustup_build_without_a_new_sysroot() {
+    let triple = "armv7-unknown-linux-gnueabihf";
+    if rustup_with(triple).is_none() {
+        return;
+    }
+    let tools_name = tools("bookworm");
+    let home = home_with("native-reuse-home", &[&tools_name]);
+    // The ARM fixture (Debian 12 with cargo), stored under the emulated default's name.
+    let stored = native_home().join("rootfs").join(arm("bookworm", "armhf"));
+    std::os::unix::fs::symlink(&stored, home.path().join("rootfs/debian-bookworm-armhf")).unwrap();
+    let p = project("hello-arm", "native-reuse");
+    let o = Tool::new(p.path())
+        .home(home.path())
+        .env("CARGO_FOR_ARM_OFFLINE", "1")
+        .args(["build"])
+        .output();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("Native cargo build for {triple}"))
+            && err.contains(&format!(
+                "against {}/root;",
+                stored.canonicalize().unwrap().display()
+            )),
+        "{err}"
+    );
+    // Offline: a sysroot to create would have been an error.
+    assert!(!err.contains("creating"), "{err}");
+    assert_eq!(
+        elf_machine(&p.path().join(format!("target/{triple}/debug/hello-arm"))),
+        40
+    );
+}
+
 /// The rustup toolchain's sysroot when it has `triple`'s standard library; else prints why
 /// the test skips (not a core test: the targets come from static.rust-lang.org, not Debian).
 fn rustup_with(triple: &str) -> Option<PathBuf> {

@@ -125,8 +125,9 @@ fn workspace_root(cwd: &Path) -> Result<(PathBuf, bool)> {
 /// project's `packages`, as a store entry of its own, named by that package set), created
 /// on first use. When native mode will build with the rustup toolchain, a sysroot: the
 /// packages' files with the C runtime, unpacked without maintainer scripts (no emulation,
-/// `<distro>-<suite>-<arch>-sysroot`); else the emulated default, configured, with cargo.
-/// A stored rootfs is never changed: each package set is an entry of its own.
+/// `<distro>-<suite>-<arch>-sysroot`), unless the emulated default of the same packages is
+/// in the store already; else the emulated default, configured, with cargo. A stored rootfs
+/// is never changed: each package set is an entry of its own.
 fn default_rootfs(o: &Options, settings: &Settings, packages: &[String]) -> Result<PathBuf> {
     let (arch_kind, arch) = match o.arch.as_deref() {
         Some(a) => {
@@ -137,15 +138,14 @@ fn default_rootfs(o: &Options, settings: &Settings, packages: &[String]) -> Resu
     };
     // Debian 12 for 32-bit ARM, 13 for the rest; Ubuntu's fixed LTS where the archive is Ubuntu's.
     let (distro, suite) = crate::rootfs::debian::sources::default_release(arch);
-    let mut name = format!("{}-{suite}-{arch}", distro.name().to_lowercase());
+    let base = format!("{}-{suite}-{arch}", distro.name().to_lowercase());
     let sysroot = super::mode::rustup_builds(o, settings, arch_kind, arch)?;
     let (mut include, variant) = match sysroot {
-        true => {
-            name.push_str("-sysroot");
-            (Vec::new(), "sysroot")
-        }
+        true => (Vec::new(), "sysroot"),
         false => (vec!["cargo".to_string()], "minbase"),
     };
+    // The project's packages: a store entry of their own, named by the set.
+    let mut suffix = String::new();
     if !packages.is_empty() {
         let mut set = packages.to_vec();
         set.sort();
@@ -155,12 +155,22 @@ fn default_rootfs(o: &Options, settings: &Settings, packages: &[String]) -> Resu
         }
         use sha2::Digest;
         let digest = sha2::Sha256::digest(set.join(",").as_bytes());
-        name = format!("{name}-{}", crate::rootfs::fetch::hex(&digest[..4]));
+        suffix = format!("-{}", crate::rootfs::fetch::hex(&digest[..4]));
         include.extend(set);
     }
+    let emulated = format!("{base}{suffix}");
+    let name = match sysroot {
+        true => format!("{base}-sysroot{suffix}"),
+        false => emulated.clone(),
+    };
     let store = crate::rootfs::store::Store::open()?;
     if store.get(&name).is_some() {
         return Ok(name.into());
+    }
+    // The emulated default of the same packages serves as a sysroot too (cargo brings the C
+    // runtime): a native build does not create a second one.
+    if sysroot && store.get(&emulated).is_some() {
+        return Ok(emulated.into());
     }
     if !crate::qemu::may_fetch() {
         bail!(
