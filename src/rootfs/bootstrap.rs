@@ -831,8 +831,14 @@ mod tests {
             roots(&index, &o("buildd")).unwrap(),
             ["apt", "build-essential", "cargo"]
         );
+        // A sysroot: no Essential set, no apt; the files that tell suite and architecture, a
+        // shell, coreutils and the C library's development files.
+        assert_eq!(
+            roots(&index, &o("sysroot")).unwrap(),
+            ["base-files", "dash", "coreutils", "libc6-dev", "cargo"]
+        );
         let err = roots(&index, &o("fat")).unwrap_err().to_string();
-        assert!(err.contains("use minbase or buildd"), "{err}");
+        assert!(err.contains("use minbase, buildd or sysroot"), "{err}");
     }
 
     #[test]
