@@ -32,11 +32,16 @@ cp -r examples/hello-arm/. "$fresh/zig/"
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
+# Each line of the tool's messages, stamped with the seconds since the start: where the time goes.
+stamp() { local t0=$1 line; while IFS= read -r line; do
+    printf '%6.1f s  %s\n' "$(awk -v a="$t0" -v b="${EPOCHREALTIME/,/.}" 'BEGIN { print b - a }')" "$line"
+done; }
 start=$(now)
-(cd "$fresh/cfa" && "$tool" build --release 2>"$fresh/cfa.log") ||
-    { tail -20 "$fresh/cfa.log"; exit 1; }
-[ -x "$fresh/cfa/target/$triple/release/hello-arm" ] || { echo "no ARM binary" >&2; exit 1; }
+(cd "$fresh/cfa" && "$tool" build --release 2> >(stamp "$start" >"$fresh/cfa.log")) ||
+    { sleep 1; tail -20 "$fresh/cfa.log"; exit 1; }
 cfa_build=$(since "$start")
+sleep 0.2 # the stamping of the last lines
+[ -x "$fresh/cfa/target/$triple/release/hello-arm" ] || { echo "no ARM binary" >&2; exit 1; }
 start=$(now)
 (cd "$fresh/cfa" && "$tool" test 2>>"$fresh/cfa.log" >/dev/null) ||
     { tail -20 "$fresh/cfa.log"; exit 1; }
@@ -50,7 +55,7 @@ python3 -m venv "$fresh/venv"
 zig=$(since "$start")
 
 echo "where cargo-for-arm's cold start went (its messages):"
-grep -E "creating|Resolved|Fetch|restor|mode |Native|Emulating" "$fresh/cfa.log" | sed 's/^/  /' | head -20
+grep -E "creating|Resolved|Fetch|Unpack|Install|Created|restor|mode |Native|Emulating|Finished" "$fresh/cfa.log" | sed 's/^/  /' | head -30
 cat <<EOT
 cold start, examples/hello-arm for $triple, fresh home and package cache:
   cargo for-arm build --release   ${cfa_build} s   ($(awk -v a="$cfa_build" -v b="$zig" 'BEGIN { printf "%.1f", a / b }')x cargo-zigbuild)

@@ -259,9 +259,12 @@ fn a_busy_silent_command_is_not_a_hang() {
 fn the_rootfs_comes_from_package_metadata_or_a_clear_error() {
     let p = Project::new("meta");
     // (The tool's environment has no CARGO_FOR_ARM_ROOTFS and its HOME no config file.)
+    // The emulated default (with a rustup toolchain that has the target, native mode's is a
+    // sysroot: tests/native.rs).
     let o = p
         .cmd()
         .env("CARGO_FOR_ARM_OFFLINE", "1")
+        .env("CARGO_FOR_ARM_MODE", "emulate")
         .args(["build"])
         .output();
     assert_eq!(o.status.code(), Some(125));

@@ -163,9 +163,11 @@ fn packages_of_a_project_make_a_default_rootfs_of_their_own() {
     let t = TempDir::new("packages");
     let app = t.path().join("app");
     plain_project(&app, "packages = [\"zlib1g-dev\", \"libssl-dev\"]");
-    // Offline, the tool says which store entry it would create, with which packages.
+    // Offline, the tool says which store entry it would create, with which packages (the
+    // emulated default; native mode's sysroot with a rustup toolchain: tests/native.rs).
     let o = Tool::new(&app)
         .env("CARGO_FOR_ARM_OFFLINE", "1")
+        .env("CARGO_FOR_ARM_MODE", "emulate")
         .args(["build"])
         .output();
     let err = stderr(&o);

@@ -332,6 +332,181 @@ fn auto_picks_native_on_a_fresh_home_when_rustup_has_the_target() {
     assert_eq!(elf_machine(&bin), 40);
 }
 
+/// From a fresh home with nothing configured (the rustup toolchain has the target), auto goes
+/// native, and the default ARM rootfs it creates is a sysroot store entry named by its package
+/// set: the packages' files (the project's `packages`, the C runtime) unpacked without
+/// maintainer scripts — no dpkg status, no cargo, nothing emulated — and not the emulated
+/// default. The tools rootfs it creates holds the C tools only, unpacked the same way (with
+/// the `cc` a build script links with). The build compiles C and finds zlib in the sysroot
+/// through pkg-config, and `cargo for-arm test` runs the tests as ARM code in the ARM sandbox
+/// rooted at it (a test starts `uname` there). The packages come from the fixtures' cache.
+#[test]
+fn a_fresh_home_with_rustup_builds_against_a_sysroot_and_tests_run_as_arm_code() {
+    let triple = "armv7-unknown-linux-gnueabihf";
+    let Some(sysroot) = rustup_with(triple) else {
+        return;
+    };
+    // The fixtures' package cache holds the packages of both.
+    let _ = (tools("bookworm"), arm("bookworm", "armhf"));
+    let home = home_with("native-sysroot-home", &[]);
+    std::os::unix::fs::symlink(native_store().join("debs"), home.path().join("debs")).unwrap();
+    let p = project("native-sample", "native-sysroot");
+    let manifest = p.path().join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace(
+            "[workspace]",
+            "[package.metadata.for-arm]\npackages = [\"zlib1g-dev\"]\n\n[workspace]",
+        ),
+    )
+    .unwrap();
+    // Offline, the tool names the entry it would create and how.
+    let o = Tool::new(p.path())
+        .home(home.path())
+        .env("CARGO_FOR_ARM_OFFLINE", "1")
+        .args(["build", "--release"])
+        .output();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("rootfs create debian-bookworm-armhf-sysroot-")
+            && err.contains("--suite bookworm --arch armhf --variant sysroot --include zlib1g-dev"),
+        "{err}"
+    );
+    let o = Tool::new(p.path())
+        .home(home.path())
+        .args(["build", "--release"])
+        .output();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("creating the sysroot debian-bookworm-armhf-sysroot-")
+            && err.contains("no maintainer scripts run")
+            && err.contains(&format!("Native cargo build for {triple}"))
+            && err.contains(&format!("of the toolchain {}", sysroot.display())),
+        "auto did not go native against a new sysroot:
+{err}"
+    );
+    assert!(!err.contains("mode emulate"), "{err}");
+    assert_eq!(
+        elf_machine(
+            &p.path()
+                .join(format!("target/{triple}/release/native-sample"))
+        ),
+        40
+    );
+    let mut entries: Vec<String> = std::fs::read_dir(home.path().join("rootfs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    entries.sort();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(entries[0], "debian-bookworm-amd64-tools-c", "{entries:?}");
+    assert!(
+        entries[1].starts_with("debian-bookworm-armhf-sysroot-"),
+        "{entries:?}"
+    );
+    for e in &entries {
+        let root = home.path().join("rootfs").join(e).join("root");
+        assert!(
+            !root.join("var/lib/dpkg/status").exists(),
+            "a maintainer script ran in {e}: dpkg has a status database"
+        );
+        assert!(!root.join("usr/bin/cargo").exists(), "{e} has cargo");
+    }
+    let tools_c = home.path().join("rootfs").join(&entries[0]).join("root");
+    assert!(
+        tools_c.join("usr/bin/cc").exists(),
+        "the tools rootfs has no cc"
+    );
+    let root = home.path().join("rootfs").join(&entries[1]).join("root");
+    for f in [
+        "usr/lib/arm-linux-gnueabihf/crt1.o",
+        "usr/lib/arm-linux-gnueabihf/pkgconfig/zlib.pc",
+        "usr/include/zlib.h",
+    ] {
+        assert!(root.join(f).is_file(), "the sysroot lacks {f}");
+    }
+
+    let o = Tool::new(p.path())
+        .home(home.path())
+        .args(["test", "--", "--nocapture"])
+        .output();
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(o.status.success(), "test failed:\n{out}\n{err}");
+    assert!(out.contains("test result: ok. 3 passed"), "{out}\n{err}");
+    assert!(
+        out.contains("machine: armv7l"),
+        "the tests did not run as ARM code:\n{out}"
+    );
+    assert!(
+        !err.contains("creating"),
+        "a second rootfs was created:\n{err}"
+    );
+}
+
+/// With the emulated default already in the store (configured, with cargo: the C runtime
+/// comes with it), a native build with the rustup toolchain uses it: no sysroot is created.
+#[test]
+fn a_stored_emulated_default_serves_a_rustup_build_without_a_new_sysroot() {
+    let triple = "armv7-unknown-linux-gnueabihf";
+    if rustup_with(triple).is_none() {
+        return;
+    }
+    let tools_name = tools("bookworm");
+    let home = home_with("native-reuse-home", &[&tools_name]);
+    // The ARM fixture (Debian 12 with cargo), stored under the emulated default's name.
+    let stored = native_home().join("rootfs").join(arm("bookworm", "armhf"));
+    std::os::unix::fs::symlink(&stored, home.path().join("rootfs/debian-bookworm-armhf")).unwrap();
+    let p = project("hello-arm", "native-reuse");
+    let o = Tool::new(p.path())
+        .home(home.path())
+        .env("CARGO_FOR_ARM_OFFLINE", "1")
+        .args(["build"])
+        .output();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("Native cargo build for {triple}"))
+            && err.contains(&format!(
+                "against {}/root;",
+                stored.canonicalize().unwrap().display()
+            )),
+        "{err}"
+    );
+    // Offline: a sysroot to create would have been an error.
+    assert!(!err.contains("creating"), "{err}");
+    assert_eq!(
+        elf_machine(&p.path().join(format!("target/{triple}/debug/hello-arm"))),
+        40
+    );
+}
+
+/// The rustup toolchain's sysroot when it has `triple`'s standard library; else prints why
+/// the test skips (not a core test: the targets come from static.rust-lang.org, not Debian).
+fn rustup_with(triple: &str) -> Option<PathBuf> {
+    let out = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .unwrap();
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if sysroot
+        .join("lib/rustlib")
+        .join(triple)
+        .join("lib")
+        .is_dir()
+    {
+        return Some(sysroot);
+    }
+    eprintln!(
+        "SKIP: the toolchain {} has no {triple} standard library (rustup target add {triple}; scripts/as-user.sh adds it)",
+        sysroot.display()
+    );
+    None
+}
+
 /// A directory rootfs the tool takes for a Debian one of `machine` (its /bin/sh's ELF
 /// header), with what `files` name (path, contents) and nothing else.
 fn fake_rootfs(dir: &Path, class64: bool, machine: u16, files: &[(&str, Vec<u8>)]) {

@@ -116,6 +116,29 @@ pub fn choose(a: &Ask) -> Result<Option<Setup>> {
     }
 }
 
+/// Before any rootfs exists: whether native mode will build for `arch` with the user's rustup
+/// toolchain (mode not `emulate`, rustc not the rootfs's, a target native mode supports, the
+/// toolchain has its std). Then the default ARM rootfs needs to be a sysroot only.
+pub fn rustup_builds(opts: &Options, settings: &Settings, arch: Arch, desc: &str) -> Result<bool> {
+    let mode = settings.get_or(&settings::MODE, opts.mode, Mode::parse, Mode::Auto)?;
+    let source = settings.get_or(
+        &settings::NATIVE_RUSTC,
+        opts.native_rustc,
+        RustcSource::parse,
+        RustcSource::Auto,
+    )?;
+    if mode == Mode::Emulate || source == RustcSource::Rootfs || arch.runs_natively() {
+        return Ok(false);
+    }
+    let (Some(target), Some(_)) = (Target::of(arch, desc), native::host_triple()) else {
+        return Ok(false);
+    };
+    Ok(match native::host_sysroot() {
+        Some(s) => native::find_std_in_sysroot(&s, target.triple)?.is_some(),
+        None => false,
+    })
+}
+
 fn native_setup(a: &Ask, mode: Mode) -> Step<Setup> {
     let (Some(target), Some(host_triple)) = (Target::of(a.arch, a.desc), native::host_triple())
     else {
@@ -137,7 +160,7 @@ fn native_setup(a: &Ask, mode: Mode) -> Step<Setup> {
             _ => emulate(format!("{e:#}")),
         };
     }
-    let tools = tools_rootfs(a, mode)?;
+    let tools = tools_rootfs(a, mode, rustup.is_some())?;
     let missing = native::missing_tools(&tools, rustup.is_some());
     if !missing.is_empty() {
         return emulate(format!(
@@ -231,8 +254,10 @@ fn rootfs_std(arm: &Rootfs, target: &Target) -> Step<Std> {
 }
 
 /// The tools rootfs: configured (`--tools-rootfs`, `CARGO_FOR_ARM_TOOLS_ROOTFS`, config),
-/// else the one of the ARM rootfs's suite, created on first use (auto or `--mode native`).
-fn tools_rootfs(a: &Ask, mode: Mode) -> Step<Rootfs> {
+/// else the one of the ARM rootfs's suite, created on first use (auto or `--mode native`):
+/// with a rustup toolchain only the C tools ([`native::C_TOOLS_PACKAGES`]), unless the full one
+/// is there already.
+fn tools_rootfs(a: &Ask, mode: Mode, rustup: bool) -> Step<Rootfs> {
     let flag = a
         .opts
         .tools_rootfs
@@ -240,7 +265,7 @@ fn tools_rootfs(a: &Ask, mode: Mode) -> Step<Rootfs> {
         .map(|p| p.to_string_lossy().into_owned());
     let name = match a.settings.get(&settings::TOOLS_ROOTFS, flag.as_deref()) {
         Some(v) => v.path(),
-        None => default_tools(a, mode)?,
+        None => default_tools(a, mode, rustup)?,
     };
     let tools = Rootfs::open(&name)?;
     let (arch, desc) = tools.arch()?;
@@ -254,7 +279,7 @@ fn tools_rootfs(a: &Ask, mode: Mode) -> Step<Rootfs> {
     Ok(tools)
 }
 
-fn default_tools(a: &Ask, mode: Mode) -> Step<PathBuf> {
+fn default_tools(a: &Ask, mode: Mode, rustup: bool) -> Step<PathBuf> {
     let Some(suite) = a.arm.suite() else {
         return emulate(format!(
             "the Debian suite of {} is unknown (no VERSION_CODENAME in its /etc/os-release), so no \
@@ -262,15 +287,23 @@ fn default_tools(a: &Ask, mode: Mode) -> Step<PathBuf> {
             a.arm.path().display()
         ));
     };
-    let name = native::tools_name(&suite);
+    let full = native::tools_name(&suite);
     let host_deb = Arch::host().debian_name("");
     let store = crate::rootfs::store::Store::open()?;
+    if store.get(&full).is_some() {
+        return Ok(PathBuf::from(full));
+    }
+    // cargo and rustc come from the rustup toolchain: the C tools are enough.
+    let (name, packages) = match rustup {
+        true => (native::c_tools_name(&suite), native::C_TOOLS_PACKAGES),
+        false => (full, native::TOOLS_PACKAGES),
+    };
     if store.get(&name).is_some() {
         return Ok(PathBuf::from(name));
     }
     let create = format!(
-        "cargo for-arm rootfs create {name} --suite {suite} --arch {host_deb} --include {}",
-        native::TOOLS_PACKAGES
+        "cargo for-arm rootfs create {name} --suite {suite} --arch {host_deb}{} --include {packages}",
+        if rustup { " --variant sysroot" } else { "" }
     );
     if !crate::qemu::may_fetch() {
         let why = format!(
@@ -281,16 +314,19 @@ fn default_tools(a: &Ask, mode: Mode) -> Step<PathBuf> {
             _ => Err(Choice::Fail(anyhow::anyhow!("--mode native: {why}"))),
         };
     }
-    ui::say(format_args!("mode native: creating the tools rootfs {name} (Debian {suite} {host_deb} with {}) for native builds; this takes a few minutes once", native::TOOLS_PACKAGES));
+    // The C tools of a rustup build: their files, unpacked without maintainer scripts (the
+    // alternatives they would make, cc and c++, are made); the full one is configured by dpkg.
+    let variant = match rustup {
+        true => "sysroot",
+        false => "minbase",
+    };
+    ui::say(format_args!("mode native: creating the tools rootfs {name} (Debian {suite} {host_deb} with {packages}) for native builds, once"));
     let made = super::project::create_rootfs(&CreateOptions {
         name: name.clone(),
         suite: suite.clone(),
         arch: host_deb.into(),
-        include: native::TOOLS_PACKAGES
-            .split(',')
-            .map(str::to_string)
-            .collect(),
-        variant: "minbase".into(),
+        include: packages.split(',').map(str::to_string).collect(),
+        variant: variant.into(),
         mirror: None,
         keyring: None,
         no_verify: false,

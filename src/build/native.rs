@@ -34,6 +34,9 @@ pub const TOOLS: [&str; 6] = [
     "/usr/bin/pkg-config",
 ];
 pub const TOOLS_PACKAGES: &str = "cargo,clang,lld,llvm,pkg-config";
+/// The tools rootfs of a build whose cargo and rustc come from the user's rustup toolchain:
+/// the C tools only.
+pub const C_TOOLS_PACKAGES: &str = "clang,lld,llvm,pkg-config";
 
 /// A target native mode can compile for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -340,6 +343,11 @@ pub fn tools_name(suite: &str) -> String {
     format!("{distro}-{suite}-{arch}-tools")
 }
 
+/// The name of the tools rootfs with [`C_TOOLS_PACKAGES`] only (no cargo, no rustc).
+pub fn c_tools_name(suite: &str) -> String {
+    format!("{}-c", tools_name(suite))
+}
+
 /// Programs of [`TOOLS`] a tools rootfs lacks; with a rustup toolchain, cargo and rustc come
 /// from that toolchain and only the C tools are needed.
 pub fn missing_tools(tools: &Rootfs, rustup: bool) -> Vec<&'static str> {
@@ -367,8 +375,31 @@ pub fn host_sysroot() -> Option<PathBuf> {
 pub const GUEST_RUST: &str = "/run/cargo-for-arm/rust";
 
 /// The glibc version of a Debian rootfs: the `libc6` package's upstream version in its dpkg
-/// status ("2.36-9+deb12u9" → (2, 36)).
+/// status ("2.36-9+deb12u9" → (2, 36)); in a tree without one (a sysroot, unpacked without
+/// dpkg), the version its `libc.so.6` states.
 pub fn rootfs_glibc(rootfs: &Rootfs) -> Option<(u32, u32)> {
+    dpkg_glibc(rootfs).or_else(|| libc_so_glibc(rootfs))
+}
+
+fn libc_so_glibc(rootfs: &Rootfs) -> Option<(u32, u32)> {
+    const MARK: &[u8] = b"GNU C Library (";
+    [
+        "x86_64-linux-gnu",
+        "aarch64-linux-gnu",
+        "arm-linux-gnueabihf",
+    ]
+    .iter()
+    .find_map(|m| rootfs.read(&format!("/usr/lib/{m}/libc.so.6")).ok())
+    .and_then(|data| {
+        let at = data.windows(MARK.len()).position(|w| w == MARK)?;
+        let text = String::from_utf8_lossy(&data[at..data.len().min(at + 200)]).into_owned();
+        let v = text.split("release version ").nth(1)?;
+        let mut it = v.split(|c: char| !c.is_ascii_digit());
+        Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+    })
+}
+
+fn dpkg_glibc(rootfs: &Rootfs) -> Option<(u32, u32)> {
     let data = rootfs.read("/var/lib/dpkg/status").ok()?;
     let text = String::from_utf8_lossy(&data);
     let stanza = text
@@ -637,6 +668,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(rootfs_glibc(&Rootfs::open(&dir).unwrap()), Some((2, 36)));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn glibc_of_a_tree_without_dpkg_from_its_libc_so() {
+        let dir = std::env::temp_dir().join(format!("cfa-glibc-so-{}", std::process::id()));
+        let lib = dir.join("usr/lib/x86_64-linux-gnu");
+        std::fs::create_dir_all(&lib).unwrap();
+        let rootfs = || Rootfs::open(&dir).unwrap();
+        assert_eq!(rootfs_glibc(&rootfs()), None);
+        let mut so = b"\x7fELF\0\0".to_vec();
+        so.extend(b"GNU C Library (Debian GLIBC 2.36-9+deb12u13) stable release version 2.36.\n\0");
+        std::fs::write(lib.join("libc.so.6"), so).unwrap();
+        assert_eq!(rootfs_glibc(&rootfs()), Some((2, 36)));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -80,7 +80,7 @@ impl Project {
                 packages.join(" ")
             ),
             Some(v) => v.path(),
-            None => default_rootfs(o, &packages)?,
+            None => default_rootfs(o, &self.settings, &packages)?,
         };
         Rootfs::open(&chosen)
     }
@@ -121,19 +121,31 @@ fn workspace_root(cwd: &Path) -> Result<(PathBuf, bool)> {
     Ok((root, have_cargo))
 }
 
-/// Nothing configured: the default Debian rootfs with cargo of the architecture asked,
-/// created on first use.
-/// Nothing configured: the default Debian rootfs with cargo (and the project's `packages`,
-/// as a store entry of its own, named by that package set), created on first use.
-fn default_rootfs(o: &Options, packages: &[String]) -> Result<PathBuf> {
-    let arch = match o.arch.as_deref() {
-        Some(a) => Arch::parse(a)?.debian_name(a),
-        None => "armhf",
+/// Nothing configured: the default Debian rootfs of the architecture asked (and the
+/// project's `packages`, as a store entry of its own, named by that package set), created
+/// on first use. When native mode will build with the rustup toolchain, a sysroot: the
+/// packages' files with the C runtime, unpacked without maintainer scripts (no emulation,
+/// `<distro>-<suite>-<arch>-sysroot`), unless the emulated default of the same packages is
+/// in the store already; else the emulated default, configured, with cargo. A stored rootfs
+/// is never changed: each package set is an entry of its own.
+fn default_rootfs(o: &Options, settings: &Settings, packages: &[String]) -> Result<PathBuf> {
+    let (arch_kind, arch) = match o.arch.as_deref() {
+        Some(a) => {
+            let k = Arch::parse(a)?;
+            (k, k.debian_name(a))
+        }
+        None => (Arch::Arm, "armhf"),
     };
     // Debian 12 for 32-bit ARM, 13 for the rest; Ubuntu's fixed LTS where the archive is Ubuntu's.
     let (distro, suite) = crate::rootfs::debian::sources::default_release(arch);
-    let mut name = format!("{}-{suite}-{arch}", distro.name().to_lowercase());
-    let mut include = vec!["cargo".to_string()];
+    let base = format!("{}-{suite}-{arch}", distro.name().to_lowercase());
+    let sysroot = super::mode::rustup_builds(o, settings, arch_kind, arch)?;
+    let (mut include, variant) = match sysroot {
+        true => (Vec::new(), "sysroot"),
+        false => (vec!["cargo".to_string()], "minbase"),
+    };
+    // The project's packages: a store entry of their own, named by the set.
+    let mut suffix = String::new();
     if !packages.is_empty() {
         let mut set = packages.to_vec();
         set.sort();
@@ -143,28 +155,42 @@ fn default_rootfs(o: &Options, packages: &[String]) -> Result<PathBuf> {
         }
         use sha2::Digest;
         let digest = sha2::Sha256::digest(set.join(",").as_bytes());
-        name = format!("{name}-{}", crate::rootfs::fetch::hex(&digest[..4]));
+        suffix = format!("-{}", crate::rootfs::fetch::hex(&digest[..4]));
         include.extend(set);
     }
+    let emulated = format!("{base}{suffix}");
+    let name = match sysroot {
+        true => format!("{base}-sysroot{suffix}"),
+        false => emulated.clone(),
+    };
     let store = crate::rootfs::store::Store::open()?;
     if store.get(&name).is_some() {
         return Ok(name.into());
+    }
+    // The emulated default of the same packages serves as a sysroot too (cargo brings the C
+    // runtime): a native build does not create a second one.
+    if sysroot && store.get(&emulated).is_some() {
+        return Ok(emulated.into());
     }
     if !crate::qemu::may_fetch() {
         bail!(
             "no rootfs chosen: pass --rootfs DIR|NAME, set CARGO_FOR_ARM_ROOTFS, add\n  [package.metadata.for-arm]\n  rootfs = \"DIR\"\nto Cargo.toml, \
              or rootfs = \"DIR\" to ~/.config/cargo-for-arm/config.toml; or let cargo-for-arm create the default \
-             (it does when CARGO_FOR_ARM_OFFLINE is unset): cargo for-arm rootfs create {name} --suite {suite} --arch {arch} --include {}",
-            include.join(",")
+             (it does when CARGO_FOR_ARM_OFFLINE is unset): cargo for-arm rootfs create {name} --suite {suite} --arch {arch}{}{}",
+            if sysroot { " --variant sysroot" } else { "" },
+            if include.is_empty() { String::new() } else { format!(" --include {}", include.join(",")) }
         );
     }
-    ui::say(format_args!("no rootfs configured: creating the default {name} ({} {suite}, {arch}, with {}) from the {} archive; this takes a few minutes once", distro.name(), include.join(", "), distro.name()));
+    match sysroot {
+        true => ui::say(format_args!("no rootfs configured, native build with the rustup toolchain: creating the sysroot {name} ({} {suite}, {arch}: the C runtime{}{}) from the {} archive", distro.name(), if include.is_empty() { "" } else { " and " }, include.join(", "), distro.name())),
+        false => ui::say(format_args!("no rootfs configured: creating the default {name} ({} {suite}, {arch}, with {}) from the {} archive; this takes a few minutes once", distro.name(), include.join(", "), distro.name())),
+    }
     create_rootfs(&CreateOptions {
         name: name.clone(),
         suite: suite.into(),
         arch: arch.into(),
         include,
-        variant: "minbase".into(),
+        variant: variant.into(),
         mirror: None,
         keyring: None,
         no_verify: false,

@@ -24,6 +24,14 @@ const VARIANTS: [(&str, &[&str]); 2] = [
     ("buildd", &["apt", "build-essential"]),
 ];
 
+/// The `sysroot` variant: not a system (no Essential set, no dpkg, no apt), only the
+/// packages asked for plus these — `/etc/os-release` (the suite), `/bin/sh` (the
+/// architecture; and a shell and coreutils for the programs tests start in the ARM sandbox)
+/// — and the C runtime a link needs (libc6-dev, libgcc-N-dev), unpacked without maintainer
+/// scripts: nothing runs, so nothing is emulated.
+const SYSROOT_VARIANT: &str = "sysroot";
+const SYSROOT_VARIANT_ROOTS: [&str; 4] = ["base-files", "dash", "coreutils", "libc6-dev"];
+
 /// Essential packages dpkg installs before the others of stage 2, in this order (as
 /// debootstrap): base-passwd and base-files before everything.
 const INSTALLED_FIRST: [&str; 4] = ["base-passwd", "base-files", "dpkg", "libc6"];
@@ -60,7 +68,9 @@ pub struct CreateOptions {
     /// More packages, comma-separated (e.g. cargo,pkg-config,libssl-dev).
     #[arg(long, value_delimiter = ',')]
     pub include: Vec<String>,
-    /// minbase (essential + required + apt) or buildd (+ build-essential).
+    /// minbase (essential + required + apt), buildd (+ build-essential), or sysroot (only the
+    /// packages asked for and the C runtime, libc6-dev and libgcc-N-dev, unpacked without
+    /// maintainer scripts: a sysroot for native builds, nothing emulated, no dpkg or apt).
     #[arg(long, default_value = "minbase")]
     pub variant: String,
     /// Mirror: URL, or ARCH=URL,… per architecture (default: CARGO_FOR_ARM_MIRROR, the
@@ -123,8 +133,12 @@ pub fn create(o: &CreateOptions, quiet: bool, emulator: Emulator) -> Result<i32>
     // for native builds instead (see `sysroot_tree`).
     let settings = crate::settings::Settings::user()?;
     let d = crate::isolation::decide(&settings, None)?;
-    let sysroot = d.rung == crate::isolation::Rung::Unsandboxed;
-    if sysroot && !quiet {
+    let unsandboxed = d.rung == crate::isolation::Rung::Unsandboxed;
+    // The sysroot variant (native mode's default ARM rootfs with a rustup toolchain): the
+    // packages' files only, on every rung.
+    let variant_sysroot = o.variant == SYSROOT_VARIANT;
+    let sysroot = unsandboxed || variant_sysroot;
+    if unsandboxed && !variant_sysroot && !quiet {
         // The build that asked for this rootfs has said why there is no isolation.
         let why = match crate::isolation::announced() {
             true => String::new(),
@@ -140,7 +154,7 @@ pub fn create(o: &CreateOptions, quiet: bool, emulator: Emulator) -> Result<i32>
     // A sysroot links: the C library's headers and crt files, and gcc's (crtbeginS.o,
     // libgcc_s) — `gcc` brings the libgcc-N-dev of the suite, whatever N is.
     let with_sysroot_packages;
-    let o = match sysroot {
+    let o = match unsandboxed && !variant_sysroot {
         true => {
             let mut c = o.clone();
             for p in SYSROOT_PACKAGES {
@@ -171,6 +185,14 @@ pub fn create(o: &CreateOptions, quiet: bool, emulator: Emulator) -> Result<i32>
     let mirror = source.url;
     let client = crate::rootfs::fetch::client()?;
     let (index, set, components) = resolve(o, &client, &mirror, &keyring, quiet)?;
+    if variant_sysroot && !quiet {
+        crate::ui::say(format_args!(
+            "creating {} as a sysroot: {} packages' files, no maintainer scripts run (nothing emulated), \
+             absolute symlinks made relative",
+            o.name,
+            set.len()
+        ));
+    }
     let apt_source = format!("deb {mirror} {} {}\n", o.suite, components.join(" "));
     let tmp = store.tmp_dir(&o.name);
     // The same resolved package set was configured before: restore that tree.
@@ -242,6 +264,17 @@ fn sysroot_tree(
     let sh = root.join("usr/bin/sh");
     if sh.symlink_metadata().is_err() {
         std::os::unix::fs::symlink("dash", &sh)?;
+    }
+    // The alternatives a maintainer script would have made: the host C compiler of a tools
+    // tree with clang and no gcc (build scripts are linked with `cc`).
+    for (alt, prog) in [("cc", "clang"), ("c++", "clang++")] {
+        let (alt, prog) = (
+            root.join("usr/bin").join(alt),
+            root.join("usr/bin").join(prog),
+        );
+        if alt.symlink_metadata().is_err() && prog.symlink_metadata().is_ok() {
+            std::os::unix::fs::symlink(prog.file_name().unwrap_or_default(), &alt)?;
+        }
     }
     relative_symlinks(&root, &root)
 }
@@ -330,8 +363,14 @@ fn roots(index: &Index, o: &CreateOptions) -> Result<Vec<String>> {
         .map(|s| s["Package"].clone())
         .collect();
     roots.sort();
+    if o.variant == SYSROOT_VARIANT {
+        let mut roots: Vec<String> = SYSROOT_VARIANT_ROOTS.map(str::to_string).to_vec();
+        roots.extend(o.include.iter().cloned());
+        roots.extend(c_runtime(index));
+        return Ok(roots);
+    }
     let Some((_, variant)) = VARIANTS.iter().find(|(v, _)| *v == o.variant) else {
-        bail!("--variant {}: use minbase or buildd", o.variant);
+        bail!("--variant {}: use minbase, buildd or sysroot", o.variant);
     };
     roots.extend(variant.iter().map(|p| p.to_string()));
     roots.extend(o.include.iter().cloned());
@@ -575,7 +614,9 @@ fn land(
         verified: !o.no_verify,
         owners_kept,
     };
-    let result = std::fs::write(tmp.join("root/etc/apt/sources.list"), apt_source)
+    // A sysroot has no apt: the file still records where its packages came from.
+    let result = std::fs::create_dir_all(tmp.join("root/etc/apt"))
+        .and_then(|()| std::fs::write(tmp.join("root/etc/apt/sources.list"), apt_source))
         .map_err(anyhow::Error::from)
         .and_then(|()| store.finish(&o.name, tmp, &origin, quiet));
     match result {
@@ -790,8 +831,14 @@ mod tests {
             roots(&index, &o("buildd")).unwrap(),
             ["apt", "build-essential", "cargo"]
         );
+        // A sysroot: no Essential set, no apt; the files that tell suite and architecture, a
+        // shell, coreutils and the C library's development files.
+        assert_eq!(
+            roots(&index, &o("sysroot")).unwrap(),
+            ["base-files", "dash", "coreutils", "libc6-dev", "cargo"]
+        );
         let err = roots(&index, &o("fat")).unwrap_err().to_string();
-        assert!(err.contains("use minbase or buildd"), "{err}");
+        assert!(err.contains("use minbase, buildd or sysroot"), "{err}");
     }
 
     #[test]
