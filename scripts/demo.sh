@@ -9,7 +9,7 @@
 # cargo from the Debian mirror of the host's apt sources (a few minutes, once) and fetches
 # Debian's static qemu if none is installed; both are verified and cached in
 # ~/.cache/cargo-for-arm. Then it builds examples/hello-arm and runs the ARM binary; then it
-# builds the same crate in native mode (creating the tools rootfs once) and runs that binary.
+# builds the same crate in native mode (creating the C tools rootfs once) and runs that binary.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 if [ "$(id -u)" = 0 ]; then
@@ -33,13 +33,14 @@ echo "==> cargo for-arm run --rootfs $rootfs -- uname -m"
 cargo for-arm run --rootfs "$rootfs" -- uname -m
 echo "==> a shell inside: cargo for-arm run --rootfs $rootfs -- sh -c '…'  (interactive: -- sh)"
 cargo for-arm run --rootfs "$rootfs" -- sh -c '. /etc/os-release; echo "sh in $PRETTY_NAME on $(uname -m), uid $(id -u) inside"'
-echo "==> cargo for-arm run --rootfs $rootfs -- target/for-arm/$arch/release/hello-arm"
-cargo for-arm run --rootfs "$rootfs" -- "target/for-arm/$arch/release/hello-arm"
+# The finals land in cargo's cross layout, target/<triple>/<profile>, in every mode.
+triple=$([ "$arch" = armhf ] && echo armv7-unknown-linux-gnueabihf || echo aarch64-unknown-linux-gnu)
+echo "==> cargo for-arm run --rootfs $rootfs -- target/$triple/release/hello-arm"
+cargo for-arm run --rootfs "$rootfs" -- "target/$triple/release/hello-arm"
 # Native mode: the same crate compiled at host speed against the ARM rootfs, by the rustup
 # toolchain when it has the ARM target, else by Debian's rustc of the same suite (the tools
 # rootfs is created once, a minute or two).
 echo "==> cargo for-arm build --release --arch $arch --mode native"
 cargo for-arm build --release --arch "$arch" --mode native
-triple=$([ "$arch" = armhf ] && echo armv7-unknown-linux-gnueabihf || echo aarch64-unknown-linux-gnu)
-echo "==> cargo for-arm run --rootfs $rootfs -- target/for-arm/native-$arch/$triple/release/hello-arm"
-cargo for-arm run --rootfs "$rootfs" -- "target/for-arm/native-$arch/$triple/release/hello-arm"
+echo "==> cargo for-arm run --rootfs $rootfs -- target/$triple/release/hello-arm"
+cargo for-arm run --rootfs "$rootfs" -- "target/$triple/release/hello-arm"
