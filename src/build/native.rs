@@ -468,7 +468,10 @@ pub fn own_glibc_floor(exe: &Path, home: &Path) -> Option<(u32, u32)> {
         None => "none\n".to_string(),
     };
     if std::fs::create_dir_all(cache.parent()?).is_ok() {
-        let tmp = cache.with_extension(format!("tmp{}", std::process::id()));
+        // A `.tmp-` name: the store's clean-up removes it if this run is killed here.
+        let tmp = home
+            .join("host")
+            .join(format!(".tmp-glibc-floor-{key}-{}", std::process::id()));
         if std::fs::write(&tmp, text).is_ok() {
             let _ = std::fs::rename(&tmp, &cache);
         }

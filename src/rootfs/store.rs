@@ -147,6 +147,9 @@ impl Store {
         for d in ["debs", "snapshots", "host", "downloads"] {
             super::fetch::clean_stale_files(&home.join(d));
         }
+        for d in ["vendor", "host/locks"] {
+            clean_dead_tmp_dirs(&home.join(d));
+        }
         let Ok(rd) = std::fs::read_dir(&self.dir) else {
             return;
         };
@@ -554,9 +557,67 @@ pub fn human_size(n: u64) -> String {
     }
 }
 
+/// Directories `.tmp-…-<pid>` (a `cargo vendor` or a build's lockfile being made) that a
+/// killed run left: nobody locks them, so they go only when their process is gone and they
+/// are over an hour old (a pid seen from another pid namespace may be reused; a live one is
+/// never that old without its process).
+fn clean_dead_tmp_dirs(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(".tmp-")
+            .and_then(|r| r.rsplit('-').next())
+            .and_then(|p| p.parse::<i32>().ok())
+            .filter(|p| *p > 0)
+        else {
+            continue;
+        };
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|a| a.as_secs() > 3600));
+        let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+            == Err(nix::errno::Errno::ESRCH);
+        if old && gone && e.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_old_tmp_dirs_of_dead_processes_are_cleaned() {
+        let d = std::env::temp_dir().join(format!("cfa-dead-tmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let dead = 4_194_000; // above any pid this test machine hands out
+        assert_eq!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(dead), None),
+            Err(nix::errno::Errno::ESRCH)
+        );
+        let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        let make = |name: &str, old: bool| {
+            let p = d.join(name);
+            std::fs::create_dir_all(p.join("inner")).unwrap();
+            if old {
+                File::open(&p).unwrap().set_modified(two_hours_ago).unwrap();
+            }
+            p
+        };
+        let gone = make(&format!(".tmp-abc-{dead}"), true);
+        let young = make(&format!(".tmp-abc-{}", dead + 1), false);
+        let live = make(&format!(".tmp-{}", std::process::id()), true);
+        let other = make("keep-1", true);
+        clean_dead_tmp_dirs(&d);
+        assert!(!gone.exists());
+        assert!(young.exists() && live.exists() && other.exists());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 
     #[test]
     fn names() {
