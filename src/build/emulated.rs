@@ -11,6 +11,20 @@ use crate::sandbox::spec::{Exec, SpecBuilder};
 pub fn prepare(job: &Job) -> Result<Prepared> {
     if !job.rootfs.exists("/usr/bin/cargo") {
         let r = job.rootfs.path().display();
+        // The default of a rustup build (`…-sysroot`) is no rootfs to emulate in.
+        let sysroot = job
+            .rootfs
+            .path()
+            .parent()
+            .and_then(|p| p.file_name())
+            .is_some_and(|n| n.to_string_lossy().contains("-sysroot"));
+        if sysroot {
+            bail!(
+                "the rootfs {r} has no cargo (/usr/bin/cargo): it is the sysroot native builds use, \
+                 made without cargo. Build with --mode emulate (the emulated default rootfs, with cargo, \
+                 is created on first use), or fix what kept native mode from building (said above)"
+            );
+        }
         bail!(
             "the rootfs {r} has no cargo (/usr/bin/cargo): use a rootfs with cargo installed, or install it \
              inside: cargo for-arm run --rootfs {r} --rootfs-rw --network host --map full -- apt-get install -y cargo \
