@@ -349,7 +349,16 @@ fn host_mirror(root: &Path, arch: &str) -> Option<Mirror> {
             origin: format!("the host's apt template {}", file.display()),
         });
     }
-    for e in entries.iter().filter(|e| e.allows(arch)) {
+    // A third-party repository (Docker's `…/linux/debian`, apt.llvm.org …) names a keyring
+    // of its own: the archive's entries are those signed by Debian's keyring, or by apt's
+    // default keys (no Signed-By), come first; the others only when none of those serves.
+    let archive = |e: &&AptEntry| {
+        e.signed_by
+            .as_deref()
+            .is_none_or(|s| s.contains("debian-archive-keyring"))
+    };
+    let usable = entries.iter().filter(|e| e.allows(arch));
+    for e in usable.clone().filter(archive).chain(usable) {
         let u = e.uris.iter().filter(not_security).find(|u| {
             // On a host of unknown kind, an archive that says it is Ubuntu's is passed over.
             e.distro(u) != Some(Distro::Ubuntu)
@@ -493,6 +502,32 @@ mod tests {
 
     const UBUNTU_SOURCES: &str = "Types: deb\nURIs: http://m.test/ubuntu/\nSuites: jammy jammy-updates\nComponents: main\nSigned-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg\n\n\
 Types: deb\nURIs: http://sec.test/ubuntu/\nSuites: jammy-security\nComponents: main\n";
+
+    #[test]
+    fn a_third_party_repository_is_not_the_debian_mirror() {
+        let docker = "Types: deb\nURIs: https://download.test/linux/debian\nSuites: bookworm\nComponents: stable\nSigned-By: /etc/apt/keyrings/docker.asc\n";
+        let debian = "Types: deb\nURIs: http://mirror.test/debian\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n";
+        let root = fake_root(&[
+            ("etc/os-release", "ID=debian\n"),
+            ("etc/apt/sources.list.d/docker.sources", docker),
+            ("etc/apt/sources.list.d/debian.sources", debian),
+        ]);
+        assert_eq!(
+            host_mirror(&root, "armhf").unwrap().url,
+            "http://mirror.test/debian"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+        // With only the third-party entry, it is still what there is.
+        let root = fake_root(&[
+            ("etc/os-release", "ID=debian\n"),
+            ("etc/apt/sources.list.d/docker.sources", docker),
+        ]);
+        assert_eq!(
+            host_mirror(&root, "armhf").unwrap().url,
+            "https://download.test/linux/debian"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 
     #[test]
     fn an_ubuntu_host_takes_ports_per_architecture() {
