@@ -332,6 +332,25 @@ fn rung2_rootfs_create_unpacks_without_maintainer_scripts_and_the_sysroot_builds
     // dpkg never ran: no status database; the files are there.
     assert!(!root.join("var/lib/dpkg/status").exists());
     assert!(root.join("usr/include/stdio.h").is_file());
+    // The entry says so, and an emulated build refuses the unconfigured tree, naming the fix,
+    // even where a private binfmt_misc would make one possible.
+    let entry = std::fs::read_to_string(h.join("rootfs").join(name).join("entry.toml")).unwrap();
+    assert!(entry.contains("configured = false"), "{entry}");
+    let emu = TempDir::new("binfmt-unconfigured-emulated");
+    copy_example("hello-arm", emu.path());
+    let o = Tool::new(emu.path())
+        .home(&h)
+        .env("CARGO_FOR_ARM_BINFMT", "private")
+        .env("CARGO_FOR_ARM_OFFLINE", "1")
+        .args(["build", "--mode", "emulate", "--rootfs", name])
+        .output();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("was unpacked without running its packages' maintainer scripts")
+            && err.contains(&format!("cargo for-arm rootfs rm {name}")),
+        "{err}"
+    );
     assert!(root.join("usr/lib/arm-linux-gnueabihf/crt1.o").is_file());
 
     // A native build against it, with the rustup toolchain and the tools rootfs of the

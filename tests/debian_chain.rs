@@ -311,13 +311,14 @@ fn an_ubuntu_host_takes_arm_from_its_ports_archive_and_amd64_from_its_main_archi
     assert!(a
         .asked("/ubuntu-ports/dists/noble/main/binary-amd64")
         .is_empty());
-    // The default rootfs of a build on this host: Ubuntu's fixed suite, by its own name.
+    // The default rootfs of an emulated build on this host: Ubuntu's fixed suite, by its own
+    // name (a build with rustup's armv7 target would want the sysroot variant of it).
     let proj = TempDir::new("ubuntu-default");
     copy_example("hello-arm", proj.path());
     let o = Tool::new(proj.path())
         .env("CARGO_FOR_ARM_APT_ROOT", host.path())
         .env("CARGO_FOR_ARM_OFFLINE", "1")
-        .args(["build"])
+        .args(["build", "--mode", "emulate"])
         .output();
     assert!(
         stderr(&o).contains("rootfs create ubuntu-noble-armhf --suite noble --arch armhf"),

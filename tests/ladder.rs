@@ -418,6 +418,7 @@ fn rung_3_rootfs_create_makes_a_sysroot_a_build_links_against() {
     let root = home.join("rootfs/sys/root");
     let entry = std::fs::read_to_string(home.join("rootfs/sys/entry.toml")).unwrap();
     assert!(entry.contains("owners_kept = false"), "{entry}");
+    assert!(entry.contains("configured = false"), "{entry}");
     let libz = root.join("usr/lib/arm-linux-gnueabihf/libz.so");
     let link = std::fs::read_link(&libz).unwrap();
     assert!(link.is_relative(), "{}", link.display());

@@ -9,22 +9,24 @@ use crate::sandbox::binfmt::{self, Binfmt};
 use crate::sandbox::spec::{Exec, SpecBuilder};
 
 pub fn prepare(job: &Job) -> Result<Prepared> {
-    if !job.rootfs.exists("/usr/bin/cargo") {
-        let r = job.rootfs.path().display();
-        // The default of a rustup build (`…-sysroot`) is no rootfs to emulate in.
-        let sysroot = job
+    if job.rootfs.configured() == Some(false) {
+        let name = job
             .rootfs
             .path()
             .parent()
             .and_then(|p| p.file_name())
-            .is_some_and(|n| n.to_string_lossy().contains("-sysroot"));
-        if sysroot {
-            bail!(
-                "the rootfs {r} has no cargo (/usr/bin/cargo): it is the sysroot native builds use, \
-                 made without cargo. Build with --mode emulate (the emulated default rootfs, with cargo, \
-                 is created on first use), or fix what kept native mode from building (said above)"
-            );
-        }
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        bail!(
+            "the rootfs {name} was unpacked without running its packages' maintainer scripts (made where \
+             no binfmt_misc or no user namespace was available, or as a sysroot): it serves native builds, \
+             but an emulated build needs a configured rootfs. Make one: cargo for-arm rootfs rm {name}, then \
+             build again (the default rootfs is created anew), or build with --mode emulate when this one is \
+             the sysroot of a native build (the emulated default is created on first use)"
+        );
+    }
+    if !job.rootfs.exists("/usr/bin/cargo") {
+        let r = job.rootfs.path().display();
         bail!(
             "the rootfs {r} has no cargo (/usr/bin/cargo): use a rootfs with cargo installed, or install it \
              inside: cargo for-arm run --rootfs {r} --rootfs-rw --network host --map full -- apt-get install -y cargo \

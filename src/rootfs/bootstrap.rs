@@ -202,7 +202,7 @@ pub fn create(o: &CreateOptions, quiet: bool, emulator: Emulator) -> Result<i32>
             && !o.no_snapshot
             && restore_snapshot(&store, &snapshot, &tmp, map, quiet)
         {
-            return land(&store, o, (&mirror, &apt_source), &tmp, true, quiet);
+            return land(&store, o, (&mirror, &apt_source), &tmp, (true, true), quiet);
         }
     }
     // Downloads, a few at a time; the threads end before any namespace is entered.
@@ -230,7 +230,7 @@ pub fn create(o: &CreateOptions, quiet: bool, emulator: Emulator) -> Result<i32>
         o,
         (&mirror, &apt_source),
         &tmp,
-        map.is_some(),
+        (map.is_some(), configured),
         quiet,
     )
 }
@@ -604,7 +604,7 @@ fn land(
     o: &CreateOptions,
     (mirror, apt_source): (&str, &str),
     tmp: &Path,
-    owners_kept: bool,
+    (owners_kept, configured): (bool, bool),
     quiet: bool,
 ) -> Result<i32> {
     let source = format!("{mirror} {} {} ({})", o.suite, o.arch, o.variant);
@@ -613,6 +613,7 @@ fn land(
         sha256: None,
         verified: !o.no_verify,
         owners_kept,
+        configured,
     };
     // A sysroot has no apt: the file still records where its packages came from.
     let result = std::fs::create_dir_all(tmp.join("root/etc/apt"))

@@ -85,6 +85,18 @@ impl Rootfs {
         Some(e.verified)
     }
 
+    /// For a stored rootfs, whether its packages' maintainer scripts ran (`entry.toml`); a
+    /// directory named by path is taken as it is (`None`).
+    pub fn configured(&self) -> Option<bool> {
+        if !self.stored {
+            return None;
+        }
+        let entry = self.path.parent()?.join("entry.toml");
+        let text = std::fs::read_to_string(entry).ok()?;
+        let e: store::Entry = toml::from_str(&text).ok()?;
+        Some(e.configured)
+    }
+
     /// One line on stderr, once per rootfs and process, when a stored rootfs is unverified:
     /// every run and build that uses it says so (`-q` silences it).
     fn say_if_unverified(&self) {

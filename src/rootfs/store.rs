@@ -45,6 +45,15 @@ pub struct Entry {
     pub created: String,
     pub owners_kept: bool,
     pub host_arch: bool,
+    /// Whether its packages' maintainer scripts ran (false for a sysroot unpacked without
+    /// emulation or without a user namespace: no rootfs to emulate in). Entries of older
+    /// versions were always configured.
+    #[serde(default = "configured_default")]
+    pub configured: bool,
+}
+
+fn configured_default() -> bool {
+    true
 }
 
 pub fn check_name(name: &str) -> Result<()> {
@@ -125,6 +134,7 @@ pub struct Origin<'a> {
     pub sha256: Option<String>,
     pub verified: bool,
     pub owners_kept: bool,
+    pub configured: bool,
 }
 
 impl Store {
@@ -319,6 +329,7 @@ impl Store {
                     sha256: a.sha256.clone(),
                     verified: a.verified && a.sha256.is_some(),
                     owners_kept: owners == Owners::Keep,
+                    configured: true,
                 };
                 self.finish(name, &tmp, &origin, quiet)
             });
@@ -380,6 +391,7 @@ impl Store {
             created: now_utc(),
             owners_kept: origin.owners_kept,
             host_arch,
+            configured: origin.configured,
         };
         std::fs::write(tmp.join("entry.toml"), toml::to_string(&entry)?)?;
         Ok(entry)
