@@ -76,25 +76,22 @@ impl Rootfs {
     /// chain, or an archive whose sha256 came through a trusted channel); `None` for a
     /// directory named by path, which the user vouches for.
     pub fn verified(&self) -> Option<bool> {
+        self.entry().map(|e| e.verified)
+    }
+
+    /// A stored rootfs's `entry.toml`; `None` for a directory named by path.
+    fn entry(&self) -> Option<store::Entry> {
         if !self.stored {
             return None;
         }
-        let entry = self.path.parent()?.join("entry.toml");
-        let text = std::fs::read_to_string(entry).ok()?;
-        let e: store::Entry = toml::from_str(&text).ok()?;
-        Some(e.verified)
+        let text = std::fs::read_to_string(self.path.parent()?.join("entry.toml")).ok()?;
+        toml::from_str(&text).ok()
     }
 
     /// For a stored rootfs, whether its packages' maintainer scripts ran (`entry.toml`); a
     /// directory named by path is taken as it is (`None`).
     pub fn configured(&self) -> Option<bool> {
-        if !self.stored {
-            return None;
-        }
-        let entry = self.path.parent()?.join("entry.toml");
-        let text = std::fs::read_to_string(entry).ok()?;
-        let e: store::Entry = toml::from_str(&text).ok()?;
-        Some(e.configured)
+        self.entry().map(|e| e.configured)
     }
 
     /// One line on stderr, once per rootfs and process, when a stored rootfs is unverified:
