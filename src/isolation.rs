@@ -272,11 +272,25 @@ fn write_proc(pid: i32, file: &str, text: &str) -> std::result::Result<(), i32> 
         .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
 }
 
+/// What this machine allows, probed once per process ([`try_probe`]): a build that also
+/// creates its default rootfs asks twice. Its binfmt_misc answer is handed to the sandbox's
+/// binfmt decision, which would otherwise try the same mount in a child of its own.
+pub fn probe() -> Probe {
+    static PROBE: std::sync::OnceLock<Probe> = std::sync::OnceLock::new();
+    *PROBE.get_or_init(|| {
+        let p = try_probe();
+        if p.userns.is_ok() {
+            crate::sandbox::binfmt::private_known(p.binfmt.map_err(|e| e.words()));
+        }
+        p
+    })
+}
+
 /// Try, in a throwaway child, what a sandbox does: clone into new user, mount and pid
 /// namespaces, write a single-id map, make `/` private, mount a tmpfs, pivot_root into
 /// it, mount a procfs — then binfmt_misc. The child makes system calls only; its answer is
 /// four integers on a pipe.
-pub fn probe() -> Probe {
+fn try_probe() -> Probe {
     let mut fds = [0; 2];
     // SAFETY: a pipe into a local array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {

@@ -60,27 +60,25 @@ pub fn sample(init: i32) -> BTreeMap<u32, Proc> {
         if std::fs::read_link(dir.join("ns/pid")).ok().as_ref() != Some(&ns) {
             continue;
         }
-        let Some((state, comm, cpu)) = std::fs::read_to_string(dir.join("stat"))
-            .ok()
-            .as_deref()
-            .and_then(parse_stat)
-        else {
-            continue;
-        };
-        let io = std::fs::read_to_string(dir.join("io"))
-            .map(|t| parse_io(&t))
-            .unwrap_or(0);
-        out.insert(
-            pid,
-            Proc {
-                state,
-                comm,
-                cpu,
-                io,
-            },
-        );
+        if let Some(p) = read_proc(&dir) {
+            out.insert(pid, p);
+        }
     }
     out
+}
+
+/// One process's sample from its `/proc/<pid>` directory (`None` once it is gone).
+fn read_proc(dir: &Path) -> Option<Proc> {
+    let (state, comm, cpu) = parse_stat(&std::fs::read_to_string(dir.join("stat")).ok()?)?;
+    let io = std::fs::read_to_string(dir.join("io"))
+        .map(|t| parse_io(&t))
+        .unwrap_or(0);
+    Some(Proc {
+        state,
+        comm,
+        cpu,
+        io,
+    })
 }
 
 /// Tracks progress between samples.
@@ -409,25 +407,9 @@ pub fn sample_tree(root: i32) -> BTreeMap<u32, Proc> {
     let mut out = BTreeMap::new();
     for pid in descendants(root) {
         let dir = Path::new("/proc").join(pid.to_string());
-        let Some((state, comm, cpu)) = std::fs::read_to_string(dir.join("stat"))
-            .ok()
-            .as_deref()
-            .and_then(parse_stat)
-        else {
-            continue;
-        };
-        let io = std::fs::read_to_string(dir.join("io"))
-            .map(|t| parse_io(&t))
-            .unwrap_or(0);
-        out.insert(
-            pid,
-            Proc {
-                state,
-                comm,
-                cpu,
-                io,
-            },
-        );
+        if let Some(p) = read_proc(&dir) {
+            out.insert(pid, p);
+        }
     }
     out
 }

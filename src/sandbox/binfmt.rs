@@ -266,8 +266,15 @@ fn decide(
 /// Whether this kernel mounts a binfmt_misc inside a new user namespace (Linux 6.7+): tried
 /// once per process in a throwaway child.
 pub fn private_works() -> Result<(), String> {
-    static RESULT: OnceLock<Result<(), String>> = OnceLock::new();
-    RESULT.get_or_init(try_private).clone()
+    PRIVATE.get_or_init(try_private).clone()
+}
+
+static PRIVATE: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// The answer of a probe that already tried the mount in this process (the isolation
+/// ladder's): [`private_works`] then forks no child of its own.
+pub fn private_known(r: Result<(), String>) {
+    let _ = PRIVATE.set(r);
 }
 
 /// Exit codes of the probe's child other than an errno.
