@@ -194,35 +194,14 @@ fn own_qemu(arch: Arch, flag: Option<&Path>, quiet: bool) -> Result<PathBuf> {
     }
 }
 
-/// Build without a sandbox. `opts`, `project`, the ARM rootfs and its architecture as the
-/// pipeline resolved them.
-pub fn run(
-    opts: Options,
-    project: Project,
-    rootfs: Rootfs,
-    (arch, desc): (Arch, String),
+/// Only the rustup toolchain and the host's clang/lld build here: a choice of the sandboxed
+/// native mode that cannot be honoured is an error when given as a flag, else said.
+fn unused_sandbox_choices(
+    opts: &Options,
+    settings: &settings::Settings,
     d: &Decision,
     quiet: bool,
-) -> Result<i32> {
-    let mode = project
-        .settings
-        .get_or(&settings::MODE, opts.mode, Mode::parse, Mode::Auto)?;
-    if mode == Mode::Emulate || arch.runs_natively() {
-        return Err(refuse(
-            &format!("an emulated build (cargo of the {desc} rootfs under qemu)"),
-            d,
-        ));
-    }
-    let Some(target) = Target::of(arch, &desc) else {
-        return Err(refuse(
-            &format!("{desc}: native builds are for armhf and arm64; this one needs an emulated build, which"),
-            d,
-        ));
-    };
-    let triple = target.triple;
-    // Only the rustup toolchain and the host's clang/lld build here: a choice of the sandboxed
-    // native mode that cannot be honoured is an error when given as a flag, else said.
-    let settings = &project.settings;
+) -> Result<()> {
     let unused = [
         (settings::CACHE, opts.cache.clone()),
         (
@@ -263,7 +242,12 @@ pub fn run(
             ));
         }
     }
-    native::check_c_runtime(&rootfs, &target)?;
+    Ok(())
+}
+
+/// The rustup toolchain with the target's std, and the host's C tools: the compilers of a
+/// build without a sandbox. Returns the toolchain's sysroot.
+fn host_toolchain(d: &Decision, triple: &str) -> Result<PathBuf> {
     let Some(sysroot) = native::host_sysroot() else {
         bail!(
             "no sandbox here ({}), so the build runs natively with your Rust toolchain, and there is no \
@@ -293,20 +277,18 @@ pub fn run(
             pkgs.join(" ")
         );
     }
-    let qemu = own_qemu(arch, opts.qemu.as_deref(), quiet)?;
-    let sysroot_s = plain(rootfs.path(), "the ARM rootfs")?;
-    let qemu_s = plain(&qemu, "the qemu")?;
-    let seccomp = crate::seccomp::compile(&crate::seccomp::Policy::parse(&opts.seccomp))?;
-    let job = Job::new(opts, project, rootfs, (arch, desc), true, quiet)?;
-    let tc = job.run_dir.0.join("toolchain");
-    let fixes = job.run_dir.0.join("link-fixes");
-    link_fixes(&job.rootfs, &target, &fixes)?;
-    let extra = format!(" -L{}", plain(&fixes, "the tool's home")?);
-    native::write_wrapper_texts(target.wrappers_at(&sysroot_s, &extra), &tc)?;
-    let (_vendor, mut config) = super::deps::vendor_on_host(&job)?;
-    config.push_str("\n[net]\noffline = true\n");
-    std::fs::write(job.cargo_home.join("config.toml"), &config)?;
+    Ok(sysroot)
+}
 
+/// cargo's environment without a sandbox: a clean one, the job's, and the cross settings
+/// of `target` pointed at host paths (the runner: `<qemu> -L <rootfs>`).
+fn environment(
+    job: &Job,
+    target: &Target,
+    sysroot: &Path,
+    (qemu_s, sysroot_s): (&str, &str),
+    tc: &Path,
+) -> Result<Vec<(String, String)>> {
     let host_path = std::env::var("PATH").unwrap_or_default();
     let mut env: Vec<(String, String)> = vec![
         (
@@ -351,6 +333,53 @@ pub fn run(
         };
         set(&mut env, k, v);
     }
+    Ok(env)
+}
+
+/// Build without a sandbox. `opts`, `project`, the ARM rootfs and its architecture as the
+/// pipeline resolved them.
+pub fn run(
+    opts: Options,
+    project: Project,
+    rootfs: Rootfs,
+    (arch, desc): (Arch, String),
+    d: &Decision,
+    quiet: bool,
+) -> Result<i32> {
+    let mode = project
+        .settings
+        .get_or(&settings::MODE, opts.mode, Mode::parse, Mode::Auto)?;
+    if mode == Mode::Emulate || arch.runs_natively() {
+        return Err(refuse(
+            &format!("an emulated build (cargo of the {desc} rootfs under qemu)"),
+            d,
+        ));
+    }
+    let Some(target) = Target::of(arch, &desc) else {
+        return Err(refuse(
+            &format!("{desc}: native builds are for armhf and arm64; this one needs an emulated build, which"),
+            d,
+        ));
+    };
+    let triple = target.triple;
+    unused_sandbox_choices(&opts, &project.settings, d, quiet)?;
+    native::check_c_runtime(&rootfs, &target)?;
+    let sysroot = host_toolchain(d, triple)?;
+    let qemu = own_qemu(arch, opts.qemu.as_deref(), quiet)?;
+    let sysroot_s = plain(rootfs.path(), "the ARM rootfs")?;
+    let qemu_s = plain(&qemu, "the qemu")?;
+    let seccomp = crate::seccomp::compile(&crate::seccomp::Policy::parse(&opts.seccomp))?;
+    let job = Job::new(opts, project, rootfs, (arch, desc), true, quiet)?;
+    let tc = job.run_dir.0.join("toolchain");
+    let fixes = job.run_dir.0.join("link-fixes");
+    link_fixes(&job.rootfs, &target, &fixes)?;
+    let extra = format!(" -L{}", plain(&fixes, "the tool's home")?);
+    native::write_wrapper_texts(target.wrappers_at(&sysroot_s, &extra), &tc)?;
+    let (_vendor, mut config) = super::deps::vendor_on_host(&job)?;
+    config.push_str("\n[net]\noffline = true\n");
+    std::fs::write(job.cargo_home.join("config.toml"), &config)?;
+
+    let env = environment(&job, &target, &sysroot, (&qemu_s, &sysroot_s), &tc)?;
 
     let mut writable = vec![
         job.target_dir.clone(),
@@ -365,7 +394,7 @@ pub fn run(
     if !quiet && !landlock_on {
         ui::warn("this kernel has no Landlock: the build can write wherever you can");
     }
-    let w = writable.clone();
+    let w = writable;
     let mut argv = vec!["cargo".to_string(), job.opts.subcommand.clone()];
     argv.extend(job.opts.cargo_args.iter().cloned());
     let u = supervise::Unsandboxed {
