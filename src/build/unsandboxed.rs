@@ -326,7 +326,7 @@ fn environment(
     let runner = format!("{qemu_s} -L {sysroot_s}");
     let ar =
         find_host_tool("llvm-ar").map_or("llvm-ar".into(), |p| p.to_string_lossy().into_owned());
-    for (k, v) in target.build_env_at(&runner, &sysroot_s, &tc.to_string_lossy()) {
+    for (k, v) in target.build_env_at(&runner, sysroot_s, &tc.to_string_lossy()) {
         let v = match k.starts_with("AR_") {
             true => ar.clone(),
             false => v,
