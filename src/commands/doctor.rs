@@ -410,6 +410,62 @@ fn rustup_targets() -> (Option<std::path::PathBuf>, Vec<&'static str>) {
     (Some(sysroot), have)
 }
 
+/// The table's row for native builds: in the sandbox, or without one (rung 3: rustup's
+/// toolchain with the ARM std and the host's C tools).
+fn native_row(rung: isolation::Rung, sysroot: Option<&std::path::Path>, targets: &[&str]) -> Row {
+    use isolation::Rung;
+    let missing = crate::build::unsandboxed::missing_host_tools();
+    match rung {
+        Rung::Unsandboxed => {
+            let mut why = Vec::new();
+            let mut fix = Vec::new();
+            match sysroot {
+                None => {
+                    why.push("no rustc toolchain on PATH".to_string());
+                    fix.push("install rustup (https://rustup.rs), then rustup target add armv7-unknown-linux-gnueabihf aarch64-unknown-linux-gnu".to_string());
+                }
+                Some(_) if targets.is_empty() => {
+                    why.push("the toolchain has no ARM standard library".into());
+                    fix.push("rustup target add armv7-unknown-linux-gnueabihf aarch64-unknown-linux-gnu".into());
+                }
+                Some(_) => {}
+            }
+            if !missing.is_empty() {
+                let progs: Vec<&str> = missing.iter().map(|(p, _)| *p).collect();
+                let pkgs: Vec<&str> = missing.iter().map(|(_, p)| *p).collect();
+                why.push(format!("no {} on PATH", progs.join(", ")));
+                fix.push(format!("sudo apt-get install {}", pkgs.join(" ")));
+            }
+            Row {
+                what: "native builds",
+                ok: why.is_empty(),
+                detail: match why.is_empty() {
+                    true => format!(
+                        "without a sandbox: {} ({}) with the host's clang, ld.lld and llvm-ar",
+                        sysroot.map(|s| s.display().to_string()).unwrap_or_default(),
+                        targets.join(", ")
+                    ),
+                    false => why.join("; "),
+                },
+                fix: (!fix.is_empty()).then(|| fix.join("; ")),
+            }
+        }
+        _ => Row {
+            what: "native builds",
+            ok: true,
+            detail: match sysroot {
+                Some(s) if !targets.is_empty() => format!(
+                    "in the sandbox: the toolchain {} ({}) or a tools rootfs, clang and lld of the tools rootfs",
+                    s.display(),
+                    targets.join(", ")
+                ),
+                _ => "in the sandbox, with a tools rootfs (created on first use with --mode native)".into(),
+            },
+            fix: None,
+        },
+    }
+}
+
 /// The ladder: the rung, and a table of what works here with the fix for each missing piece.
 fn ladder(p: &isolation::Probe, arches: &[Arch]) -> (isolation::Rung, Vec<Row>) {
     use isolation::Rung;
@@ -441,13 +497,16 @@ fn ladder(p: &isolation::Probe, arches: &[Arch]) -> (isolation::Rung, Vec<Row>) 
         .trim()
         .to_string();
     let sandbox_fix = isolation::fixes();
+    // The sandbox's own wording of the fixes (binfmt.rs), with this kernel named.
+    let why = match p.binfmt {
+        Ok(()) => format!("{} turns binfmt_misc off", crate::sandbox::binfmt::ENV),
+        Err(_) => format!("Linux {kernel} cannot mount binfmt_misc in a user namespace"),
+    };
     let binfmt_fix = format!(
-        "Linux {kernel} cannot mount binfmt_misc in a user namespace (6.7+ can): upgrade the kernel, \
-         or have the administrator register a static qemu with flag F: sudo apt-get install qemu-user-static \
-         binfmt-support (Debian/Ubuntu; its entries carry F)"
+        "{why}: {}",
+        crate::sandbox::binfmt::fix_text(arches.first().copied().unwrap_or(Arch::Arm))
     );
     let (sysroot, targets) = rustup_targets();
-    let missing = crate::build::unsandboxed::missing_host_tools();
     let mut rows = Vec::new();
     rows.push(Row {
         what: "emulated builds",
@@ -467,56 +526,7 @@ fn ladder(p: &isolation::Probe, arches: &[Arch]) -> (isolation::Rung, Vec<Row>) 
             Rung::Unsandboxed => Some(sandbox_fix.clone()),
         },
     });
-    let native = match rung {
-        Rung::Unsandboxed => {
-            let mut why = Vec::new();
-            let mut fix = Vec::new();
-            match &sysroot {
-                None => {
-                    why.push("no rustc toolchain on PATH".to_string());
-                    fix.push("install rustup (https://rustup.rs), then rustup target add armv7-unknown-linux-gnueabihf aarch64-unknown-linux-gnu".to_string());
-                }
-                Some(_) if targets.is_empty() => {
-                    why.push("the toolchain has no ARM standard library".into());
-                    fix.push("rustup target add armv7-unknown-linux-gnueabihf aarch64-unknown-linux-gnu".into());
-                }
-                Some(_) => {}
-            }
-            if !missing.is_empty() {
-                let progs: Vec<&str> = missing.iter().map(|(p, _)| *p).collect();
-                let pkgs: Vec<&str> = missing.iter().map(|(_, p)| *p).collect();
-                why.push(format!("no {} on PATH", progs.join(", ")));
-                fix.push(format!("sudo apt-get install {}", pkgs.join(" ")));
-            }
-            Row {
-                what: "native builds",
-                ok: why.is_empty(),
-                detail: match why.is_empty() {
-                    true => format!(
-                        "without a sandbox: {} ({}) with the host's clang, ld.lld and llvm-ar",
-                        sysroot.as_ref().map(|s| s.display().to_string()).unwrap_or_default(),
-                        targets.join(", ")
-                    ),
-                    false => why.join("; "),
-                },
-                fix: (!fix.is_empty()).then(|| fix.join("; ")),
-            }
-        }
-        _ => Row {
-            what: "native builds",
-            ok: true,
-            detail: match &sysroot {
-                Some(s) if !targets.is_empty() => format!(
-                    "in the sandbox: the toolchain {} ({}) or a tools rootfs, clang and lld of the tools rootfs",
-                    s.display(),
-                    targets.join(", ")
-                ),
-                _ => "in the sandbox, with a tools rootfs (created on first use with --mode native)".into(),
-            },
-            fix: None,
-        },
-    };
-    rows.push(native);
+    rows.push(native_row(rung, sysroot.as_deref(), &targets));
     rows.push(Row {
         what: "ARM tests",
         ok: qemu_ok,
@@ -542,7 +552,7 @@ fn ladder(p: &isolation::Probe, arches: &[Arch]) -> (isolation::Rung, Vec<Row>) 
             Rung::Unsandboxed => format!(
                 "reduced: no_new_privs, the seccomp policy, {}; child subreaper + PR_SET_PDEATHSIG",
                 match landlock {
-                    Some(v) => format!("Landlock (ABI {v}: writes only to the target dir, the build's own directory and /tmp)"),
+                    Some(v) => format!("Landlock (ABI {v}: writes only to the target dir, the build's own directory, /tmp and /dev)"),
                     None => "no Landlock (this kernel has none)".into(),
                 }
             ),
