@@ -226,6 +226,18 @@ impl Probe {
         }
     }
 
+    /// Both parts failed at `step`, with the errno of the last call.
+    fn failed(step: Step) -> Probe {
+        let f = Failure {
+            step,
+            errno: Errno::last_raw(),
+        };
+        Probe {
+            userns: Err(f),
+            binfmt: Err(f),
+        }
+    }
+
     /// One line: "userns ok, private binfmt_misc: no (…)".
     pub fn summary(&self) -> String {
         use crate::sandbox::binfmt::{Choice, ENV};
@@ -294,26 +306,12 @@ fn try_probe() -> Probe {
     let mut fds = [0; 2];
     // SAFETY: a pipe into a local array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        let f = Failure {
-            step: Step::Died,
-            errno: Errno::last_raw(),
-        };
-        return Probe {
-            userns: Err(f),
-            binfmt: Err(f),
-        };
+        return Probe::failed(Step::Died);
     }
     let mut go = [0; 2];
     // SAFETY: as above.
     if unsafe { libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        let f = Failure {
-            step: Step::Died,
-            errno: Errno::last_raw(),
-        };
-        return Probe {
-            userns: Err(f),
-            binfmt: Err(f),
-        };
+        return Probe::failed(Step::Died);
     }
     // SAFETY: we own the fresh descriptors.
     let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
@@ -322,14 +320,7 @@ fn try_probe() -> Probe {
     // SAFETY: clone without a new stack is a fork; the child makes system calls only.
     let pid = unsafe { libc::syscall(libc::SYS_clone, flags as libc::c_ulong, 0, 0, 0, 0) };
     if pid < 0 {
-        let f = Failure {
-            step: Step::Clone,
-            errno: Errno::last_raw(),
-        };
-        return Probe {
-            userns: Err(f),
-            binfmt: Err(f),
-        };
+        return Probe::failed(Step::Clone);
     }
     if pid == 0 {
         // SAFETY: the child, in its new namespaces: system calls on fixed buffers only.

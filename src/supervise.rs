@@ -344,6 +344,36 @@ pub struct Supervision {
     pub status: Status,
 }
 
+/// Start a run with `once` until it ends without hanging: a hung one (killed by the
+/// heartbeat) is started again at most `how.retries` more times, an interrupted one never;
+/// when every attempt hung, the exit code is [`EXIT_HUNG`].
+fn with_retries(
+    how: Supervision,
+    what: &str,
+    mut once: impl FnMut() -> anyhow::Result<crate::sandbox::Outcome>,
+) -> anyhow::Result<crate::sandbox::Outcome> {
+    let mut attempt = 0;
+    loop {
+        let mut outcome = once()?;
+        if !outcome.killed || outcome.interrupted {
+            return Ok(outcome);
+        }
+        if attempt >= how.retries {
+            eprintln!(
+                "cargo-for-arm: giving up after {} hung attempt(s)",
+                attempt + 1
+            );
+            outcome.code = EXIT_HUNG;
+            return Ok(outcome);
+        }
+        attempt += 1;
+        eprintln!(
+            "cargo-for-arm: killed the hung {what}; retrying ({attempt}/{})",
+            how.retries
+        );
+    }
+}
+
 /// Run a plan under the heartbeat: a hung run is killed (with everything in its namespace)
 /// and started again, at most `how.retries` more times. A run that was interrupted (Ctrl-C,
 /// SIGTERM) is never retried, nor one ended because `abort` answered true (asked every
@@ -353,8 +383,7 @@ pub fn supervise(
     how: Supervision,
     abort: &mut dyn FnMut() -> bool,
 ) -> anyhow::Result<crate::sandbox::Outcome> {
-    let mut attempt = 0;
-    loop {
+    with_retries(how, "sandbox", || {
         let stderr = match how.status {
             Status::Line => crate::sandbox::Stderr::Piped,
             Status::Plain => crate::sandbox::Stderr::Inherit,
@@ -371,25 +400,9 @@ pub fn supervise(
         if watcher.aborted {
             outcome.interrupted = true;
             outcome.code = 128 + libc::SIGKILL;
-            return Ok(outcome);
         }
-        if !outcome.killed || outcome.interrupted {
-            return Ok(outcome);
-        }
-        if attempt >= how.retries {
-            eprintln!(
-                "cargo-for-arm: giving up after {} hung attempt(s)",
-                attempt + 1
-            );
-            outcome.code = EXIT_HUNG;
-            return Ok(outcome);
-        }
-        attempt += 1;
-        eprintln!(
-            "cargo-for-arm: killed the hung sandbox; retrying ({attempt}/{})",
-            how.retries
-        );
-    }
+        Ok(outcome)
+    })
 }
 
 /// [`supervise`], never aborted.
@@ -605,26 +618,7 @@ pub fn run_unsandboxed(
     u: &Unsandboxed,
     how: Supervision,
 ) -> anyhow::Result<crate::sandbox::Outcome> {
-    let mut attempt = 0;
-    loop {
-        let mut outcome = run_guarded(u, how.hang_timeout)?;
-        if !outcome.killed || outcome.interrupted {
-            return Ok(outcome);
-        }
-        if attempt >= how.retries {
-            eprintln!(
-                "cargo-for-arm: giving up after {} hung attempt(s)",
-                attempt + 1
-            );
-            outcome.code = EXIT_HUNG;
-            return Ok(outcome);
-        }
-        attempt += 1;
-        eprintln!(
-            "cargo-for-arm: killed the hung run; retrying ({attempt}/{})",
-            how.retries
-        );
-    }
+    with_retries(how, "run", || run_guarded(u, how.hang_timeout))
 }
 
 fn run_guarded(u: &Unsandboxed, hang: Option<Duration>) -> anyhow::Result<crate::sandbox::Outcome> {
