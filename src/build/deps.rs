@@ -323,6 +323,47 @@ pub fn parse_downgrades(out: &str) -> Vec<TooNew> {
         .collect()
 }
 
+/// The key of a build's own lockfile: the user's lockfile, the manifest and the rustc it is
+/// resolved for.
+fn lock_key(root: &Path, text: &[u8], info: &RustcInfo) -> Result<String> {
+    let mut h = Sha256::new();
+    h.update(text);
+    h.update(b"\0");
+    h.update(std::fs::read(root.join("Cargo.toml")).unwrap_or_default());
+    h.update(b"\0");
+    h.update(std::fs::read(&info.answer_script)?);
+    Ok(crate::rootfs::fetch::hex(&h.finalize()[..12]))
+}
+
+/// `cargo update -p NAME@VERSION …` of the packages too new for `info`'s rustc, into the
+/// lockfile `tmp` (the user's is not touched), by the host's cargo asking that rustc.
+fn update_into(
+    root: &Path,
+    tmp: &Path,
+    too_new: &[TooNew],
+    info: &RustcInfo,
+    offline: bool,
+) -> Result<std::process::Output> {
+    let mut cmd = Command::new("cargo");
+    cmd.args(["-Zlockfile-path", "update", "--manifest-path"])
+        .arg(root.join("Cargo.toml"))
+        .args(offline.then_some("--offline"))
+        .arg("--config")
+        .arg(format!(
+            "resolver.lockfile-path={}",
+            toml::Value::String(tmp.to_string_lossy().into_owned())
+        ))
+        // The lockfile path is an unstable cargo option: allowed on a stable host cargo.
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS", "fallback")
+        .env("CARGO_TERM_COLOR", "never");
+    for t in too_new {
+        cmd.arg("-p").arg(format!("{}@{}", t.name, t.locked));
+    }
+    answer_as(&mut cmd, info);
+    cmd.output().context("running cargo update")
+}
+
 /// The user's Cargo.lock for the rootfs's rustc `info`: `None` when it builds as it is; else
 /// a lockfile of the build's own in the host-only cache (`<home>/host/locks`), with only the
 /// packages too new for that rustc moved to the newest versions it builds (the rest as the
@@ -338,13 +379,7 @@ fn compat_lockfile(
 ) -> Result<Option<PathBuf>> {
     let user_lock = root.join("Cargo.lock");
     let text = std::fs::read(&user_lock)?;
-    let mut h = Sha256::new();
-    h.update(&text);
-    h.update(b"\0");
-    h.update(std::fs::read(root.join("Cargo.toml")).unwrap_or_default());
-    h.update(b"\0");
-    h.update(std::fs::read(&info.answer_script)?);
-    let key = crate::rootfs::fetch::hex(&h.finalize()[..12]);
+    let key = lock_key(root, &text, info)?;
     let dir = home.join("host").join("locks");
     std::fs::create_dir_all(&dir)?;
     let ok_mark = dir.join(format!("{key}.ok"));
@@ -406,24 +441,7 @@ fn compat_lockfile(
     let tmp = tmp_dir.join("Cargo.lock");
     std::fs::write(&tmp, &text)?;
     if !too_new.is_empty() {
-        let mut cmd = Command::new("cargo");
-        cmd.args(["-Zlockfile-path", "update", "--manifest-path"])
-            .arg(root.join("Cargo.toml"))
-            .args(offline.then_some("--offline"))
-            .arg("--config")
-            .arg(format!(
-                "resolver.lockfile-path={}",
-                toml::Value::String(tmp.to_string_lossy().into_owned())
-            ))
-            // The lockfile path is an unstable cargo option: allowed on a stable host cargo.
-            .env("RUSTC_BOOTSTRAP", "1")
-            .env("CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS", "fallback")
-            .env("CARGO_TERM_COLOR", "never");
-        for t in &too_new {
-            cmd.arg("-p").arg(format!("{}@{}", t.name, t.locked));
-        }
-        answer_as(&mut cmd, info);
-        let out = cmd.output().context("running cargo update")?;
+        let out = update_into(root, &tmp, &too_new, info, offline)?;
         let after = std::fs::read(&tmp).unwrap_or_default();
         if !out.status.success() || after == text {
             let _ = std::fs::remove_dir_all(&tmp_dir);
