@@ -387,10 +387,11 @@ fn rung2_rootfs_create_unpacks_without_maintainer_scripts_and_the_sysroot_builds
             let (out, err) = (stdout(&o), stderr(&o));
             assert!(o.status.success(), "{out}\n{err}");
             assert!(out.contains("test result: ok. 1 passed"), "{out}\n{err}");
-            // The unit tests ran as an armhf program built against the unconfigured tree.
+            // The unit tests ran as an armhf program built against the unconfigured tree
+            // (copied out of cargo's working directory with the other finals of `test`).
             let deps = p
                 .path()
-                .join("target/for-arm/native-armhf/armv7-unknown-linux-gnueabihf/debug/deps");
+                .join("target/armv7-unknown-linux-gnueabihf/debug/deps");
             let test_bin = std::fs::read_dir(&deps)
                 .unwrap()
                 .flatten()

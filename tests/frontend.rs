@@ -89,7 +89,7 @@ fn the_build_sees_the_tuning_environment_and_path_dependencies_outside_the_works
         "{err}"
     );
     // The path dependency outside the workspace was there (read-only), and it built.
-    let bin = app.join("target/for-arm/native-armhf/armv7-unknown-linux-gnueabihf/debug/app");
+    let bin = app.join("target/armv7-unknown-linux-gnueabihf/debug/app");
     assert_eq!(elf_machine(&bin), 40);
     let o = Tool::new(&app)
         .home(&store)

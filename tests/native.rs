@@ -786,12 +786,281 @@ fn the_output_path_is_the_same_in_both_modes() {
             "{err}"
         );
     }
-    // cargo's own working directories, one per mode; nothing at the host's own layout.
-    for flavour in ["armhf", "native-armhf"] {
-        assert!(
-            p.path().join("target/for-arm").join(flavour).is_dir(),
-            "{flavour}"
-        );
-    }
+    // cargo's own working directories, one per mode (native: per rustc, Debian 12's);
+    // nothing at the host's own layout.
+    let dirs = working_dirs(p.path());
+    assert!(
+        dirs.len() == 2 && dirs[0] == "armhf" && dirs[1].starts_with("native-armhf-1.63.0-"),
+        "{dirs:?}"
+    );
     assert!(!p.path().join("target/debug").exists());
+}
+
+/// The Rust toolchain that runs the tests (its sysroot): its real cargo and rustc.
+fn real_toolchain() -> PathBuf {
+    let out = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "rustc --print sysroot failed");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// A rustup toolchain as the tool finds one (`rustc --print sysroot` on PATH, with `bin/cargo`
+/// and `bin/rustc`): the real cargo and rustc, its sysroot this directory, holding the
+/// standard libraries `stds` names (triple, the rustc version their metadata carries) and no
+/// other. Put its `bin` first on PATH.
+fn toolchain_with(tag: &str, stds: &[(&str, &str)]) -> TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let tc = TempDir::new(tag);
+    let real = real_toolchain();
+    let bin = tc.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(real.join("bin/cargo"), bin.join("cargo")).unwrap();
+    let rustc = bin.join("rustc");
+    std::fs::write(
+        &rustc,
+        format!(
+            "#!/bin/sh\n# A toolchain whose sysroot is {tc}.\n[ \"$1 $2\" = '--print sysroot' ] && [ $# = 2 ] && exec echo '{tc}'\nexec '{real}' \"$@\"\n",
+            tc = tc.path().display(),
+            real = real.join("bin/rustc").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&rustc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for (triple, version) in stds {
+        let lib = tc.path().join("lib/rustlib").join(triple).join("lib");
+        std::fs::create_dir_all(&lib).unwrap();
+        std::fs::write(lib.join("libstd-0123456789abcdef.rlib"), fake_rlib(version)).unwrap();
+    }
+    tc
+}
+
+/// Auto mode with a rustup toolchain that lacks the target's std (`rustup target add` not
+/// run) pairs the ARM rootfs's Debian rustc with the tools rootfs of its suite: one line says
+/// so, and the ARM binary lands in cargo's cross layout.
+#[test]
+fn auto_picks_native_with_the_debian_pair_when_rustup_lacks_the_target() {
+    let triple = "armv7-unknown-linux-gnueabihf";
+    let (tools_name, arm_name) = (tools("bookworm"), arm("bookworm", "armhf"));
+    let home = home_with("native-pair-home", &[&tools_name, &arm_name]);
+    let tc = toolchain_with("native-pair-tc", &[]);
+    let p = project("hello-arm", "native-pair");
+    // No mode, no rustc source: all auto.
+    let o = Tool::new(p.path())
+        .home(home.path())
+        .path_first(&tc.path().join("bin"))
+        .args(["build", "--release", "--rootfs", &arm_name])
+        .output();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    let chosen: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("Native cargo build"))
+        .collect();
+    assert_eq!(chosen.len(), 1, "not one line choosing native:\n{err}");
+    let line = chosen[0];
+    assert!(
+        line.contains(&format!("for {triple}"))
+            && line.contains("rustc 1.63.0 of the tools rootfs")
+            && line.contains(&format!(
+                "clang and lld of {}",
+                entry_root(&home, &tools_name)
+            ))
+            && line.contains(&format!("against {}", entry_root(&home, &arm_name))),
+        "auto did not pick the Debian pair:\n{line}"
+    );
+    assert!(
+        !err.contains("mode emulate") && !err.contains(&tc.path().display().to_string()),
+        "{err}"
+    );
+    let bin = p.path().join(format!("target/{triple}/release/hello-arm"));
+    assert_eq!(elf_machine(&bin), 40, "{}", bin.display());
+}
+
+/// Where the store entry `name` of `home` is (resolved: the fixtures are links).
+fn entry_root(home: &TempDir, name: &str) -> String {
+    let root = home.path().join("rootfs").join(name).join("root");
+    root.canonicalize().unwrap().display().to_string()
+}
+
+/// A complete armhf sysroot as the store keeps one (unpacked, no maintainer scripts run, no
+/// cargo): the C runtime's files, under `name` in `home`.
+fn stored_armhf_sysroot(home: &Path, name: &str) {
+    let entry = home.join("rootfs").join(name);
+    let root = entry.join("root");
+    let (lib, gcc) = (
+        "usr/lib/arm-linux-gnueabihf",
+        "usr/lib/gcc/arm-linux-gnueabihf/12",
+    );
+    let files: Vec<String> = ["crt1.o", "crti.o", "libc.so"]
+        .iter()
+        .map(|f| format!("{lib}/{f}"))
+        .chain(
+            ["crtbeginS.o", "libgcc_s.so", "libgcc.a"]
+                .iter()
+                .map(|f| format!("{gcc}/{f}")),
+        )
+        .collect();
+    let files: Vec<(&str, Vec<u8>)> = files.iter().map(|f| (f.as_str(), Vec::new())).collect();
+    fake_rootfs(&root, false, 40, &files);
+    // EABI5, hard-float (e_flags): armhf, not armel.
+    let sh = root.join("bin/sh");
+    let mut elf = std::fs::read(&sh).unwrap();
+    elf[36..40].copy_from_slice(&0x0500_0400u32.to_le_bytes());
+    std::fs::write(&sh, elf).unwrap();
+    std::fs::write(
+        entry.join("entry.toml"),
+        format!(
+            "name = \"{name}\"\narch = \"armhf\"\narch_desc = \"arm (armhf, EABI5 hard-float)\"\n\
+             distro = \"Debian GNU/Linux 12 (bookworm)\"\nsize = 0\nsource = \"test\"\nverified = true\n\
+             created = \"2026-01-01T00:00:00Z\"\nowners_kept = false\nhost_arch = false\nconfigured = false\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// Auto on a home whose default rootfs is the sysroot of a rustup build: when native mode
+/// cannot be set up (here the tools rootfs cannot be created: the mirror refuses
+/// connections), there is no emulation to fall back to in a sysroot. The error says why
+/// native mode failed and names `--mode emulate`, whose default rootfs (with cargo) is
+/// another one. Hermetic: the toolchain and the sysroot are made here.
+#[test]
+fn auto_on_a_default_sysroot_fails_naming_why_and_mode_emulate_when_native_set_up_fails() {
+    let triple = "armv7-unknown-linux-gnueabihf";
+    let home = TempDir::new("native-sysroot-fail-home");
+    stored_armhf_sysroot(home.path(), "debian-bookworm-armhf-sysroot");
+    let tc = toolchain_with(
+        "native-sysroot-fail-tc",
+        &[(triple, "rustc 1.95.0 (0 2026-01-01)")],
+    );
+    let p = project("hello-arm", "native-sysroot-fail");
+    let tool = || {
+        Tool::new(p.path())
+            .home(home.path())
+            .path_first(&tc.path().join("bin"))
+    };
+    let o = tool()
+        .env("CARGO_FOR_ARM_MIRROR", "http://127.0.0.1:9/debian")
+        .env("CARGO_FOR_ARM_NET_TIMEOUT", "5")
+        .args(["build"])
+        .output();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    let sysroot = entry_root(&home, "debian-bookworm-armhf-sysroot");
+    assert!(
+        err.contains("mode native: creating the tools rootfs debian-bookworm-amd64-tools-c"),
+        "auto did not try native mode with the rustup toolchain:\n{err}"
+    );
+    assert!(
+        err.contains("mode auto: native mode cannot build: creating the tools rootfs debian-bookworm-amd64-tools-c")
+            && err.contains(&format!("The default rootfs {sysroot} is a sysroot for native builds (no cargo)"))
+            && err.contains("build with --mode emulate"),
+        "{err}"
+    );
+    // Nothing was emulated in the sysroot.
+    for not in [
+        "mode emulate:",
+        "Emulating",
+        "has no cargo",
+        "maintainer scripts",
+    ] {
+        assert!(!err.contains(not), "{not:?} in:\n{err}");
+    }
+    // The fix it names: --mode emulate takes the emulated default (offline here: the command
+    // that creates it is named).
+    let o = tool()
+        .env("CARGO_FOR_ARM_OFFLINE", "1")
+        .args(["build", "--mode", "emulate"])
+        .output();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains(
+            "rootfs create debian-bookworm-armhf --suite bookworm --arch armhf --include cargo"
+        ),
+        "{err}"
+    );
+}
+
+/// The working directories `target/for-arm/<flavour>` of a project.
+fn working_dirs(project: &Path) -> Vec<String> {
+    let mut dirs: Vec<String> = std::fs::read_dir(project.join("target/for-arm"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// Native builds by two rustcs (the Debian pair's 1.63, the rustup toolchain's) work in two
+/// directories, named by the rustc, and put their finals in the one cross layout; going back
+/// to the first rustc compiles nothing again and brings its binary back.
+#[test]
+fn each_rustc_has_a_working_directory_of_its_own_and_the_finals_one_place() {
+    let triple = "armv7-unknown-linux-gnueabihf";
+    if rustup_with(triple).is_none() {
+        return;
+    }
+    let (tools_name, arm_name) = (tools("bookworm"), arm("bookworm", "armhf"));
+    let home = home_with("native-two-rustcs-home", &[&tools_name, &arm_name]);
+    let p = project("hello-arm", "native-two-rustcs");
+    let build = |source: &str| {
+        let o = Tool::new(p.path())
+            .home(home.path())
+            .env("CARGO_FOR_ARM_NATIVE_RUSTC", source)
+            .args(["build", "--rootfs", &arm_name])
+            .output();
+        assert!(
+            o.status.success(),
+            "--native-rustc {source}:\n{}",
+            stderr(&o)
+        );
+        stderr(&o)
+    };
+    let bin = p.path().join(format!("target/{triple}/debug/hello-arm"));
+    let in_dir = |dir: &str| {
+        p.path()
+            .join("target/for-arm")
+            .join(dir)
+            .join(format!("{triple}/debug/hello-arm"))
+    };
+    let err = build("rootfs");
+    assert!(err.contains("Compiling hello-arm"), "{err}");
+    let dirs = working_dirs(p.path());
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let debian = dirs[0].clone();
+    assert!(debian.starts_with("native-armhf-1.63.0-"), "{debian}");
+    assert_eq!(elf_machine(&bin), 40);
+    let debian_bin = std::fs::read(&bin).unwrap();
+    assert_eq!(debian_bin, std::fs::read(in_dir(&debian)).unwrap());
+
+    let err = build("rustup");
+    assert!(err.contains("Compiling hello-arm"), "{err}");
+    let version =
+        String::from_utf8(Command::new("rustc").arg("-V").output().unwrap().stdout).unwrap();
+    let release = version.split_whitespace().nth(1).unwrap().to_string();
+    let dirs = working_dirs(p.path());
+    assert_eq!(dirs.len(), 2, "{dirs:?}");
+    let rustup = dirs.iter().find(|d| **d != debian).unwrap().clone();
+    assert!(
+        rustup.starts_with(&format!("native-armhf-{release}-")),
+        "{rustup} (rustc {release})"
+    );
+    assert!(
+        err.contains(&format!(
+            "target dir {}",
+            p.path().join("target/for-arm").join(&rustup).display()
+        )),
+        "{err}"
+    );
+    assert_eq!(elf_machine(&bin), 40);
+    let rustup_bin = std::fs::read(&bin).unwrap();
+    assert_eq!(rustup_bin, std::fs::read(in_dir(&rustup)).unwrap());
+    assert_ne!(rustup_bin, debian_bin, "two rustcs built the same binary?");
+
+    // Back to Debian's rustc: its directory is as it left it.
+    let err = build("rootfs");
+    assert!(!err.contains("Compiling"), "rebuilt:\n{err}");
+    assert_eq!(std::fs::read(&bin).unwrap(), debian_bin);
 }

@@ -155,9 +155,12 @@ fn main() {
 
 impl HeldBuild {
     fn start(proj: &Path, tag: &str) -> HeldBuild {
-        let target = proj.join("target/for-arm/native-armhf");
-        let _ = std::fs::remove_file(target.join("ready"));
-        let _ = std::fs::remove_file(target.join("go"));
+        // cargo's working directory (`target/for-arm/<flavour>`, one per rustc) is the one
+        // the build script marks.
+        for dir in work_dirs(proj) {
+            let _ = std::fs::remove_file(dir.join("ready"));
+            let _ = std::fs::remove_file(dir.join("go"));
+        }
         let log = proj.join(format!("{tag}.log"));
         // `test`: a command that runs ARM programs, so the service is started (a `build`
         // starts none).
@@ -174,10 +177,18 @@ impl HeldBuild {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap().into())
             .spawn();
-        let mut b = HeldBuild { child, target, log };
+        let mut b = HeldBuild {
+            child,
+            target: PathBuf::new(),
+            log,
+        };
         // Compiling the build script takes what it takes; a build that ends instead fails
         // the test with its output.
-        while !b.target.join("ready").exists() {
+        loop {
+            if let Some(dir) = work_dirs(proj).find(|d| d.join("ready").exists()) {
+                b.target = dir;
+                break;
+            }
             if let Some(st) = b.child.try_wait().unwrap() {
                 panic!(
                     "the build ended ({st}) before its build script ran:\n{}",
@@ -224,6 +235,17 @@ impl HeldBuild {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
         self.child.wait().unwrap();
     }
+}
+
+/// The working directories of `proj`'s native builds.
+fn work_dirs(proj: &Path) -> impl Iterator<Item = PathBuf> {
+    let dirs = std::fs::read_dir(proj.join("target/for-arm"))
+        .into_iter()
+        .flatten();
+    dirs.flatten().map(|e| e.path()).filter(|d| {
+        d.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("native-armhf-"))
+    })
 }
 
 impl Drop for HeldBuild {

@@ -65,13 +65,14 @@ impl Job {
         project: Project,
         rootfs: Rootfs,
         (arch, desc): (Arch, String),
-        native: bool,
+        rustc: Option<(&str, &Path)>,
         quiet: bool,
     ) -> Result<Job> {
         let deb = arch.debian_name(&desc);
-        let flavour = match native {
-            true => format!("native-{deb}"),
-            false => deb.to_string(),
+        // Native builds: one working directory per rustc (its version and place).
+        let flavour = match rustc {
+            Some((version, root)) => super::native::flavour(deb, version, root),
+            None => deb.to_string(),
         };
         let home = crate::rootfs::store::home()?;
         let run_dir = RunDir::create(&home)?;
@@ -180,6 +181,16 @@ impl Job {
         binds
     }
 
+    /// cargo ≥ 1.91's `build.build-dir` (its intermediates), pinned to the working directory
+    /// whatever a later cargo's default or the project's config says: they must stay where
+    /// the sandbox may write and the user's own cargo never looks (docs/ARCHITECTURE.md,
+    /// "Output paths"). Older cargos ignore the variable. Not for a path with braces, which
+    /// cargo would read as its `{…}` template variables (its default is the target dir).
+    pub fn build_dir(&self) -> Option<String> {
+        let dir = self.target_dir.to_string_lossy();
+        (!dir.contains(['{', '}'])).then(|| dir.into_owned())
+    }
+
     /// What the sandbox of either executor has: the project, the build's cargo home, the
     /// working directory, the id map and the syscall filter.
     pub fn common(&self, b: SpecBuilder) -> SpecBuilder {
@@ -192,6 +203,9 @@ impl Job {
             .map(self.opts.map)
             .seccomp(Policy::parse(&self.opts.seccomp));
         let mut b = self.env.iter().fold(b, |b, (k, v)| b.env(k, v));
+        if let Some(dir) = self.build_dir() {
+            b = b.env("CARGO_BUILD_BUILD_DIR", dir);
+        }
         // On a terminal cargo's stderr is piped through us (for the status line): keep colours,
         // unless --color or NO_COLOR say otherwise.
         if ui::colour() {

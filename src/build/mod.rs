@@ -83,7 +83,8 @@ pub fn run(args: &[String], global: &crate::cli::GlobalOpts) -> Result<i32> {
     if setup.is_none() {
         cache::refuse_emulated(opts.cache.as_deref(), &project.settings, quiet)?;
     }
-    let job = Job::new(opts, project, rootfs, (arch, desc), setup.is_some(), quiet)?;
+    let rustc = setup.as_ref().map(native::Setup::rustc);
+    let job = Job::new(opts, project, rootfs, (arch, desc), rustc, quiet)?;
     let mut prepared = match &setup {
         Some(s) => native::prepare(&job, s)?,
         None => emulated::prepare(&job)?,

@@ -108,12 +108,35 @@ pub fn choose(a: &Ask) -> Result<Option<Setup>> {
             bail!("--mode native: {reason}")
         }
         Err(Choice::Emulate(NoNative(reason))) => {
+            no_emulation_in_a_default_sysroot(a, &reason)?;
             if !a.quiet {
                 ui::say(format_args!("mode emulate: {reason}"));
             }
             Ok(None)
         }
     }
+}
+
+/// Auto mode falls back to emulation when native mode cannot be set up, but emulation needs
+/// the rootfs's own cargo, configured by dpkg. The default made for a rustup build is a
+/// sysroot (no cargo, no maintainer scripts run), so emulating in it cannot work: the error
+/// is then why native mode failed, with the way to an emulated build (`--mode emulate`, whose
+/// default rootfs has cargo and is created on first use). Not a fallback to that rootfs: what
+/// makes the set-up fail (no mirror for the tools rootfs, offline, a tools rootfs without
+/// clang) would stop its creation too, or is fixed in seconds, while the fallback would build
+/// for minutes with another rustc (Debian's) under emulation (docs/ARCHITECTURE.md, "Native mode").
+fn no_emulation_in_a_default_sysroot(a: &Ask, reason: &str) -> Result<()> {
+    let emulates = a.arm.configured() != Some(false) && a.arm.exists("/usr/bin/cargo");
+    if emulates || super::project::configured_rootfs(a.opts, a.settings).is_some() {
+        return Ok(());
+    }
+    bail!(
+        "mode auto: native mode cannot build: {reason}. The default rootfs {} is a sysroot for native \
+         builds (no cargo), so this build cannot fall back to emulation: fix that and build again, or \
+         build with --mode emulate (Debian's cargo under qemu, in the emulated default rootfs, created \
+         on first use)",
+        a.arm.path().display()
+    )
 }
 
 /// Before any rootfs exists: whether native mode will build for `arch` with the user's rustup

@@ -491,6 +491,42 @@ pub struct Setup {
     pub rustup: Option<PathBuf>,
 }
 
+impl Setup {
+    /// What identifies the rustc that compiles: the version its std carries, and where it
+    /// lives (the rustup toolchain, else the tools rootfs).
+    pub fn rustc(&self) -> (&str, &Path) {
+        let root = self.rustup.as_deref().unwrap_or(self.tools.path());
+        (&self.host_version, root)
+    }
+}
+
+/// cargo's working directory of a native build (`target/for-arm/<flavour>`), one per rustc:
+/// `native-<deb arch>-<release>-<hash>` ("native-armhf-1.95.0-1a2b3c4d"), the hash of
+/// `version` (the version string rustc compares when it loads a crate: for a rustup toolchain
+/// with its commit) and of the rustc's `root`. Another rustc (rustup's vs the Debian pair's,
+/// or two toolchains) gets a directory of its own, so switching between them rebuilds nothing
+/// and two cargos never share one (their fingerprints and layouts differ).
+pub fn flavour(deb: &str, version: &str, root: &Path) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(version.as_bytes());
+    h.update(b"\0");
+    h.update(root.as_os_str().as_encoded_bytes());
+    let release: String = version
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || ".-".contains(*c))
+        .take(32)
+        .collect();
+    let hash = crate::rootfs::fetch::hex(&h.finalize()[..4]);
+    match release.is_empty() {
+        true => format!("native-{deb}-{hash}"),
+        false => format!("native-{deb}-{release}-{hash}"),
+    }
+}
+
 /// Host rustc and target std must be the same compiler build.
 pub fn check_versions(host: &str, target: &str, tools: &Path, arm: &Path) -> Result<()> {
     if host != target {
@@ -659,6 +695,45 @@ mod tests {
                 && e.contains("--mode emulate"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn each_rustc_has_a_working_directory_of_its_own() {
+        let rustup = Path::new("/opt/rust");
+        let tools =
+            Path::new("/home/u/.cache/cargo-for-arm/rootfs/debian-bookworm-amd64-tools/root");
+        let a = flavour("armhf", "rustc 1.95.0 (59807616e 2026-04-14)", rustup);
+        let b = flavour("armhf", "rustc 1.63.0", tools);
+        assert!(
+            a.starts_with("native-armhf-1.95.0-") && a.len() == "native-armhf-1.95.0-".len() + 8,
+            "{a}"
+        );
+        assert!(b.starts_with("native-armhf-1.63.0-"), "{b}");
+        // Stable for one rustc; another build of the same release, or the same release at
+        // another place, is another directory.
+        assert_eq!(
+            a,
+            flavour("armhf", "rustc 1.95.0 (59807616e 2026-04-14)", rustup)
+        );
+        assert_ne!(
+            a,
+            flavour("armhf", "rustc 1.95.0 (0123456ab 2026-04-01)", rustup)
+        );
+        assert_ne!(
+            a,
+            flavour("armhf", "rustc 1.95.0 (59807616e 2026-04-14)", tools)
+        );
+        assert_ne!(
+            a,
+            flavour("arm64", "rustc 1.95.0 (59807616e 2026-04-14)", rustup)
+        );
+        // Nothing of the version string but plain characters reaches the path.
+        let odd = flavour("arm64", "rustc ../../x/\u{1b}1 (y)", rustup);
+        assert!(
+            odd.starts_with("native-arm64-....x1-") && !odd.contains('/'),
+            "{odd}"
+        );
+        assert!(flavour("armhf", "rustc", rustup).starts_with("native-armhf-"));
     }
 
     #[test]

@@ -64,14 +64,13 @@ impl Project {
     /// metadata, the user's config file; else the default Debian rootfs with cargo for the
     /// architecture asked (armhf unless `--arch`), created on first use.
     pub fn rootfs(&self, o: &Options) -> Result<Rootfs> {
-        let flag = o.rootfs.as_ref().map(|p| p.to_string_lossy().into_owned());
         let packages: Vec<String> = self
             .settings
             .list(&settings::PACKAGES)
             .into_iter()
             .map(|(p, _)| p)
             .collect();
-        let chosen = match self.settings.get(&settings::ROOTFS, flag.as_deref()) {
+        let chosen = match configured_rootfs(o, &self.settings) {
             Some(v) if !packages.is_empty() => bail!(
                 "packages = {packages:?} (for-arm metadata) adds to the default rootfs only, but the rootfs is {} (from {}): \
                  install them in it (cargo for-arm rootfs shell NAME, then apt-get install {}), or drop the rootfs setting",
@@ -84,6 +83,13 @@ impl Project {
         };
         Rootfs::open(&chosen)
     }
+}
+
+/// The rootfs the user chose (`--rootfs`, `CARGO_FOR_ARM_ROOTFS`, the project's metadata,
+/// the config file); `None` when the default serves.
+pub fn configured_rootfs(o: &Options, settings: &Settings) -> Option<settings::Value> {
+    let flag = o.rootfs.as_ref().map(|p| p.to_string_lossy().into_owned());
+    settings.get(&settings::ROOTFS, flag.as_deref())
 }
 
 /// The workspace root of the project around `cwd`, and whether the host has a cargo: one

@@ -246,8 +246,8 @@ fn unused_sandbox_choices(
 }
 
 /// The rustup toolchain with the target's std, and the host's C tools: the compilers of a
-/// build without a sandbox. Returns the toolchain's sysroot.
-fn host_toolchain(d: &Decision, triple: &str) -> Result<PathBuf> {
+/// build without a sandbox. Returns the toolchain's sysroot and that std.
+fn host_toolchain(d: &Decision, triple: &str) -> Result<(PathBuf, native::Std)> {
     let Some(sysroot) = native::host_sysroot() else {
         bail!(
             "no sandbox here ({}), so the build runs natively with your Rust toolchain, and there is no \
@@ -255,14 +255,14 @@ fn host_toolchain(d: &Decision, triple: &str) -> Result<PathBuf> {
             d.reason()
         );
     };
-    if native::find_std_in_sysroot(&sysroot, triple)?.is_none() {
+    let Some(std) = native::find_std_in_sysroot(&sysroot, triple)? else {
         bail!(
             "no sandbox here ({}), so the build runs natively with your Rust toolchain {}, which has no \
              standard library for {triple}: rustup target add {triple}",
             d.reason(),
             sysroot.display()
         );
-    }
+    };
     let missing = missing_host_tools();
     if !missing.is_empty() {
         let progs: Vec<&str> = missing.iter().map(|(p, _)| *p).collect();
@@ -277,7 +277,7 @@ fn host_toolchain(d: &Decision, triple: &str) -> Result<PathBuf> {
             pkgs.join(" ")
         );
     }
-    Ok(sysroot)
+    Ok((sysroot, std))
 }
 
 /// cargo's environment without a sandbox: a clean one, the job's, and the cross settings
@@ -303,6 +303,9 @@ fn environment(
         ),
         ("CARGO_NET_OFFLINE".into(), "true".into()),
     ];
+    if let Some(dir) = job.build_dir() {
+        env.push(("CARGO_BUILD_BUILD_DIR".into(), dir));
+    }
     // Temporary files (clang, the cc crate, rustc) go where Landlock lets them be written: the
     // build's own directory, removed with it.
     let tmp = job.run_dir.0.join("tmp");
@@ -364,12 +367,19 @@ pub fn run(
     let triple = target.triple;
     unused_sandbox_choices(&opts, &project.settings, d, quiet)?;
     native::check_c_runtime(&rootfs, &target)?;
-    let sysroot = host_toolchain(d, triple)?;
+    let (sysroot, std) = host_toolchain(d, triple)?;
     let qemu = own_qemu(arch, opts.qemu.as_deref(), quiet)?;
     let sysroot_s = plain(rootfs.path(), "the ARM rootfs")?;
     let qemu_s = plain(&qemu, "the qemu")?;
     let seccomp = crate::seccomp::compile(&crate::seccomp::Policy::parse(&opts.seccomp))?;
-    let job = Job::new(opts, project, rootfs, (arch, desc), true, quiet)?;
+    let job = Job::new(
+        opts,
+        project,
+        rootfs,
+        (arch, desc),
+        Some((&std.version, &sysroot)),
+        quiet,
+    )?;
     let tc = job.run_dir.0.join("toolchain");
     let fixes = job.run_dir.0.join("link-fixes");
     link_fixes(&job.rootfs, &target, &fixes)?;
