@@ -964,6 +964,7 @@ fn auto_on_a_default_sysroot_fails_naming_why_and_mode_emulate_when_native_set_u
         "Emulating",
         "has no cargo",
         "maintainer scripts",
+        "retry with --mode native",
     ] {
         assert!(!err.contains(not), "{not:?} in:\n{err}");
     }

@@ -53,7 +53,11 @@ impl RustcSource {
 }
 
 /// Why native mode cannot build: in auto mode a note (and emulation), else an error.
-struct NoNative(String);
+struct NoNative {
+    reason: String,
+    /// A failure that may pass (creating the tools rootfs): the note says to retry.
+    retry: bool,
+}
 
 type Step<T> = std::result::Result<T, Choice>;
 
@@ -70,7 +74,10 @@ impl From<anyhow::Error> for Choice {
 }
 
 fn emulate<T>(reason: String) -> Step<T> {
-    Err(Choice::Emulate(NoNative(reason)))
+    Err(Choice::Emulate(NoNative {
+        reason,
+        retry: false,
+    }))
 }
 
 /// The inputs of the choice.
@@ -104,13 +111,18 @@ pub fn choose(a: &Ask) -> Result<Option<Setup>> {
     match native_setup(a, mode) {
         Ok(s) => Ok(Some(s)),
         Err(Choice::Fail(e)) => Err(e),
-        Err(Choice::Emulate(NoNative(reason))) if mode == Mode::Native => {
+        Err(Choice::Emulate(NoNative { reason, .. })) if mode == Mode::Native => {
             bail!("--mode native: {reason}")
         }
-        Err(Choice::Emulate(NoNative(reason))) => {
+        Err(Choice::Emulate(NoNative { reason, retry })) => {
             no_emulation_in_a_default_sysroot(a, &reason)?;
             if !a.quiet {
-                ui::say(format_args!("mode emulate: {reason}"));
+                let retry = if retry {
+                    " (retry with --mode native)"
+                } else {
+                    ""
+                };
+                ui::say(format_args!("mode emulate: {reason}{retry}"));
             }
             Ok(None)
         }
@@ -358,7 +370,10 @@ fn default_tools(a: &Ask, mode: Mode, rustup: bool) -> Step<PathBuf> {
     .with_context(|| format!("creating the tools rootfs {name}"));
     match (made, mode) {
         (Ok(()), _) => Ok(PathBuf::from(name)),
-        (Err(e), Mode::Auto) => emulate(format!("{e:#} (retry with --mode native)")),
+        (Err(e), Mode::Auto) => Err(Choice::Emulate(NoNative {
+            reason: format!("{e:#}"),
+            retry: true,
+        })),
         (Err(e), _) => Err(Choice::Fail(e)),
     }
 }
