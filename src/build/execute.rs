@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Result;
 
 use super::args::ReportMode;
-use super::{finals, project, Job, Prepared};
+use super::{finals, fresh, project, Job, Prepared};
 use crate::{report, supervise, ui};
 
 pub fn stderr_is_terminal() -> bool {
@@ -25,6 +25,23 @@ pub fn execute(job: &Job, p: Prepared) -> Result<i32> {
         ui::status(p.verb, &p.banner);
     }
     let started = SystemTime::now();
+    let fresh = (!job.native)
+        .then(|| fresh::Check::new(job, &spec))
+        .flatten();
+    if let Some(check) = &fresh {
+        if check.fresh() {
+            drop(p.service);
+            if !job.quiet {
+                ui::status(
+                    "Fresh",
+                    "nothing the build can see changed since its last success: cargo not started (CARGO_FOR_ARM_FRESH=0 starts it)",
+                );
+            }
+            finish(job, &p.artifacts, started)?;
+            return Ok(0);
+        }
+        check.forget();
+    }
     let how = supervise::Supervision {
         hang_timeout: job.timeout,
         retries: job.opts.retries,
@@ -41,6 +58,7 @@ pub fn execute(job: &Job, p: Prepared) -> Result<i32> {
     }
     if outcome.code == 0 {
         finish(job, &p.artifacts, started)?;
+        fresh.iter().for_each(|c| c.record(job));
     }
     Ok(outcome.code)
 }
