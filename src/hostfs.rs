@@ -109,8 +109,8 @@ pub fn read_regular(dir: &OwnedFd, name: &Path, max: u64) -> Result<Vec<u8>> {
 }
 
 /// [`stat_tree`]'s callback, given one line per entry: its path beneath the base, then what
-/// changes with any write or replacement (type and mode, size, inode, mtime and ctime to the
-/// nanosecond), and a symlink's target.
+/// changes with any write or replacement (type and mode, inode; but for a directory size,
+/// mtime and ctime to the nanosecond), and a symlink's target.
 pub type Visit<'a> = &'a mut dyn FnMut(&[u8]);
 
 /// Walk `base` without following a symlink or opening anything but directories, and feed
@@ -152,19 +152,19 @@ fn walk(
                 .with_context(|| format!("status of {}", full.display()))?;
             let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
             let mut line = rel.clone();
-            line.extend_from_slice(
-                format!(
-                    "\0{:o} {} {} {}.{} {}.{}\0",
-                    st.st_mode,
-                    st.st_size,
-                    st.st_ino,
-                    st.st_mtime,
-                    st.st_mtime_nsec,
-                    st.st_ctime,
-                    st.st_ctime_nsec
-                )
-                .as_bytes(),
-            );
+            line.extend_from_slice(format!("\0{:o} {}", st.st_mode, st.st_ino).as_bytes());
+            // A directory's times move with its entries, which are seen themselves (and a
+            // skipped one's appearance is not a change).
+            if kind != SFlag::S_IFDIR {
+                line.extend_from_slice(
+                    format!(
+                        " {} {}.{} {}.{}",
+                        st.st_size, st.st_mtime, st.st_mtime_nsec, st.st_ctime, st.st_ctime_nsec
+                    )
+                    .as_bytes(),
+                );
+            }
+            line.push(0);
             if kind == SFlag::S_IFLNK {
                 let target = nix::fcntl::readlinkat(dir, name.as_os_str())?;
                 line.extend_from_slice(target.as_bytes());

@@ -20,27 +20,22 @@ pub fn execute(job: &Job, p: Prepared) -> Result<i32> {
     let mut argv = vec!["cargo".to_string(), job.opts.subcommand.clone()];
     argv.extend(job.opts.cargo_args.iter().cloned());
     let spec = p.builder.argv(argv).build()?;
-    if !job.quiet {
-        spec.notes.iter().for_each(ui::note);
-        ui::status(p.verb, &p.banner);
-    }
     let started = SystemTime::now();
     let fresh = (!job.native)
         .then(|| fresh::Check::new(job, &spec))
         .flatten();
-    if let Some(check) = &fresh {
-        if check.fresh() {
-            drop(p.service);
-            if !job.quiet {
-                ui::status(
-                    "Fresh",
-                    "nothing the build can see changed since its last success: cargo not started (CARGO_FOR_ARM_FRESH=0 starts it)",
-                );
-            }
-            finish(job, &p.artifacts, started)?;
-            return Ok(0);
+    if fresh.as_ref().is_some_and(fresh::Check::fresh) {
+        if !job.quiet {
+            ui::status("Fresh", format_args!("{}: {}", p.banner, fresh::WHY));
         }
-        check.forget();
+        drop(p.service);
+        finish(job, &p.artifacts, started)?;
+        return Ok(0);
+    }
+    fresh.iter().for_each(fresh::Check::forget);
+    if !job.quiet {
+        spec.notes.iter().for_each(ui::note);
+        ui::status(p.verb, &p.banner);
     }
     let how = supervise::Supervision {
         hang_timeout: job.timeout,

@@ -31,6 +31,9 @@ use sha2::{Digest, Sha256};
 use super::Job;
 use crate::sandbox::spec::{Network, Spec};
 
+/// What the status line says of a build not started.
+pub const WHY: &str = "nothing it can see changed since its last success, so cargo was not started (CARGO_FOR_ARM_FRESH=0 starts it)";
+
 /// Trees walked for one stamp, at most (beyond it: no stamp, cargo decides).
 const MAX_ENTRIES: usize = 200_000;
 
