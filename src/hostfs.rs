@@ -108,6 +108,85 @@ pub fn read_regular(dir: &OwnedFd, name: &Path, max: u64) -> Result<Vec<u8>> {
     Ok(data)
 }
 
+/// [`stat_tree`]'s callback, given one line per entry: its path beneath the base, then what
+/// changes with any write or replacement (type and mode, inode; but for a directory size,
+/// mtime and ctime to the nanosecond), and a symlink's target.
+pub type Visit<'a> = &'a mut dyn FnMut(&[u8]);
+
+/// Walk `base` without following a symlink or opening anything but directories, and feed
+/// every entry's status to `visit`, names sorted, paths in `skip` (absolute) left out. Gives
+/// up (an error) past `limit` entries. Nothing is read, so a FIFO or a device costs nothing.
+pub fn stat_tree(
+    base: &Path,
+    skip: &[std::path::PathBuf],
+    limit: usize,
+    visit: Visit,
+) -> Result<()> {
+    let dir = open_dir(base, Path::new(""))?;
+    let mut seen = 0;
+    walk(&dir, base, &mut Vec::new(), skip, limit, &mut seen, visit)
+}
+
+fn walk(
+    dir: &OwnedFd,
+    base: &Path,
+    rel: &mut Vec<u8>,
+    skip: &[std::path::PathBuf],
+    limit: usize,
+    seen: &mut usize,
+    visit: Visit,
+) -> Result<()> {
+    use nix::fcntl::AtFlags;
+    use std::os::unix::ffi::OsStrExt;
+    for name in names(dir) {
+        *seen += 1;
+        if *seen > limit {
+            bail!("{} holds more than {limit} entries", base.display());
+        }
+        let len = rel.len();
+        rel.extend_from_slice(b"/");
+        rel.extend_from_slice(name.as_bytes());
+        let full = base.join(std::ffi::OsStr::from_bytes(&rel[1..]));
+        if !skip.contains(&full) {
+            let st = nix::sys::stat::fstatat(dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+                .with_context(|| format!("status of {}", full.display()))?;
+            let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+            let mut line = rel.clone();
+            line.extend_from_slice(format!("\0{:o} {}", st.st_mode, st.st_ino).as_bytes());
+            // A directory's times move with its entries, which are seen themselves (and a
+            // skipped one's appearance is not a change).
+            if kind != SFlag::S_IFDIR {
+                line.extend_from_slice(
+                    format!(
+                        " {} {}.{} {}.{}",
+                        st.st_size, st.st_mtime, st.st_mtime_nsec, st.st_ctime, st.st_ctime_nsec
+                    )
+                    .as_bytes(),
+                );
+            }
+            line.push(0);
+            if kind == SFlag::S_IFLNK {
+                let target = nix::fcntl::readlinkat(dir, name.as_os_str())?;
+                line.extend_from_slice(target.as_bytes());
+            }
+            visit(&line);
+            if kind == SFlag::S_IFDIR {
+                let sub = openat2(
+                    dir.as_fd(),
+                    name.as_os_str(),
+                    how(OFlag::O_RDONLY | OFlag::O_DIRECTORY),
+                )
+                .with_context(|| {
+                    format!("opening {} without following symlinks", full.display())
+                })?;
+                walk(&sub, base, rel, skip, limit, seen, visit)?;
+            }
+        }
+        rel.truncate(len);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +215,58 @@ mod tests {
         let e = make_dirs(&t, Path::new("d/up/x")).unwrap_err();
         assert!(format!("{e:#}").contains("remove it"), "{e:#}");
         assert!(!t.join("x").exists());
+        std::fs::remove_dir_all(&t).unwrap();
+    }
+
+    #[test]
+    fn a_tree_status_sees_every_change_follows_no_link_and_skips_what_it_is_told() {
+        let t = std::env::temp_dir().join(format!("cfa-hostfs-tree-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&t);
+        std::fs::create_dir_all(t.join("p/src")).unwrap();
+        std::fs::create_dir_all(t.join("p/target/x")).unwrap();
+        std::fs::create_dir_all(t.join("outside")).unwrap();
+        std::fs::write(t.join("p/src/main.rs"), b"fn main() {}").unwrap();
+        std::fs::write(t.join("outside/big"), b"o").unwrap();
+        std::os::unix::fs::symlink(t.join("outside"), t.join("p/link")).unwrap();
+        nix::unistd::mkfifo(&t.join("p/fifo"), Mode::S_IRWXU).unwrap();
+        let status = |skip: &[std::path::PathBuf]| {
+            let mut lines: Vec<Vec<u8>> = Vec::new();
+            stat_tree(&t.join("p"), skip, 100, &mut |l: &[u8]| {
+                lines.push(l.to_vec())
+            })
+            .unwrap();
+            lines
+        };
+        let before = status(&[]);
+        let paths: Vec<String> = before
+            .iter()
+            .map(|l| String::from_utf8_lossy(l.split(|b| *b == 0).next().unwrap()).into_owned())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/fifo",
+                "/link",
+                "/src",
+                "/src/main.rs",
+                "/target",
+                "/target/x"
+            ]
+        );
+        assert!(before[1].ends_with(t.join("outside").as_os_str().as_encoded_bytes()));
+        // Not followed: what the link points at is not part of the tree.
+        std::fs::write(t.join("outside/big"), b"changed").unwrap();
+        assert_eq!(status(&[]), before);
+        // The same content written again is a change (its ctime moves).
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(t.join("p/src/main.rs"), b"fn main() {}").unwrap();
+        let after = status(&[]);
+        assert_ne!(after, before);
+        // Skipped trees are not entered.
+        let skipped = status(&[t.join("p/target")]);
+        assert!(!skipped.iter().any(|l| l.starts_with(b"/target")));
+        let e = stat_tree(&t.join("p"), &[], 3, &mut |_: &[u8]| {}).unwrap_err();
+        assert!(format!("{e:#}").contains("more than 3"), "{e:#}");
         std::fs::remove_dir_all(&t).unwrap();
     }
 }

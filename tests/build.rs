@@ -418,3 +418,65 @@ fn a_lockfile_too_new_for_the_rootfs_rustc_builds_untouched_or_fails_named_under
     assert!(!stderr(&o).contains("your Cargo.lock"), "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(&lock).unwrap(), written);
 }
+
+/// Emulate mode's no-op (src/build/fresh.rs): with nothing the sandbox can see changed since
+/// the last success, the rootfs's cargo is not started; any change a build could depend on
+/// — a source, cargo's working directory, the command line — starts it again.
+#[test]
+fn an_emulated_no_op_skips_cargo_until_something_changes() {
+    let home = native_store();
+    let arm = arm_fixture("bookworm", "armhf");
+    let dir = TempDir::new("fresh");
+    copy_example("hello-arm", dir.path());
+    let build = |extra: &[&str]| {
+        Tool::new(dir.path())
+            .home(&home)
+            .env("CARGO_FOR_ARM_MODE", "emulate")
+            .args(["build", "--release", "--rootfs", &arm])
+            .args(extra)
+            .output()
+    };
+    let cargo_ran = |o: &Output| {
+        let err = stderr(o);
+        assert!(o.status.success(), "{err}");
+        (err.contains("Finished"), err)
+    };
+    let bin = dir
+        .path()
+        .join("target/armv7-unknown-linux-gnueabihf/release/hello-arm");
+    let (ran, err) = cargo_ran(&build(&[]));
+    assert!(ran && err.contains("Compiling hello-arm"), "{err}");
+    // Nothing changed: no cargo, and the final artifact is still reported.
+    let (ran, err) = cargo_ran(&build(&[]));
+    assert!(!ran && err.contains("Fresh"), "{err}");
+    assert!(
+        err.contains(&format!("Artifact {}", bin.display())),
+        "{err}"
+    );
+    // A source edited: cargo runs and compiles it.
+    let main = dir.path().join("src/main.rs");
+    let mut text = std::fs::read_to_string(&main).unwrap();
+    text.push_str("\n// edited\n");
+    std::fs::write(&main, text).unwrap();
+    let (ran, err) = cargo_ran(&build(&[]));
+    assert!(ran && err.contains("Compiling hello-arm"), "{err}");
+    let (ran, err) = cargo_ran(&build(&[]));
+    assert!(!ran, "{err}");
+    // cargo's own output removed: cargo runs and links it again.
+    let work = dir.path().join("target/for-arm/armhf/release/hello-arm");
+    std::fs::remove_file(&work).unwrap();
+    let (ran, err) = cargo_ran(&build(&[]));
+    assert!(ran && work.is_file(), "{err}");
+    // Another command line, and the opt-out: cargo decides.
+    let (ran, err) = cargo_ran(&build(&["--bins"]));
+    assert!(ran, "{err}");
+    let o = Tool::new(dir.path())
+        .home(&home)
+        .env("CARGO_FOR_ARM_MODE", "emulate")
+        .env("CARGO_FOR_ARM_FRESH", "0")
+        .args(["build", "--release", "--rootfs", &arm])
+        .output();
+    let (ran, err) = cargo_ran(&o);
+    assert!(ran, "{err}");
+    assert_eq!(elf_machine(&bin), 40);
+}

@@ -562,6 +562,10 @@ fn sanitize(s: &str) -> String {
 /// After the build: the summary line (hits, misses, backend), and the local lock released.
 pub fn finish(job: &Job) {
     let lock = LOCK.lock().unwrap_or_else(|e| e.into_inner()).take();
+    // No cache, no summary (the plan made this build's `cache` directory).
+    if !job.run_dir.0.join("cache").is_dir() {
+        return;
+    }
     // Written in the sandbox: read beneath the run dir without following symlinks, a
     // regular file of at most 1 MiB.
     let data = crate::hostfs::open_dir(&job.run_dir.0, Path::new("cache/out"))

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Result;
 
 use super::args::ReportMode;
-use super::{finals, project, Job, Prepared};
+use super::{finals, fresh, project, Job, Prepared};
 use crate::{report, supervise, ui};
 
 pub fn stderr_is_terminal() -> bool {
@@ -20,11 +20,23 @@ pub fn execute(job: &Job, p: Prepared) -> Result<i32> {
     let mut argv = vec!["cargo".to_string(), job.opts.subcommand.clone()];
     argv.extend(job.opts.cargo_args.iter().cloned());
     let spec = p.builder.argv(argv).build()?;
+    let started = SystemTime::now();
+    let fresh = (!job.native)
+        .then(|| fresh::Check::new(job, &spec))
+        .flatten();
+    if fresh.as_ref().is_some_and(fresh::Check::fresh) {
+        if !job.quiet {
+            ui::status("Fresh", format_args!("{}: {}", p.banner, fresh::WHY));
+        }
+        drop(p.service);
+        finish(job, &p.artifacts, started)?;
+        return Ok(0);
+    }
+    fresh.iter().for_each(fresh::Check::forget);
     if !job.quiet {
         spec.notes.iter().for_each(ui::note);
         ui::status(p.verb, &p.banner);
     }
-    let started = SystemTime::now();
     let how = supervise::Supervision {
         hang_timeout: job.timeout,
         retries: job.opts.retries,
@@ -41,6 +53,7 @@ pub fn execute(job: &Job, p: Prepared) -> Result<i32> {
     }
     if outcome.code == 0 {
         finish(job, &p.artifacts, started)?;
+        fresh.iter().for_each(|c| c.record(job));
     }
     Ok(outcome.code)
 }

@@ -45,6 +45,8 @@ pub struct Job {
     pub path_deps: Vec<PathBuf>,
     pub timeout: Option<Duration>,
     pub quiet: bool,
+    /// Native mode (host compilers), not the rootfs's cargo under emulation.
+    pub native: bool,
 }
 
 /// An executor's sandbox, before the dependencies and the command are added.
@@ -131,6 +133,7 @@ impl Job {
             path_deps,
             timeout,
             quiet,
+            native,
         })
     }
 

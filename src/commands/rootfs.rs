@@ -195,7 +195,10 @@ fn shell(
             "a shell in rootfs {name}; changes are kept. Exit to leave."
         ));
     }
-    let outcome = crate::supervise::run(&plan, Default::default())?;
+    rootfs.mark_changed()?;
+    let outcome = crate::supervise::run(&plan, Default::default());
+    rootfs.mark_changed()?;
+    let outcome = outcome?;
     if let Some(e) = &outcome.error {
         eprintln!("error: {e}");
     }

@@ -20,6 +20,9 @@ use crate::arch::{elf_info, Arch};
 use crate::sandbox::spec::{Root, RootWrites};
 use crate::sandbox::sys;
 
+/// In a store entry: written by `rootfs shell` ([`Rootfs::mark_changed`]).
+const CHANGED: &str = "changed";
+
 /// A rootfs resolved once: its canonical path, an open directory for reads inside it, and for
 /// a stored one the shared lock that keeps `rootfs rm` away while it is in use. Every later
 /// stage asks this value instead of deriving facts from a path again.
@@ -160,6 +163,32 @@ impl Rootfs {
             .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
             .map(|v| v.trim().trim_matches('"').to_string())
             .filter(|v| !v.is_empty())
+    }
+
+    /// Whether it is an entry of the store (changed by `rootfs shell` only), not a directory
+    /// the user named.
+    pub fn stored(&self) -> bool {
+        self.stored
+    }
+
+    /// A stored rootfs's files that change when it does: its `entry.toml`, and the mark
+    /// `rootfs shell` leaves before and after a shell ([`Rootfs::mark_changed`]).
+    pub fn marks(&self) -> Vec<PathBuf> {
+        match (self.stored, self.path.parent()) {
+            (true, Some(entry)) => vec![entry.join("entry.toml"), entry.join(CHANGED)],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Record that the tree is being changed in place (`rootfs shell`): what was built
+    /// against it before is not fresh (`build/fresh.rs`).
+    pub fn mark_changed(&self) -> Result<()> {
+        if let (true, Some(entry)) = (self.stored, self.path.parent()) {
+            let stamp = format!("{:?}\n", std::time::SystemTime::now());
+            std::fs::write(entry.join(CHANGED), stamp)
+                .with_context(|| format!("marking {} changed", entry.display()))?;
+        }
+        Ok(())
     }
 
     /// How a sandbox sees this rootfs: through a throwaway overlay (a run never changes a

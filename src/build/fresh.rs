@@ -1,0 +1,232 @@
+//! Emulate mode's no-op (issue 13): when nothing the build's sandbox can see has changed since
+//! the last successful build of the same command, the rootfs's cargo is not started at all
+//! (under qemu its start alone costs over half a second, every time).
+//!
+//! Sound because the sandbox is a closed world: cargo, rustc and every build script see only
+//! what the spec binds in — the project (read-only, bar the target dir), path dependencies,
+//! the build's cargo home, the vendored crates, the stored rootfs — and the spec's own
+//! environment and arguments. The stamp records all of it:
+//! - the spec itself (argv, environment, binds, id map, filter, qemu), this build's run
+//!   directory named by a placeholder, and the contents of what the host wrote there;
+//! - things the tool keeps unchanged by construction (the vendored crates, keyed by their
+//!   lockfile; the qemu binary; a stored rootfs, which only `rootfs shell` changes, and which
+//!   marks that in its entry): their status;
+//! - every other bound tree, walked without following links: every entry's type, mode, size,
+//!   inode, and mtime and ctime to the nanosecond (a write changes the ctime, which nobody
+//!   can set back).
+//!
+//! The stamp is written by the host, in `<home>/host` (no sandbox is given it), after a
+//! build that succeeded and only if the read-only inputs were the same after it as before it
+//! (nobody edited a source while cargo ran). What is not covered is not taken: a directory
+//! rootfs, the network, `--message-format` (its readers expect cargo's messages), commands
+//! other than `build` and `check`. cargo's replay of the last build's warnings is what a
+//! skipped no-op loses; `CARGO_FOR_ARM_FRESH=0` starts cargo always.
+
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::Job;
+use crate::sandbox::spec::{Network, Spec};
+
+/// What the status line says of a build not started.
+pub const WHY: &str = "nothing it can see changed since its last success, so cargo was not started (CARGO_FOR_ARM_FRESH=0 starts it)";
+
+/// Trees walked for one stamp, at most (beyond it: no stamp, cargo decides).
+const MAX_ENTRIES: usize = 200_000;
+
+/// One build's check: the stamp's path and the state before cargo ran.
+pub struct Check {
+    stamp: PathBuf,
+    key: Vec<u8>,
+    inputs: Vec<u8>,
+    outputs: Vec<u8>,
+    trees: Trees,
+}
+
+/// The bound trees, split by who may change them during the build.
+struct Trees {
+    /// Read-only for the sandbox (the project, path dependencies): must not change while
+    /// cargo runs.
+    inputs: Vec<PathBuf>,
+    /// Written by the build (the target dir): recorded after it.
+    outputs: Vec<PathBuf>,
+    /// Left out of the walks: the trees above, where nested, and the finals' directory,
+    /// which only the host writes (copied out after the build).
+    skip: Vec<PathBuf>,
+}
+
+impl Check {
+    /// The check of an emulated build, or `None` where a stamp cannot speak for the build.
+    pub fn new(job: &Job, spec: &Spec) -> Option<Check> {
+        let eligible = matches!(job.opts.subcommand.as_str(), "build" | "b" | "check" | "c")
+            && !job
+                .opts
+                .cargo_args
+                .iter()
+                .any(|a| a.starts_with("--message-format"))
+            && spec.network == Network::None
+            && spec.ephemeral()
+            && job.rootfs.stored()
+            && std::env::var("CARGO_FOR_ARM_FRESH").as_deref() != Ok("0");
+        if !eligible {
+            return None;
+        }
+        let run = &job.run_dir.0;
+        let mut key = Sha256::new();
+        key.update(env!("CARGO_PKG_VERSION"));
+        let described = format!("{spec:?}").replace(&*run.to_string_lossy(), "<run>");
+        key.update(described.as_bytes());
+        for b in &spec.binds {
+            if b.host.starts_with(run) {
+                contents(&b.host, &mut key).ok()?;
+            }
+        }
+        if let crate::sandbox::spec::Exec::Qemu { path, .. } = &spec.exec {
+            status(path, &mut key);
+        }
+        let trees = trees(job, spec);
+        let stamp = stamp_path(job, spec);
+        let inputs = walk(&trees.inputs, &trees.skip, Some(job))?;
+        let outputs = walk(&trees.outputs, &trees.skip, None)?;
+        Some(Check {
+            stamp,
+            key: key.finalize().to_vec(),
+            inputs,
+            outputs,
+            trees,
+        })
+    }
+
+    /// Whether the last successful build of this command saw exactly this.
+    pub fn fresh(&self) -> bool {
+        std::fs::read(&self.stamp).is_ok_and(|s| s == self.digest(&self.inputs, &self.outputs))
+    }
+
+    /// Before cargo runs: the old stamp goes (a build that fails or is killed leaves none).
+    pub fn forget(&self) {
+        let _ = std::fs::remove_file(&self.stamp);
+    }
+
+    /// After a build that succeeded: the stamp, if the inputs did not change while it ran.
+    pub fn record(&self, job: &Job) {
+        let Some(inputs) = walk(&self.trees.inputs, &self.trees.skip, Some(job)) else {
+            return;
+        };
+        let Some(outputs) = walk(&self.trees.outputs, &self.trees.skip, None) else {
+            return;
+        };
+        if inputs != self.inputs {
+            return;
+        }
+        let Some(dir) = self.stamp.parent() else {
+            return;
+        };
+        let tmp = dir.join(format!(".tmp-fresh-{}", std::process::id()));
+        let digest = self.digest(&inputs, &outputs);
+        if std::fs::create_dir_all(dir).is_ok() && std::fs::write(&tmp, digest).is_ok() {
+            let _ = std::fs::rename(&tmp, &self.stamp);
+        }
+        let _ = std::fs::remove_file(&tmp);
+    }
+
+    fn digest(&self, inputs: &[u8], outputs: &[u8]) -> Vec<u8> {
+        let mut h = Sha256::new();
+        h.update(&self.key);
+        h.update(inputs);
+        h.update(outputs);
+        h.finalize().to_vec()
+    }
+}
+
+/// `<home>/host/fresh/<hash>`: one stamp per project, working directory and command line.
+fn stamp_path(job: &Job, spec: &Spec) -> PathBuf {
+    let mut h = Sha256::new();
+    h.update(job.target_dir.as_os_str().as_encoded_bytes());
+    for a in &spec.argv {
+        h.update(b"\0");
+        h.update(a.as_bytes());
+    }
+    let name = crate::rootfs::fetch::hex(&h.finalize()[..12]);
+    job.home.join("host/fresh").join(name)
+}
+
+/// The binds' host trees, by kind; those under the tool's home (vendored crates, run
+/// directory) are covered by the key instead.
+fn trees(job: &Job, spec: &Spec) -> Trees {
+    let mut t = Trees {
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        skip: vec![job.out_dir.join(&job.triple)],
+    };
+    for b in spec.binds.iter().filter(|b| !b.host.starts_with(&job.home)) {
+        t.skip.push(b.host.clone());
+        match b.readonly() {
+            true => t.inputs.push(b.host.clone()),
+            false => t.outputs.push(b.host.clone()),
+        }
+    }
+    t
+}
+
+/// The walk of `roots` (each with the others nested in it left out) and, for the inputs,
+/// the stored rootfs's marks of change.
+fn walk(roots: &[PathBuf], skip: &[PathBuf], inputs_of: Option<&Job>) -> Option<Vec<u8>> {
+    let mut h = Sha256::new();
+    for root in roots {
+        h.update(root.as_os_str().as_encoded_bytes());
+        let others: Vec<PathBuf> = skip.iter().filter(|s| *s != root).cloned().collect();
+        if root.is_dir() {
+            let mut feed = |line: &[u8]| h.update(line);
+            crate::hostfs::stat_tree(root, &others, MAX_ENTRIES, &mut feed).ok()?;
+        } else {
+            status(root, &mut h);
+        }
+    }
+    if let Some(job) = inputs_of {
+        job.rootfs.marks().iter().for_each(|m| status(m, &mut h));
+    }
+    Some(h.finalize().to_vec())
+}
+
+/// A path's status (or its absence), not followed if a symlink.
+fn status(path: &Path, h: &mut Sha256) {
+    h.update(path.as_os_str().as_encoded_bytes());
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => h.update(
+            format!(
+                "\0{:o} {} {} {}.{} {}.{}\0",
+                m.mode(),
+                m.size(),
+                m.ino(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ctime(),
+                m.ctime_nsec()
+            )
+            .as_bytes(),
+        ),
+        Err(_) => h.update(b"\0absent\0"),
+    }
+}
+
+/// The regular files of a host-written tree (this build's run directory), by content.
+fn contents(root: &Path, h: &mut Sha256) -> anyhow::Result<()> {
+    if root.is_file() {
+        h.update(std::fs::read(root)?);
+        return Ok(());
+    }
+    let mut files = Vec::new();
+    let mut feed = |line: &[u8]| files.push(line.split(|b| *b == 0).next().unwrap_or(b"").to_vec());
+    crate::hostfs::stat_tree(root, &[], 1000, &mut feed)?;
+    for rel in files {
+        let p = root.join(std::ffi::OsStr::from_bytes(&rel[1..]));
+        h.update(&rel);
+        if p.is_file() {
+            h.update(std::fs::read(&p)?);
+        }
+    }
+    Ok(())
+}
