@@ -133,7 +133,7 @@ impl Job {
             path_deps,
             timeout,
             quiet,
-            native,
+            native: rustc.is_some(),
         })
     }
 
