@@ -253,7 +253,7 @@ fn rung1_emulated_builds_go_through_the_host_registration_found_by_magic() {
         )),
         "the tool did not name the host's entry {entry}:\n{err}"
     );
-    let bin = dir.path().join("target/for-arm/armhf/debug/hello-arm");
+    let bin = working_dir(dir.path(), "armhf").join("debug/hello-arm");
     assert_eq!(elf_machine(&bin), 40);
 }
 

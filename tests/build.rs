@@ -63,9 +63,8 @@ fn build_and_run(
         _ => "aarch64-unknown-linux-gnu",
     };
     let bin: PathBuf = p.path().join(format!("target/{triple}/release/hello-arm"));
-    assert!(p
-        .path()
-        .join(format!("target/for-arm/{deb_arch}/release/hello-arm"))
+    assert!(working_dir(p.path(), deb_arch)
+        .join("release/hello-arm")
         .is_file());
     assert_eq!(elf_machine(&bin), machine);
     assert_eq!(std::fs::metadata(&bin).unwrap().uid(), unsafe {
@@ -463,7 +462,7 @@ fn an_emulated_no_op_skips_cargo_until_something_changes() {
     let (ran, err) = cargo_ran(&build(&[]));
     assert!(!ran, "{err}");
     // cargo's own output removed: cargo runs and links it again.
-    let work = dir.path().join("target/for-arm/armhf/release/hello-arm");
+    let work = working_dir(dir.path(), "armhf").join("release/hello-arm");
     std::fs::remove_file(&work).unwrap();
     let (ran, err) = cargo_ran(&build(&[]));
     assert!(ran && work.is_file(), "{err}");

@@ -330,9 +330,8 @@ fn build_without_a_rootfs_creates_the_default_then_reuses_it() {
             stderr(&o)
         );
     }
-    assert!(proj
-        .path()
-        .join("target/for-arm/armhf/release/hello-arm")
+    assert!(working_dir(proj.path(), "armhf")
+        .join("release/hello-arm")
         .is_file());
     let o = build();
     assert!(o.status.success(), "{}", stderr(&o));

@@ -71,10 +71,11 @@ impl Job {
         quiet: bool,
     ) -> Result<Job> {
         let deb = arch.debian_name(&desc);
-        // Native builds: one working directory per rustc (its version and place).
+        // One working directory per rustc (its version and place): the host rustc of a native
+        // build, the rootfs's own of an emulated one.
         let flavour = match rustc {
             Some((version, root)) => super::native::flavour(deb, version, root),
-            None => deb.to_string(),
+            None => emulated_flavour(&rootfs, deb, &final_triple(&[], arch, &desc)),
         };
         let home = crate::rootfs::store::home()?;
         let run_dir = RunDir::create(&home)?;
@@ -215,6 +216,16 @@ impl Job {
             b = b.env("CARGO_TERM_COLOR", "always");
         }
         b
+    }
+}
+
+/// An emulated build's working directory: one per rootfs rustc as well (named by the version
+/// of the rootfs's own standard library, for its Debian triple), or the architecture's name
+/// for a rootfs without one (cargo there says what is missing).
+fn emulated_flavour(rootfs: &Rootfs, deb: &str, triple: &str) -> String {
+    match super::native::find_std(rootfs.path(), triple) {
+        Ok(Some(std)) => super::native::named(deb, &std.version, rootfs.path()),
+        _ => deb.to_string(),
     }
 }
 

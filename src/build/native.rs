@@ -507,6 +507,12 @@ impl Setup {
 /// or two toolchains) gets a directory of its own, so switching between them rebuilds nothing
 /// and two cargos never share one (their fingerprints and layouts differ).
 pub fn flavour(deb: &str, version: &str, root: &Path) -> String {
+    named(&format!("native-{deb}"), version, root)
+}
+
+/// `<base>-<release>-<hash>`, as [`flavour`] describes; an emulated build's working directory
+/// is named so too, by the rootfs's rustc (`armhf-1.63.0-…`).
+pub fn named(base: &str, version: &str, root: &Path) -> String {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
     h.update(version.as_bytes());
@@ -522,8 +528,8 @@ pub fn flavour(deb: &str, version: &str, root: &Path) -> String {
         .collect();
     let hash = crate::rootfs::fetch::hex(&h.finalize()[..4]);
     match release.is_empty() {
-        true => format!("native-{deb}-{hash}"),
-        false => format!("native-{deb}-{release}-{hash}"),
+        true => format!("{base}-{hash}"),
+        false => format!("{base}-{release}-{hash}"),
     }
 }
 
@@ -734,6 +740,10 @@ mod tests {
             "{odd}"
         );
         assert!(flavour("armhf", "rustc", rustup).starts_with("native-armhf-"));
+        // An emulated build's, by the rootfs's rustc: the same name without "native-".
+        let emulated = named("armhf", "rustc 1.63.0", tools);
+        assert!(emulated.starts_with("armhf-1.63.0-"), "{emulated}");
+        assert_ne!(emulated, named("armhf", "rustc 1.85.1", tools));
     }
 
     #[test]
