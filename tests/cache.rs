@@ -538,7 +538,6 @@ fn object_stores_share_the_network_only_on_the_opt_in() {
             .env("CARGO_FOR_ARM_NATIVE_RUSTC", "rootfs")
             .args([
                 "build",
-                "-vv",
                 "--mode",
                 "native",
                 "--cache",

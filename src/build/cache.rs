@@ -487,18 +487,6 @@ pub fn plan(job: &Job, tools: &crate::rootfs::Rootfs) -> Result<Option<Plan>> {
     std::fs::create_dir_all(dir.join("out"))?;
     std::fs::create_dir_all(dir.join("bin"))?;
     std::fs::create_dir_all(dir.join("toolchain"))?;
-    let lock = match &backend {
-        Backend::Local(d) => Some(lock_local(d, read_only, job.quiet)?),
-        _ => None,
-    };
-    let proxy = match &backend {
-        Backend::RedisTcp { at, .. } | Backend::Memcached(at) => {
-            let addr = forward::resolve(&at.host, at.port)
-                .with_context(|| format!("the compile cache's {backend} ({by})"))?;
-            Some(Proxy::start(&endpoint_socket(&dir), addr)?)
-        }
-        _ => None,
-    };
     if let (Backend::Store(s), Some(by), false) = (&backend, &network, job.quiet) {
         ui::note(format_args!(
             "the compile cache ({}) shares the host's network with the build ({by}): its \
@@ -506,17 +494,34 @@ pub fn plan(job: &Job, tools: &crate::rootfs::Rootfs) -> Result<Option<Plan>> {
             s.name
         ));
     }
-    *HELD.lock().unwrap_or_else(|e| e.into_inner()) = Some(Held {
-        _lock: lock,
-        _proxy: proxy,
-        backend: backend.to_string(),
-    });
+    let held = hold(&backend, &dir, read_only, job.quiet)
+        .with_context(|| format!("the compile cache's {backend} ({by})"))?;
+    *HELD.lock().unwrap_or_else(|e| e.into_inner()) = Some(held);
     Ok(Some(Plan {
         sccache,
         backend,
         read_only,
         dir,
     }))
+}
+
+/// What the build holds until [`finish`]: the lock of a local directory, or the proxy of a
+/// forwarded endpoint (resolved, and checked to answer, now).
+fn hold(backend: &Backend, dir: &Path, read_only: bool, quiet: bool) -> Result<Held> {
+    let (mut lock, mut proxy) = (None, None);
+    match backend {
+        Backend::Local(d) => lock = Some(lock_local(d, read_only, quiet)?),
+        Backend::RedisTcp { at, .. } | Backend::Memcached(at) => {
+            let addr = forward::resolve(&at.host, at.port)?;
+            proxy = Some(Proxy::start(&endpoint_socket(dir), addr)?);
+        }
+        Backend::RedisUnix { .. } | Backend::Store(_) => {}
+    }
+    Ok(Held {
+        _lock: lock,
+        _proxy: proxy,
+        backend: backend.to_string(),
+    })
 }
 
 /// `--sccache`/setting, else `RUSTC_WRAPPER` naming sccache, else `sccache` on PATH.
