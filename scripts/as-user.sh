@@ -6,7 +6,8 @@
 #
 # It installs what is missing (uidmap, mmdebstrap, gpgv, gpg (the apt-repository tests sign with it), xz-utils, python3, bubblewrap, the
 # Debian archive keyring; clang, lld, llvm and pkg-config for builds without a sandbox,
-# isolation rung 3), redis-server, and sccache 0.19 with Redis under /opt (tests/cache.rs),
+# isolation rung 3), redis-server, memcached, and sccache 0.19 with its Redis, memcached and
+# WebDAV backends under /opt (tests/cache.rs),
 # creates the user (default cfa-test, or $CARGO_FOR_ARM_TEST_USER)
 # with /etc/subuid and /etc/subgid ranges, and makes root's Rust toolchain reachable through
 # hard links under /opt/cargo-for-arm-ci/toolchain.
@@ -57,19 +58,25 @@ chmod 755 /opt/cargo-for-arm-ci
 
 # What only the tests need (not the demo): the compile cache's programs, below.
 tests_only() {
-    # The shared compile cache's tests (tests/cache.rs): Debian's redis-server, and sccache with
-    # its Redis backend. Debian 12's sccache (0.4.0~~pre6) is built without Redis, so a current
-    # release is built once (minutes on 2 cores) and kept under /opt; `--features redis` alone
-    # keeps the build small (the local disk backend is always there).
-    command -v redis-server >/dev/null ||
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server >/dev/null
+    # The shared compile cache's tests (tests/cache.rs): Debian's redis-server and memcached,
+    # and sccache with those backends and WebDAV (the object store the opt-in test speaks to).
+    # Debian 12's sccache (0.4.0~~pre6) is built without Redis, so a current release is built
+    # once (minutes on 2 cores) and kept under /opt, with only the backends the tests use (the
+    # local disk backend is always there); its `features` file says which.
+    for pair in redis-server:redis-server memcached:memcached; do
+        command -v "${pair%%:*}" >/dev/null ||
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${pair#*:}" >/dev/null
+    done
     sccache_version=0.19.0
+    sccache_features=redis,memcached,webdav
     sc=/opt/cargo-for-arm-ci/sccache
-    if [ "$("$sc/bin/sccache" --version 2>/dev/null)" != "sccache $sccache_version" ]; then
-        echo "as-user.sh: building sccache $sccache_version (once)"
+    if [ "$("$sc/bin/sccache" --version 2>/dev/null)" != "sccache $sccache_version" ] ||
+        [ "$(cat "$sc/features" 2>/dev/null)" != "$sccache_features" ]; then
+        echo "as-user.sh: building sccache $sccache_version with $sccache_features (once)"
         rm -rf "$sc.new"
         CARGO_TARGET_DIR=/opt/cargo-for-arm-ci/sccache-build cargo install sccache --version "$sccache_version" \
-            --locked --no-default-features --features redis --root "$sc.new" -q
+            --locked --no-default-features --features "$sccache_features" --root "$sc.new" -q
+        echo "$sccache_features" >"$sc.new/features"
         rm -rf "$sc" /opt/cargo-for-arm-ci/sccache-build
         mv "$sc.new" "$sc"
     fi

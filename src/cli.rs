@@ -139,6 +139,12 @@ pub struct BuildOpts {
     /// sccache, else sccache on PATH]
     #[arg(long, value_name = "PATH")]
     pub sccache: Option<PathBuf>,
+    /// Let the compile cache reach an HTTPS object store (S3, GCS, Azure, the GitHub Actions
+    /// cache, WebDAV): the build then shares the host's network and its credentials are
+    /// visible to every build script [default: CARGO_FOR_ARM_CACHE_NETWORK, `cache-network`
+    /// of your config, else off]
+    #[arg(long)]
+    pub cache_network: bool,
     /// sandbox: a rootless sandbox (an error where the kernel refuses one); none: no sandbox,
     /// native builds only, reduced isolation (no_new_privs, seccomp, Landlock); auto: the
     /// best that works here, said once when it is not the full sandbox [default:
@@ -273,6 +279,10 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         argv: Vec<String>,
     },
+    /// (internal) In the build sandbox: a loopback TCP port forwarded to the compile cache's
+    /// endpoint socket (src/build/forward.rs); prints the port.
+    #[command(name = "__cache-forward", hide = true)]
+    InternalCacheForward { socket: PathBuf },
     /// (internal) Pack a tree as .tar.zst; run inside a user namespace by `rootfs create`.
     #[command(name = "__pack", hide = true)]
     InternalPack { root: PathBuf, out: PathBuf },

@@ -241,6 +241,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::InternalRunTarget { argv } => build::runner::client(argv),
+        Command::InternalCacheForward { socket } => build::forward::in_sandbox(&socket),
         Command::InternalPack { root, out } => {
             rootfs::unpack::IdShift::of_tree(&root)
                 .and_then(|shift| rootfs::unpack::pack(&root, &out, shift))

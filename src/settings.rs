@@ -88,7 +88,7 @@ const PROJECT_KEYS: [&str; 8] = [
 ];
 /// Keys only the user sets (flag, environment, user config): they could lower security or
 /// choose what runs on the host.
-const USER_KEYS: [&str; 12] = [
+const USER_KEYS: [&str; 13] = [
     "tools-rootfs",
     "native-rustc",
     "mirror",
@@ -101,6 +101,7 @@ const USER_KEYS: [&str; 12] = [
     "qemu",
     "isolation",
     "sccache",
+    "cache-network",
 ];
 pub const NATIVE_RUSTC: Key = Key {
     flag: "--native-rustc",
@@ -120,6 +121,14 @@ pub const SCCACHE: Key = Key {
     flag: "--sccache",
     env: "CARGO_FOR_ARM_SCCACHE",
     name: "sccache",
+    scope: Scope::User,
+};
+/// The compile cache may give the build the host's network (an HTTPS object store): only
+/// the user's choice, never a project's.
+pub const CACHE_NETWORK: Key = Key {
+    flag: "--cache-network",
+    env: "CARGO_FOR_ARM_CACHE_NETWORK",
+    name: "cache-network",
     scope: Scope::User,
 };
 /// `URL`, or per architecture `ARCH=URL,…` (also a `[mirror]` table in the config file):

@@ -3,14 +3,18 @@
 //! and re-created between them, as CI runners have) build examples/native-sample (a registry
 //! dependency, build dependencies, C through the `cc` crate) natively for armhf; the second
 //! takes the crates and the C object from the cache. Once with the local disk backend (a
-//! cache directory both runners get, as a CI cache restores it), once with a real Redis
-//! server on a unix socket, started and stopped by the test.
+//! cache directory both runners get, as a CI cache restores it), and with real servers
+//! started and stopped by the tests: Redis on a unix socket, Redis over TCP and memcached
+//! (both forwarded into the sandbox, which keeps no network), and a WebDAV stand-in for the
+//! object stores that need the network (`--cache-network`).
 //!
 //! sccache comes from scripts/as-user.sh (`/opt/cargo-for-arm-ci/sccache/bin/sccache`, built
-//! with its Redis backend) or `CARGO_FOR_ARM_TEST_SCCACHE`; redis-server from Debian.
+//! with its Redis, memcached and WebDAV backends) or `CARGO_FOR_ARM_TEST_SCCACHE`;
+//! redis-server and memcached from Debian.
 
 mod common;
 
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -144,10 +148,7 @@ fn runner_for(f: &For, project: &Path, env: &[(&str, &str)], cache: &str, sccach
     ]);
     let err = stderr(&o);
     assert!(o.status.success(), "cached native build failed:\n{err}");
-    let bin = project.join(format!(
-        "target/for-arm/native-{}/{}/release/native-sample",
-        f.arm.1, f.triple
-    ));
+    let bin = project.join(format!("target/{}/release/native-sample", f.triple));
     assert_eq!(elf_machine(&bin), f.machine, "{}", bin.display());
     let bin_s = bin.to_string_lossy().into_owned();
     let o = cfa(&["-q", "run", "--rootfs", &arm_s, "--", &bin_s]);
@@ -219,47 +220,80 @@ fn two_runners_share_the_local_disk_cache() {
     );
 }
 
-/// redis-server on a unix socket of its own directory, stopped on drop.
+/// A server the test started, stopped on drop.
+struct Server(Child);
+
+impl Server {
+    /// Start `cmd` and wait until `ready` (or fail if the server exits first).
+    fn start(cmd: &mut Command, ready: impl Fn() -> bool) -> Server {
+        let what = format!("{:?}", cmd.get_program());
+        let child = cmd
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {what}: {e}"));
+        let mut s = Server(child);
+        while !ready() {
+            if let Some(st) = s.0.try_wait().unwrap() {
+                panic!("{what} exited: {st}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        s
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// redis-server on a unix socket of its own directory.
 struct Redis {
-    child: Child,
+    _server: Server,
     socket: PathBuf,
 }
 
 impl Redis {
     fn start(dir: &Path) -> Redis {
         let socket = dir.join("redis.sock");
-        let child = Command::new("redis-server")
-            .args(["--port", "0", "--unixsocket"])
+        let mut cmd = redis_server(dir);
+        cmd.args(["--port", "0", "--unixsocket"])
             .arg(&socket)
-            .args([
-                "--unixsocketperm",
-                "700",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("starting redis-server");
-        let mut r = Redis { child, socket };
-        while !r.socket.exists() {
-            if let Some(st) = r.child.try_wait().unwrap() {
-                panic!("redis-server exited: {st}");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            .args(["--unixsocketperm", "700"]);
+        let server = Server::start(&mut cmd, || socket.exists());
+        Redis {
+            _server: server,
+            socket,
         }
-        r
     }
 }
 
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// redis-server keeping nothing on disk, in `dir`.
+fn redis_server(dir: &Path) -> Command {
+    let mut cmd = Command::new("redis-server");
+    cmd.args(["--save", "", "--appendonly", "no", "--dir"])
+        .arg(dir);
+    cmd
+}
+
+/// A port of 127.0.0.1 nobody listens on now.
+fn free_port() -> u16 {
+    let l = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn listening(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+/// A program of Debian's (`/usr/bin/NAME`), required in CI.
+fn debian_program(name: &str) -> Option<PathBuf> {
+    need(
+        name,
+        Some(Path::new("/usr/bin").join(name)).filter(|p| p.is_file()),
+    )
 }
 
 #[test]
@@ -267,10 +301,7 @@ fn two_runners_share_a_redis_cache_on_a_unix_socket() {
     let Some(sccache) = need("sccache", sccache()) else {
         return;
     };
-    let Some(_) = need(
-        "redis-server",
-        Some(PathBuf::from("/usr/bin/redis-server")).filter(|p| p.is_file()),
-    ) else {
+    let Some(_) = debian_program("redis-server") else {
         return;
     };
     let _turn = take_turn("native-cache");
@@ -312,16 +343,259 @@ fn two_runners_share_a_redis_cache_on_a_unix_socket() {
     drop(redis);
 }
 
+/// Redis over TCP (a password, database 2): forwarded by the tool into the sandbox, which
+/// keeps no network.
 #[test]
-fn a_tcp_redis_and_object_stores_are_refused_with_the_fix() {
+fn two_runners_share_a_redis_cache_over_tcp() {
+    let Some(sccache) = need("sccache", sccache()) else {
+        return;
+    };
+    let Some(_) = debian_program("redis-server") else {
+        return;
+    };
+    let _turn = take_turn("native-cache");
+    let base = TempDir::new("cache-redis-tcp");
+    let port = free_port();
+    let port_s = port.to_string();
+    let mut cmd = redis_server(base.path());
+    cmd.args([
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &port_s,
+        "--requirepass",
+        "s3cret",
+    ]);
+    let server = Server::start(&mut cmd, || listening(port));
+    let url = format!("redis://:s3cret@127.0.0.1:{port}/2");
+    two_runners(
+        &[("SCCACHE_REDIS_ENDPOINT", &url)],
+        &format!("redis 127.0.0.1:{port} (forwarded)"),
+        &sccache,
+        base.path(),
+    );
+    let o = Command::new("redis-cli")
+        .args([
+            "-p",
+            &port_s,
+            "-a",
+            "s3cret",
+            "--no-auth-warning",
+            "-n",
+            "2",
+            "dbsize",
+        ])
+        .output()
+        .expect("running redis-cli");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let keys: u64 = stdout(&o).trim().parse().unwrap();
+    assert!(keys > 0, "the runners stored nothing in database 2");
+    drop(server);
+}
+
+/// memcached over TCP: forwarded by the tool, and inside the sandbox by its own binary on
+/// the sandbox's loopback (sccache's memcached client speaks TCP only).
+#[test]
+fn two_runners_share_a_memcached_cache() {
+    let Some(sccache) = need("sccache", sccache()) else {
+        return;
+    };
+    let Some(memcached) = debian_program("memcached") else {
+        return;
+    };
+    let _turn = take_turn("native-cache");
+    let base = TempDir::new("cache-memcached");
+    let port = free_port();
+    let port_s = port.to_string();
+    // Objects (rlibs) larger than memcached's default 1 MiB item limit are kept too.
+    let mut cmd = Command::new(memcached);
+    cmd.args([
+        "-l",
+        "127.0.0.1",
+        "-p",
+        &port_s,
+        "-U",
+        "0",
+        "-m",
+        "256",
+        "-I",
+        "32m",
+    ]);
+    let server = Server::start(&mut cmd, || listening(port));
+    let url = format!("tcp://127.0.0.1:{port}");
+    two_runners(
+        &[("SCCACHE_MEMCACHED_ENDPOINT", &url)],
+        &format!("memcached 127.0.0.1:{port} (forwarded)"),
+        &sccache,
+        base.path(),
+    );
+    drop(server);
+}
+
+/// A stand-in for an object store on 127.0.0.1: every request is answered 404 (sccache
+/// then runs read-only and misses), and each request line is recorded.
+struct Store {
+    port: u16,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Store {
+    fn start() -> Store {
+        let l = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for c in l.incoming().flatten() {
+                let log = log.clone();
+                std::thread::spawn(move || answer_404(c, &log));
+            }
+        });
+        Store { port, seen }
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Read one HTTP request (head and body), record its first line, answer 404.
+fn answer_404(c: TcpStream, log: &std::sync::Mutex<Vec<String>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut r = BufReader::new(c.try_clone().unwrap());
+    let mut first = String::new();
+    if r.read_line(&mut first).unwrap_or(0) == 0 {
+        return;
+    }
+    log.lock().unwrap().push(first.trim().to_string());
+    let mut length = 0u64;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let _ = std::io::copy(&mut r.by_ref().take(length), &mut std::io::sink());
+    let mut w = c;
+    let _ =
+        w.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+}
+
+/// A crate whose build script connects to 127.0.0.1:`port` of whatever network it has.
+fn network_probe(dir: &Path, port: u16) {
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"probe\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("src/main.rs"), "fn main() {}\n").unwrap();
+    std::fs::write(
+        dir.join("build.rs"),
+        format!(
+            r#"use std::io::Write;
+fn main() {{
+    match std::net::TcpStream::connect("127.0.0.1:{port}") {{
+        Ok(mut s) => {{
+            let _ = s.write_all(b"GET /from-build-script HTTP/1.0\r\n\r\n");
+            println!("cargo:warning=probe: reached the host");
+        }}
+        Err(e) => println!("cargo:warning=probe: no network: {{e}}"),
+    }}
+}}
+"#
+        ),
+    )
+    .unwrap();
+}
+
+/// HTTPS object stores only on the user's opt-in (`--cache-network`): refused without it,
+/// naming it; with it, the build shares the host's network (sccache reaches the store, and
+/// so does a build script); without it, the build has no network.
+#[test]
+fn object_stores_share_the_network_only_on_the_opt_in() {
+    let Some(sccache) = need("sccache", sccache()) else {
+        return;
+    };
+    let _turn = take_turn("native-cache");
+    let base = TempDir::new("cache-store");
+    let store = Store::start();
+    let endpoint = format!("http://127.0.0.1:{}/", store.port);
+    let (arm, tools) = rootfs_dirs("bookworm", "armhf");
+    let build = |name: &str, env: &[(&str, &str)], extra: &[&str]| -> Output {
+        let project = base.path().join(name);
+        network_probe(&project, store.port);
+        let mut t = Tool::new(&project)
+            .home(&base.path().join("home"))
+            .env("CARGO_FOR_ARM_NATIVE_RUSTC", "rootfs")
+            .args([
+                "build",
+                "--mode",
+                "native",
+                "--cache",
+                "sccache",
+                "--sccache",
+            ])
+            .arg(&sccache)
+            .arg("--rootfs")
+            .arg(&arm)
+            .arg("--tools-rootfs")
+            .arg(&tools)
+            .args(extra);
+        for (k, v) in env {
+            t = t.env(k, v);
+        }
+        t.output()
+    };
+    let webdav = [("SCCACHE_WEBDAV_ENDPOINT", endpoint.as_str())];
+
+    let o = build("refused", &webdav, &[]);
+    let err = stderr(&o);
+    assert!(
+        !o.status.success() && err.contains("--cache-network") && err.contains("WebDAV"),
+        "{err}"
+    );
+    assert!(store.seen().is_empty(), "{:?}", store.seen());
+
+    let o = build("opted-in", &webdav, &["--cache-network"]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("probe: reached the host"), "{err}");
+    assert!(err.contains("WebDAV over the host's network"), "{err}");
+    let seen = store.seen();
+    assert!(
+        seen.iter().any(|l| l.contains("/from-build-script"))
+            && seen.iter().any(|l| l.contains(".sccache_check")),
+        "the store saw {seen:?}"
+    );
+
+    // Without the opt-in (the local disk cache): no network, the build script reaches nothing.
+    let before = store.seen().len();
+    let dir = base.path().join("sccache");
+    let dir_s = dir.to_string_lossy().into_owned();
+    let o = build("local", &[("SCCACHE_DIR", &dir_s)], &[]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("probe: no network"), "{err}");
+    assert_eq!(store.seen().len(), before, "{:?}", store.seen());
+}
+
+#[test]
+fn tls_redis_and_object_stores_without_the_opt_in_are_refused_with_the_fix() {
     let dir = TempDir::new("cache-refuse");
     copy_example("native-sample", dir.path());
     let (arm, tools) = rootfs_dirs("bookworm", "armhf");
     let fake = dir.path().join("sccache");
     std::fs::copy("/bin/true", &fake).unwrap();
     for (k, v, want) in [
-        ("SCCACHE_REDIS", "redis://127.0.0.1:6379", "unix socket"),
-        ("SCCACHE_BUCKET", "b", "S3"),
+        ("SCCACHE_REDIS", "rediss://127.0.0.1:6379", "TLS"),
+        ("SCCACHE_BUCKET", "b", "--cache-network"),
+        ("SCCACHE_GCS_BUCKET", "b", "--cache-network"),
     ] {
         let o = Tool::new(dir.path())
             .env("CARGO_FOR_ARM_NATIVE_RUSTC", "rootfs")

@@ -80,6 +80,8 @@ pub struct Options {
     /// `--cache` and `--sccache` (resolved with the settings in `cache.rs`).
     pub cache: Option<String>,
     pub sccache: Option<PathBuf>,
+    /// `--cache-network`: an object store may give the build the host's network.
+    pub cache_network: bool,
     /// `--isolation`; `None` means `CARGO_FOR_ARM_ISOLATION`, the user's config, else auto.
     pub isolation: Option<crate::isolation::Isolation>,
     /// `-q` before or after the command (cargo gets the one after).
@@ -277,6 +279,7 @@ fn options(sub: String, t: Tokens, global: &GlobalOpts, cwd: &Path) -> Result<Pa
         native_rustc: b.native_rustc.map(RustcSource::from),
         cache: b.cache,
         sccache: b.sccache,
+        cache_network: b.cache_network,
         isolation: b.isolation.map(|i| match i {
             cli::IsolationArg::Auto => crate::isolation::Isolation::Auto,
             cli::IsolationArg::Sandbox => crate::isolation::Isolation::Sandbox,

@@ -10,7 +10,12 @@
 //! - Redis on a unix socket (`SCCACHE_REDIS` / `SCCACHE_REDIS_ENDPOINT` =
 //!   `unix:///path` or `redis+unix:///path`): that one socket is bound in, the build gets no
 //!   network;
-//! - HTTPS object stores, memcached and TCP Redis are refused with the reason.
+//! - Redis (`redis://[user:password@]host[:port][/db]`) and memcached (`tcp://host:port`)
+//!   over TCP: that one endpoint is forwarded (src/build/forward.rs), the build gets no
+//!   network; TLS (`rediss://`) and Redis clusters are refused;
+//! - HTTPS object stores (S3, GCS, Azure, the GitHub Actions cache, WebDAV …) only on the
+//!   user's opt-in (`--cache-network`): the build then shares the host's network, and the
+//!   store's credentials are in its environment.
 //!
 //! A shared cache is the deliberate exception to "nothing one build writes reaches another"
 //! (docs/SECURITY.md, "The shared compile cache").
@@ -21,9 +26,10 @@ use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 
+use super::forward::{self, Parts, Proxy, Tcp};
 use super::native::{Target, GUEST_RUST, GUEST_SYSROOT};
 use super::Job;
-use crate::sandbox::spec::{Access, Bind, SpecBuilder, DEFAULT_PATH};
+use crate::sandbox::spec::{Access, Bind, Network, SpecBuilder, DEFAULT_PATH};
 use crate::settings::{self, Settings};
 use crate::ui;
 
@@ -33,6 +39,11 @@ const GUEST_BIN: &str = "/run/cargo-for-arm/cache/bin";
 const GUEST_OUT: &str = "/run/cargo-for-arm/cache/out";
 const GUEST_LOCAL: &str = "/run/cargo-for-arm/cache/dir";
 const GUEST_REDIS: &str = "/run/cargo-for-arm/cache/redis.sock";
+/// A forwarded TCP endpoint's socket (src/build/forward.rs).
+const GUEST_ENDPOINT: &str = "/run/cargo-for-arm/cache/endpoint.sock";
+/// An object store's credential files, and the host's CA bundle.
+const GUEST_KEYS: &str = "/run/cargo-for-arm/cache/keys";
+const GUEST_CA: &str = "/run/cargo-for-arm/cache/ca-certificates.crt";
 /// Set by the cargo wrapper: a nested cargo (a build script's) does not start another server.
 const UP_ENV: &str = "CARGO_FOR_ARM_SCCACHE_UP";
 
@@ -61,6 +72,18 @@ pub enum Backend {
     Local(PathBuf),
     /// A Redis server's unix socket, and the URL's query (`?db=1` …).
     RedisUnix { socket: PathBuf, db: Option<u32> },
+    /// A Redis server over TCP, forwarded (src/build/forward.rs), and the URL's database and
+    /// credentials.
+    RedisTcp {
+        at: Tcp,
+        db: Option<u32>,
+        user: Option<String>,
+        password: Option<String>,
+    },
+    /// A memcached server over TCP, forwarded.
+    Memcached(Tcp),
+    /// An object store over HTTPS: the build shares the host's network (the opt-in).
+    Store(&'static Store),
 }
 
 impl std::fmt::Display for Backend {
@@ -68,12 +91,15 @@ impl std::fmt::Display for Backend {
         match self {
             Backend::Local(d) => write!(f, "local disk {}", d.display()),
             Backend::RedisUnix { socket, .. } => write!(f, "redis unix:{}", socket.display()),
+            Backend::RedisTcp { at, .. } => write!(f, "redis {at} (forwarded)"),
+            Backend::Memcached(at) => write!(f, "memcached {at} (forwarded)"),
+            Backend::Store(s) => write!(f, "{} over the host's network", s.name),
         }
     }
 }
 
 /// sccache settings of the host that reach the sandbox's sccache.
-const PASSED: [&str; 9] = [
+const PASSED: [&str; 13] = [
     "SCCACHE_CACHE_SIZE",
     "SCCACHE_CACHE_ZSTD_LEVEL",
     "SCCACHE_REDIS_DB",
@@ -82,72 +108,128 @@ const PASSED: [&str; 9] = [
     "SCCACHE_REDIS_KEY_PREFIX",
     "SCCACHE_REDIS_EXPIRATION",
     "SCCACHE_REDIS_TTL",
+    "SCCACHE_MEMCACHED_USERNAME",
+    "SCCACHE_MEMCACHED_PASSWORD",
+    "SCCACHE_MEMCACHED_KEY_PREFIX",
+    "SCCACHE_MEMCACHED_EXPIRATION",
     "SCCACHE_LOG",
 ];
 
-/// Variables of sccache's remote backends this tool cannot forward safely.
-const UNSUPPORTED: [(&str, &str); 9] = [
-    ("SCCACHE_BUCKET", "S3"),
-    ("SCCACHE_GCS_BUCKET", "GCS"),
-    ("SCCACHE_AZURE_CONNECTION_STRING", "Azure"),
-    ("SCCACHE_GHA_ENABLED", "the GitHub Actions cache"),
-    ("SCCACHE_WEBDAV_ENDPOINT", "WebDAV"),
-    ("SCCACHE_OSS_BUCKET", "Alibaba OSS"),
-    ("SCCACHE_MEMCACHED", "memcached"),
-    ("SCCACHE_MEMCACHED_ENDPOINT", "memcached"),
-    ("SCCACHE_REDIS_CLUSTER_ENDPOINTS", "a Redis cluster"),
+/// An sccache backend over HTTPS: the variables that select it, its read-write setting, and
+/// the prefixes of the variables (settings and credentials) it reads.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Store {
+    pub name: &'static str,
+    select: &'static [&'static str],
+    rw: &'static str,
+    prefixes: &'static [&'static str],
+}
+
+/// sccache's object stores, in the order it picks them (S3 comes before Redis, the others
+/// after memcached).
+const STORES: [Store; 7] = [
+    Store {
+        name: "S3",
+        select: &["SCCACHE_BUCKET"],
+        rw: "SCCACHE_S3_RW_MODE",
+        prefixes: &[
+            "SCCACHE_BUCKET",
+            "SCCACHE_REGION",
+            "SCCACHE_ENDPOINT",
+            "SCCACHE_S3_",
+            "AWS_",
+        ],
+    },
+    Store {
+        name: "GCS",
+        select: &["SCCACHE_GCS_BUCKET"],
+        rw: "SCCACHE_GCS_RW_MODE",
+        prefixes: &["SCCACHE_GCS_", "GOOGLE_APPLICATION_CREDENTIALS"],
+    },
+    Store {
+        name: "the GitHub Actions cache",
+        select: &["SCCACHE_GHA_ENABLED", "SCCACHE_GHA_VERSION"],
+        rw: "SCCACHE_GHA_RW_MODE",
+        prefixes: &["SCCACHE_GHA_", "ACTIONS_"],
+    },
+    Store {
+        name: "Azure",
+        select: &[
+            "SCCACHE_AZURE_BLOB_CONTAINER",
+            "SCCACHE_AZURE_CONNECTION_STRING",
+        ],
+        rw: "SCCACHE_AZURE_RW_MODE",
+        prefixes: &["SCCACHE_AZURE_", "AZURE_"],
+    },
+    Store {
+        name: "WebDAV",
+        select: &["SCCACHE_WEBDAV_ENDPOINT"],
+        rw: "SCCACHE_WEBDAV_RW_MODE",
+        prefixes: &["SCCACHE_WEBDAV_"],
+    },
+    Store {
+        name: "Alibaba OSS",
+        select: &["SCCACHE_OSS_BUCKET"],
+        rw: "SCCACHE_OSS_RW_MODE",
+        prefixes: &["SCCACHE_OSS_", "ALIBABA_CLOUD_"],
+    },
+    Store {
+        name: "Tencent COS",
+        select: &["SCCACHE_COS_BUCKET"],
+        rw: "SCCACHE_COS_RW_MODE",
+        prefixes: &["SCCACHE_COS_", "TENCENTCLOUD_"],
+    },
 ];
 
-/// The backend the host's sccache variables name (`var` reads the environment).
-pub fn backend(var: impl Fn(&str) -> Option<String>, home: &Path) -> Result<Backend> {
-    for (name, what) in UNSUPPORTED {
-        if var(name).is_some() {
-            bail!(
-                "{name} is set: sccache's {what} backend is not supported by cargo-for-arm's cache. \
-                 It needs the network (and, for object stores, credentials a build script could read) \
-                 inside the build sandbox; use Redis on a unix socket (SCCACHE_REDIS=unix:///path) \
-                 or the local disk (SCCACHE_DIR), or unset {name}"
-            );
-        }
+/// Variables naming a credential file: bound read-only into the sandbox when passed.
+const KEY_FILES: [&str; 6] = [
+    "SCCACHE_GCS_KEY_PATH",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "AZURE_FEDERATED_TOKEN_FILE",
+];
+
+/// The host's CA bundle, given to an object store's client (the tools rootfs may have none).
+const CA_BUNDLES: [&str; 2] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+];
+
+impl Store {
+    /// Whether the host variable `k` is one of this store's.
+    fn passes(&self, k: &str) -> bool {
+        self.prefixes.iter().any(|p| k.starts_with(p))
     }
-    let redis = var("SCCACHE_REDIS_ENDPOINT")
-        .map(|v| ("SCCACHE_REDIS_ENDPOINT", v))
-        .or_else(|| var("SCCACHE_REDIS").map(|v| ("SCCACHE_REDIS", v)));
-    if let Some((name, url)) = redis {
-        let rest = url
-            .strip_prefix("redis+unix://")
-            .or_else(|| url.strip_prefix("unix://"));
-        let Some(rest) = rest else {
-            bail!(
-                "{name}={url}: cargo-for-arm forwards Redis into the build sandbox only on a unix socket \
-                 (the build gets no network): run redis-server with `unixsocket /path/redis.sock` (or a \
-                 socket forwarder such as socat) and set {name}=unix:///path/redis.sock"
-            );
-        };
-        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let path = path.strip_prefix("localhost").unwrap_or(path);
-        let mut db = None;
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            match pair.split_once('=') {
-                Some(("db", n)) => {
-                    db = Some(n.parse().with_context(|| format!("{name}={url}: db={n}"))?)
-                }
-                _ => bail!("{name}={url}: only ?db=N is understood after the socket path"),
-            }
-        }
-        let socket = PathBuf::from(path);
-        if !socket.is_absolute() {
-            bail!("{name}={url}: the socket path must be absolute");
-        }
-        use std::os::unix::fs::FileTypeExt;
-        let is_socket = std::fs::metadata(&socket).is_ok_and(|m| m.file_type().is_socket());
-        if !is_socket {
-            bail!(
-                "{name}={url}: {} is not a unix socket (is redis-server running with `unixsocket` there?)",
-                socket.display()
-            );
-        }
-        return Ok(Backend::RedisUnix { socket, db });
+}
+
+/// The backend the host's sccache variables name (`var` reads the environment); `network`
+/// is the origin of the user's opt-in to object stores (`--cache-network` …), if given.
+pub fn backend(
+    var: impl Fn(&str) -> Option<String>,
+    home: &Path,
+    network: Option<&str>,
+) -> Result<Backend> {
+    if var("SCCACHE_REDIS_CLUSTER_ENDPOINTS").is_some() {
+        bail!(
+            "SCCACHE_REDIS_CLUSTER_ENDPOINTS is set: a Redis cluster is not supported by \
+             cargo-for-arm's cache (it forwards one endpoint into the build sandbox); name one \
+             server with SCCACHE_REDIS_ENDPOINT=redis://host:port, or unset it"
+        );
+    }
+    let (s3, others) = STORES.split_at(1);
+    if let Some(b) = store(&var, s3, network)? {
+        return Ok(b);
+    }
+    if let Some((name, url)) = first(&var, ["SCCACHE_REDIS_ENDPOINT", "SCCACHE_REDIS"]) {
+        return redis(name, &url);
+    }
+    if let Some((name, url)) = first(&var, ["SCCACHE_MEMCACHED_ENDPOINT", "SCCACHE_MEMCACHED"]) {
+        return memcached(name, &url);
+    }
+    if let Some(b) = store(&var, others, network)? {
+        return Ok(b);
     }
     let dir = match var("SCCACHE_DIR") {
         Some(d) => PathBuf::from(d),
@@ -157,6 +239,147 @@ pub fn backend(var: impl Fn(&str) -> Option<String>, home: &Path) -> Result<Back
         bail!("SCCACHE_DIR={}: give an absolute path", dir.display());
     }
     Ok(Backend::Local(dir))
+}
+
+/// The first of `names` that is set, with its value.
+fn first<const N: usize>(
+    var: &impl Fn(&str) -> Option<String>,
+    names: [&'static str; N],
+) -> Option<(&'static str, String)> {
+    names.into_iter().find_map(|n| var(n).map(|v| (n, v)))
+}
+
+/// The object store of `stores` a variable selects: refused without the opt-in.
+fn store(
+    var: &impl Fn(&str) -> Option<String>,
+    stores: &'static [Store],
+    network: Option<&str>,
+) -> Result<Option<Backend>> {
+    let off = |v: &str| matches!(v.to_ascii_lowercase().as_str(), "false" | "off" | "0");
+    for s in stores {
+        let Some(name) = s.select.iter().find(|n| var(n).is_some_and(|v| !off(&v))) else {
+            continue;
+        };
+        if network.is_none() {
+            bail!(
+                "{name} is set: sccache's {what} backend needs the network inside the build sandbox \
+                 (DNS, several HTTPS hosts) and its credentials in the build's environment, where \
+                 every build script and proc macro can read them and send them anywhere. \
+                 cargo-for-arm gives both only on your explicit opt-in: --cache-network \
+                 (CARGO_FOR_ARM_CACHE_NETWORK=1, or cache-network = true in your config file); the \
+                 build then shares the host's network. Otherwise use Redis or memcached (one \
+                 endpoint, forwarded without the network) or the local disk (SCCACHE_DIR), or \
+                 unset {name}",
+                what = s.name
+            );
+        }
+        return Ok(Some(Backend::Store(s)));
+    }
+    Ok(None)
+}
+
+/// `SCCACHE_REDIS[_ENDPOINT]`: a unix socket, or `redis://[user[:password]@]host[:port][/db]`.
+fn redis(name: &str, url: &str) -> Result<Backend> {
+    let unix = url
+        .strip_prefix("redis+unix://")
+        .or_else(|| url.strip_prefix("unix://"));
+    if let Some(rest) = unix {
+        return redis_unix(name, url, rest);
+    }
+    if url.starts_with("rediss://") {
+        bail!(
+            "{name}={url}: Redis over TLS (rediss://) is not supported by cargo-for-arm's cache: the \
+             tool forwards the endpoint's bytes into the build sandbox as they are, and sccache there \
+             could not check the server's certificate against the name. Reach the server over a TLS \
+             tunnel of this machine (stunnel, spiped …) and name its plain end: {name}=redis://127.0.0.1:PORT"
+        );
+    }
+    let Some(rest) = url
+        .strip_prefix("redis://")
+        .or_else(|| url.strip_prefix("tcp://"))
+    else {
+        bail!(
+            "{name}={url}: give redis://[user:password@]host[:port][/db] or unix:///path/redis.sock"
+        );
+    };
+    let p = Parts::of(rest, 6379).with_context(|| format!("{name}={url}"))?;
+    let path_db = match p.path.trim_start_matches('/') {
+        "" => None,
+        n => Some(
+            n.parse()
+                .with_context(|| format!("{name}={url}: the database /{n}"))?,
+        ),
+    };
+    let db = query_db(name, url, p.query)?.or(path_db);
+    Ok(Backend::RedisTcp {
+        at: p.at,
+        db,
+        user: p.user,
+        password: p.password,
+    })
+}
+
+fn redis_unix(name: &str, url: &str, rest: &str) -> Result<Backend> {
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let path = path.strip_prefix("localhost").unwrap_or(path);
+    let db = query_db(name, url, query)?;
+    let socket = PathBuf::from(path);
+    if !socket.is_absolute() {
+        bail!("{name}={url}: the socket path must be absolute");
+    }
+    use std::os::unix::fs::FileTypeExt;
+    let is_socket = std::fs::metadata(&socket).is_ok_and(|m| m.file_type().is_socket());
+    if !is_socket {
+        bail!(
+            "{name}={url}: {} is not a unix socket (is redis-server running with `unixsocket` there?)",
+            socket.display()
+        );
+    }
+    Ok(Backend::RedisUnix { socket, db })
+}
+
+/// `?db=N`, the only query understood.
+fn query_db(name: &str, url: &str, query: &str) -> Result<Option<u32>> {
+    let mut db = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("db", n)) => {
+                db = Some(n.parse().with_context(|| format!("{name}={url}: db={n}"))?)
+            }
+            _ => bail!("{name}={url}: only ?db=N is understood after the address"),
+        }
+    }
+    Ok(db)
+}
+
+/// `SCCACHE_MEMCACHED[_ENDPOINT]`: `tcp://host:port` (or `host:port`).
+fn memcached(name: &str, url: &str) -> Result<Backend> {
+    let rest = url.strip_prefix("tcp://").unwrap_or(url);
+    if rest.contains("://") {
+        bail!("{name}={url}: give tcp://host:port (sccache's memcached backend speaks TCP only)");
+    }
+    let p = Parts::of(rest, 11211).with_context(|| format!("{name}={url}"))?;
+    if p.user.is_some() || !p.path.trim_start_matches('/').is_empty() || !p.query.is_empty() {
+        bail!(
+            "{name}={url}: give tcp://host:port (credentials go in SCCACHE_MEMCACHED_USERNAME and \
+             SCCACHE_MEMCACHED_PASSWORD)"
+        );
+    }
+    Ok(Backend::Memcached(p.at))
+}
+
+/// The user's opt-in to object stores (`--cache-network`, `CARGO_FOR_ARM_CACHE_NETWORK`,
+/// `cache-network` of the user's config; never a project's): its origin when on.
+pub fn network_opt_in(flag: bool, settings: &Settings) -> Result<Option<String>> {
+    let Some(v) = settings.get(&settings::CACHE_NETWORK, flag.then_some("1")) else {
+        return Ok(None);
+    };
+    let on = v.parse(|s| match s.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => bail!("give 1 or 0 (true or false)"),
+    })?;
+    Ok(on.then(|| v.origin.to_string()))
 }
 
 /// Whether a `RUSTC_WRAPPER` names sccache.
@@ -225,12 +448,26 @@ pub struct Plan {
     pub sccache: PathBuf,
     pub backend: Backend,
     pub read_only: bool,
-    /// `<run dir>/cache`: the cargo wrapper, the clang wrappers, the statistics.
+    /// `<run dir>/cache`: the cargo wrapper, the clang wrappers, the statistics, and the
+    /// forwarded endpoint's socket.
     dir: PathBuf,
 }
 
-/// The lock of a local cache directory, held until [`finish`].
-static LOCK: Mutex<Option<std::fs::File>> = Mutex::new(None);
+/// What a cached build holds until [`finish`]: the lock of a local cache directory, the
+/// proxy of a forwarded endpoint, and the backend as the summary line names it.
+struct Held {
+    _lock: Option<std::fs::File>,
+    _proxy: Option<Proxy>,
+    backend: String,
+}
+
+static HELD: Mutex<Option<Held>> = Mutex::new(None);
+
+/// The host side of a forwarded endpoint, in the build's own run directory (never bound
+/// into the sandbox as a directory: only the socket is).
+fn endpoint_socket(dir: &Path) -> PathBuf {
+    dir.join("endpoint/sock")
+}
 
 /// The plan of `job` in native mode (`None`: no cache asked).
 pub fn plan(job: &Job, tools: &crate::rootfs::Rootfs) -> Result<Option<Plan>> {
@@ -243,24 +480,48 @@ pub fn plan(job: &Job, tools: &crate::rootfs::Rootfs) -> Result<Option<Plan>> {
     }
     let sccache = find_sccache(job)?;
     check_glibc(&sccache, tools)?;
-    let backend = backend(
-        |k| std::env::var(k).ok().filter(|v| !v.is_empty()),
-        &job.home,
-    )
-    .with_context(|| format!("the compile cache ({by})"))?;
-    if let Backend::Local(d) = &backend {
-        lock_local(d, read_only, job.quiet)?;
-    }
+    let network = network_opt_in(job.opts.cache_network, &job.project.settings)?;
+    let backend = backend(host_var, &job.home, network.as_deref())
+        .with_context(|| format!("the compile cache ({by})"))?;
     let dir = job.run_dir.0.join("cache");
     std::fs::create_dir_all(dir.join("out"))?;
     std::fs::create_dir_all(dir.join("bin"))?;
     std::fs::create_dir_all(dir.join("toolchain"))?;
+    if let (Backend::Store(s), Some(by), false) = (&backend, &network, job.quiet) {
+        ui::note(format_args!(
+            "the compile cache ({}) shares the host's network with the build ({by}): its \
+             credentials are visible to every build script and proc macro",
+            s.name
+        ));
+    }
+    let held = hold(&backend, &dir, read_only, job.quiet)
+        .with_context(|| format!("the compile cache's {backend} ({by})"))?;
+    *HELD.lock().unwrap_or_else(|e| e.into_inner()) = Some(held);
     Ok(Some(Plan {
         sccache,
         backend,
         read_only,
         dir,
     }))
+}
+
+/// What the build holds until [`finish`]: the lock of a local directory, or the proxy of a
+/// forwarded endpoint (resolved, and checked to answer, now).
+fn hold(backend: &Backend, dir: &Path, read_only: bool, quiet: bool) -> Result<Held> {
+    let (mut lock, mut proxy) = (None, None);
+    match backend {
+        Backend::Local(d) => lock = Some(lock_local(d, read_only, quiet)?),
+        Backend::RedisTcp { at, .. } | Backend::Memcached(at) => {
+            let addr = forward::resolve(&at.host, at.port)?;
+            proxy = Some(Proxy::start(&endpoint_socket(dir), addr)?);
+        }
+        Backend::RedisUnix { .. } | Backend::Store(_) => {}
+    }
+    Ok(Held {
+        _lock: lock,
+        _proxy: proxy,
+        backend: backend.to_string(),
+    })
 }
 
 /// `--sccache`/setting, else `RUSTC_WRAPPER` naming sccache, else `sccache` on PATH.
@@ -289,7 +550,7 @@ fn find_sccache(job: &Job) -> Result<PathBuf> {
     let Some(path) = found else {
         bail!(
             "the compile cache needs sccache, and none was found{}: install it (see the README, \
-             \"A shared compile cache\": `cargo install sccache --locked --no-default-features --features redis`) \
+             \"A shared compile cache\": `cargo install sccache --locked --no-default-features --features redis,memcached`) \
              or pass --sccache PATH",
             flag.map(|f| format!(" at {f}")).unwrap_or_default()
         );
@@ -338,9 +599,14 @@ fn check_glibc(sccache: &Path, tools: &crate::rootfs::Rootfs) -> Result<()> {
     Ok(())
 }
 
+/// The host's value of an sccache variable (unset when empty).
+fn host_var(k: &str) -> Option<String> {
+    std::env::var(k).ok().filter(|v| !v.is_empty())
+}
+
 /// Serialise the builds that use one local cache directory (sccache supports one server on
-/// it at a time): an exclusive lock of `<dir>.lock` held until the build ends.
-fn lock_local(dir: &Path, read_only: bool, quiet: bool) -> Result<()> {
+/// it at a time): an exclusive lock of `<dir>.lock`, held until the build ends.
+fn lock_local(dir: &Path, read_only: bool, quiet: bool) -> Result<std::fs::File> {
     if read_only {
         if !dir.is_dir() {
             bail!(
@@ -373,8 +639,7 @@ fn lock_local(dir: &Path, read_only: bool, quiet: bool) -> Result<()> {
                 .with_context(|| format!("locking {}", lock_path.display()));
         }
     }
-    *LOCK.lock().unwrap_or_else(|e| e.into_inner()) = Some(file);
-    Ok(())
+    Ok(file)
 }
 
 impl Plan {
@@ -405,7 +670,11 @@ impl Plan {
             true => format!("{GUEST_RUST}/bin/cargo"),
             false => "/usr/bin/cargo".to_string(),
         };
-        write_exec(&self.dir.join("bin/cargo"), &cargo_wrapper(&cargo))?;
+        let memcached = matches!(self.backend, Backend::Memcached(_));
+        write_exec(
+            &self.dir.join("bin/cargo"),
+            &cargo_wrapper(&cargo, memcached),
+        )?;
         let path = b
             .env_so_far()
             .iter()
@@ -427,18 +696,27 @@ impl Plan {
             .env("SCCACHE_ERROR_LOG", format!("{GUEST_OUT}/server.log"))
             .env("SCCACHE_IDLE_TIMEOUT", "0")
             .env("SCCACHE_CONF", "/dev/null");
-        let rw = match self.read_only {
-            true => "READ_ONLY",
-            false => "READ_WRITE",
-        };
         // The backend's own settings the user gave the sccache way (a Redis password is
         // then visible to build scripts too: docs/SECURITY.md).
         for k in PASSED {
-            if let Some(v) = std::env::var(k).ok().filter(|v| !v.is_empty()) {
+            if let Some(v) = host_var(k) {
                 b = b.env(k, v);
             }
         }
-        b = match &self.backend {
+        self.apply_backend(b)
+    }
+
+    fn rw_mode(&self) -> &'static str {
+        match self.read_only {
+            true => "READ_ONLY",
+            false => "READ_WRITE",
+        }
+    }
+
+    fn apply_backend(&self, b: SpecBuilder) -> Result<SpecBuilder> {
+        let rw = self.rw_mode();
+        let endpoint = || Bind::new(endpoint_socket(&self.dir), GUEST_ENDPOINT, Access::ReadOnly);
+        Ok(match &self.backend {
             Backend::Local(dir) => {
                 let access = match self.read_only {
                     true => Access::ReadOnly,
@@ -454,28 +732,88 @@ impl Plan {
                     .env("SCCACHE_DIR", GUEST_LOCAL)
                     .env("SCCACHE_LOCAL_RW_MODE", rw)
             }
-            Backend::RedisUnix { socket, db } => {
-                // sccache parses the endpoint as a URI, which needs a host before the path.
-                let b = b
-                    .bind(Bind::new(socket, GUEST_REDIS, Access::ReadWrite))
-                    .env(
-                        "SCCACHE_REDIS_ENDPOINT",
-                        format!("unix://localhost{GUEST_REDIS}"),
-                    )
-                    .env("SCCACHE_REDIS_RW_MODE", rw);
-                match db {
-                    Some(n) => b.env("SCCACHE_REDIS_DB", n.to_string()),
-                    None => b,
-                }
-            }
+            Backend::RedisUnix { socket, db } => redis_env(
+                b.bind(Bind::new(socket, GUEST_REDIS, Access::ReadWrite)),
+                GUEST_REDIS,
+                rw,
+            )
+            .env_if("SCCACHE_REDIS_DB", db.map(|n| n.to_string())),
+            Backend::RedisTcp {
+                db, user, password, ..
+            } => redis_env(b.bind(endpoint()), GUEST_ENDPOINT, rw)
+                .env_if("SCCACHE_REDIS_DB", db.map(|n| n.to_string()))
+                .env_if("SCCACHE_REDIS_USERNAME", user.clone())
+                .env_if("SCCACHE_REDIS_PASSWORD", password.clone()),
+            // The endpoint (a port of the sandbox's loopback) is set by the cargo wrapper.
+            Backend::Memcached(_) => b.bind(endpoint()).env("SCCACHE_MEMCACHED_RW_MODE", rw),
+            Backend::Store(s) => store_env(b, s)?.env(s.rw, rw),
+        })
+    }
+}
+
+/// Redis at the unix socket `guest`. sccache parses the endpoint as a URI, which needs a
+/// host before the path.
+fn redis_env(b: SpecBuilder, guest: &str, rw: &str) -> SpecBuilder {
+    b.env("SCCACHE_REDIS_ENDPOINT", format!("unix://localhost{guest}"))
+        .env("SCCACHE_REDIS_RW_MODE", rw)
+}
+
+/// An object store (the user's opt-in): the host's network, the store's variables, its
+/// credential files and the host's CA bundle.
+fn store_env(mut b: SpecBuilder, s: &Store) -> Result<SpecBuilder> {
+    b = b.network(Network::Host);
+    for (k, v) in std::env::vars_os() {
+        let (Some(k), Some(v)) = (k.to_str(), v.to_str()) else {
+            continue;
         };
-        Ok(b)
+        if s.passes(k) && !v.is_empty() {
+            b = b.env(k, v);
+        }
+    }
+    for k in KEY_FILES.into_iter().filter(|k| s.passes(k)) {
+        let Some(file) = host_var(k) else { continue };
+        let file = Path::new(&file)
+            .canonicalize()
+            .ok()
+            .filter(|f| f.is_file())
+            .with_context(|| format!("{k}={file}: not a file"))?;
+        let guest = format!("{GUEST_KEYS}/{k}");
+        b = b
+            .bind(Bind::new(file, &guest, Access::ReadOnly))
+            .env(k, guest);
+    }
+    let ca = CA_BUNDLES
+        .iter()
+        .find_map(|f| Path::new(f).canonicalize().ok().filter(|f| f.is_file()));
+    if let Some(ca) = ca {
+        b = b
+            .bind(Bind::new(ca, GUEST_CA, Access::ReadOnly))
+            .env("SSL_CERT_FILE", GUEST_CA);
+    }
+    Ok(b)
+}
+
+/// Setting a variable only when there is a value.
+trait EnvIf {
+    fn env_if(self, k: &str, v: Option<String>) -> Self;
+}
+
+impl EnvIf for SpecBuilder {
+    fn env_if(self, k: &str, v: Option<String>) -> Self {
+        match v {
+            Some(v) => self.env(k, v),
+            None => self,
+        }
     }
 }
 
 /// The `cargo` first on PATH: it starts this build's sccache server, runs cargo, then saves
 /// the statistics and stops the server (so its pending writes finish) before the sandbox ends.
-fn cargo_wrapper(cargo: &str) -> String {
+fn cargo_wrapper(cargo: &str, memcached: bool) -> String {
+    let forward = match memcached {
+        true => memcached_forwarder(),
+        false => String::new(),
+    };
     format!(
         r#"#!/bin/sh
 # cargo-for-arm: cargo with this build's sccache server
@@ -483,7 +821,7 @@ if [ -n "${UP_ENV}" ]; then exec {cargo} "$@"; fi
 export {UP_ENV}=1
 # A retried build (after a hang) finds the last attempt's socket and statistics.
 rm -f {GUEST_OUT}/server.sock {GUEST_OUT}/stats.json
-if ! {GUEST_SCCACHE} --start-server >{GUEST_OUT}/start.log 2>&1; then
+{forward}if ! {GUEST_SCCACHE} --start-server >{GUEST_OUT}/start.log 2>&1; then
     echo "error: cargo-for-arm: the sccache server did not start in the build sandbox:" >&2
     cat {GUEST_OUT}/start.log {GUEST_OUT}/server.log >&2 2>/dev/null
     exit 101
@@ -493,6 +831,21 @@ status=$?
 {GUEST_SCCACHE} --show-stats --stats-format json >{GUEST_OUT}/stats.json 2>/dev/null
 {GUEST_SCCACHE} --stop-server >/dev/null 2>&1
 exit $status
+"#
+    )
+}
+
+/// sccache's memcached client speaks TCP only: a port of the sandbox's own loopback,
+/// forwarded to the endpoint's socket by the tool's binary (src/build/forward.rs).
+fn memcached_forwarder() -> String {
+    let exe = super::runner::GUEST_EXE;
+    format!(
+        r#"if ! port=$({exe} __cache-forward {GUEST_ENDPOINT} 2>{GUEST_OUT}/forward.log); then
+    echo "error: cargo-for-arm: the memcached forwarder did not start in the build sandbox:" >&2
+    cat {GUEST_OUT}/forward.log >&2
+    exit 101
+fi
+export SCCACHE_MEMCACHED_ENDPOINT=tcp://127.0.0.1:$port
 "#
     )
 }
@@ -561,22 +914,17 @@ fn sanitize(s: &str) -> String {
 
 /// After the build: the summary line (hits, misses, backend), and the local lock released.
 pub fn finish(job: &Job) {
-    let lock = LOCK.lock().unwrap_or_else(|e| e.into_inner()).take();
-    // No cache, no summary (the plan made this build's `cache` directory).
-    if !job.run_dir.0.join("cache").is_dir() {
+    // No plan (no cache asked, or an emulated build): nothing to say.
+    let Some(held) = HELD.lock().unwrap_or_else(|e| e.into_inner()).take() else {
         return;
-    }
+    };
     // Written in the sandbox: read beneath the run dir without following symlinks, a
     // regular file of at most 1 MiB.
     let data = crate::hostfs::open_dir(&job.run_dir.0, Path::new("cache/out"))
         .and_then(|d| crate::hostfs::read_regular(&d, Path::new("stats.json"), 1 << 20));
-    let backend = backend(
-        |k| std::env::var(k).ok().filter(|v| !v.is_empty()),
-        &job.home,
-    )
-    .map(|b| b.to_string())
-    .unwrap_or_default();
-    drop(lock);
+    let backend = held.backend.clone();
+    // The lock released, the proxy stopped (its socket removed).
+    drop(held);
     if job.quiet {
         return;
     }
@@ -665,21 +1013,18 @@ mod tests {
         let home = Path::new("/h");
         let none = |_: &str| None;
         assert_eq!(
-            backend(none, home).unwrap(),
+            backend(none, home, None).unwrap(),
             Backend::Local("/h/sccache".into())
         );
         let dir = |k: &str| (k == "SCCACHE_DIR").then(|| "/c".to_string());
-        assert_eq!(backend(dir, home).unwrap(), Backend::Local("/c".into()));
-        let s3 = |k: &str| (k == "SCCACHE_BUCKET").then(|| "b".to_string());
-        let e = backend(s3, home).unwrap_err().to_string();
-        assert!(e.contains("S3") && e.contains("unix socket"), "{e}");
-        let tcp = |k: &str| (k == "SCCACHE_REDIS").then(|| "redis://127.0.0.1:6379".to_string());
-        let e = backend(tcp, home).unwrap_err().to_string();
-        assert!(e.contains("unixsocket"), "{e}");
+        assert_eq!(
+            backend(dir, home, None).unwrap(),
+            Backend::Local("/c".into())
+        );
         let missing = |k: &str| {
             (k == "SCCACHE_REDIS_ENDPOINT").then(|| "unix:///nonexistent/r.sock".to_string())
         };
-        let e = backend(missing, home).unwrap_err().to_string();
+        let e = backend(missing, home, None).unwrap_err().to_string();
         assert!(e.contains("not a unix socket"), "{e}");
         let dir = std::env::temp_dir().join(format!("cfa-cache-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -688,13 +1033,106 @@ mod tests {
         let url = format!("redis+unix://{}?db=2", sock.display());
         let ok = |k: &str| (k == "SCCACHE_REDIS").then(|| url.clone());
         assert_eq!(
-            backend(ok, home).unwrap(),
+            backend(ok, home, None).unwrap(),
             Backend::RedisUnix {
                 socket: sock.clone(),
                 db: Some(2)
             }
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn one(name: &'static str, value: &'static str) -> impl Fn(&str) -> Option<String> {
+        move |k: &str| (k == name).then(|| value.to_string())
+    }
+
+    #[test]
+    fn tcp_endpoints_are_forwarded() {
+        let home = Path::new("/h");
+        let at = |host: &str, port| Tcp {
+            host: host.into(),
+            port,
+        };
+        let url = "redis://us%40er:p%3Ass@cache.example:6380/3";
+        assert_eq!(
+            backend(one("SCCACHE_REDIS_ENDPOINT", url), home, None).unwrap(),
+            Backend::RedisTcp {
+                at: at("cache.example", 6380),
+                db: Some(3),
+                user: Some("us@er".into()),
+                password: Some("p:ss".into())
+            }
+        );
+        let b = backend(one("SCCACHE_REDIS", "redis://[::1]?db=2"), home, None).unwrap();
+        assert_eq!(
+            b,
+            Backend::RedisTcp {
+                at: at("::1", 6379),
+                db: Some(2),
+                user: None,
+                password: None
+            }
+        );
+        assert_eq!(b.to_string(), "redis [::1]:6379 (forwarded)");
+        for (k, v) in [
+            ("SCCACHE_MEMCACHED", "tcp://10.0.0.1:11311"),
+            ("SCCACHE_MEMCACHED_ENDPOINT", "10.0.0.1:11311"),
+        ] {
+            assert_eq!(
+                backend(one(k, v), home, None).unwrap(),
+                Backend::Memcached(at("10.0.0.1", 11311))
+            );
+        }
+        let e = |k, v| {
+            backend(one(k, v), home, None)
+                .map(|b| panic!("{k}={v} gave {b}"))
+                .map_err(|e| format!("{e:#}"))
+                .unwrap_err()
+        };
+        let tls = e("SCCACHE_REDIS", "rediss://h:6379");
+        assert!(
+            tls.contains("TLS") && tls.contains("not supported"),
+            "{tls}"
+        );
+        assert!(e("SCCACHE_REDIS", "redis://h:port").contains("the port"));
+        assert!(e("SCCACHE_REDIS", "http://h").contains("redis://"));
+        assert!(e("SCCACHE_MEMCACHED", "tcp://u@h:1").contains("USERNAME"));
+        assert!(e("SCCACHE_MEMCACHED", "udp://h:1").contains("TCP only"));
+        assert!(e("SCCACHE_REDIS_CLUSTER_ENDPOINTS", "redis://a,redis://b").contains("cluster"));
+        assert_eq!(forward::percent_decoded("a%2Fb%zz").ok(), None);
+    }
+
+    #[test]
+    fn object_stores_need_the_network_opt_in() {
+        let home = Path::new("/h");
+        for (k, name) in [
+            ("SCCACHE_BUCKET", "S3"),
+            ("SCCACHE_WEBDAV_ENDPOINT", "WebDAV"),
+            ("SCCACHE_GHA_ENABLED", "the GitHub Actions cache"),
+        ] {
+            let e = backend(one(k, "on"), home, None).unwrap_err().to_string();
+            assert!(
+                e.contains(k) && e.contains(name) && e.contains("--cache-network"),
+                "{e}"
+            );
+            assert!(e.contains("every build script"), "{e}");
+            let b = backend(one(k, "on"), home, Some("--cache-network")).unwrap();
+            assert!(matches!(b, Backend::Store(s) if s.name == name), "{b}");
+        }
+        // Switched off is not selected; S3 comes before Redis, as sccache picks.
+        assert_eq!(
+            backend(one("SCCACHE_GHA_ENABLED", "false"), home, None).unwrap(),
+            Backend::Local("/h/sccache".into())
+        );
+        let both = |k: &str| match k {
+            "SCCACHE_BUCKET" => Some("b".to_string()),
+            "SCCACHE_REDIS" => Some("redis://h".to_string()),
+            _ => None,
+        };
+        assert!(backend(both, home, None).is_err());
+        let s3 = &STORES[0];
+        assert!(s3.passes("AWS_SECRET_ACCESS_KEY") && s3.passes("SCCACHE_S3_USE_SSL"));
+        assert!(!s3.passes("SCCACHE_DIR") && !s3.passes("HOME"));
     }
 
     #[test]
@@ -733,9 +1171,17 @@ mod tests {
             "sccache: 6 hits, 2 misses (C/C++ 1/0, Rust 5/2; hits/misses) — local disk /c"
         );
         assert!(parse_stats(b"not json").is_err());
-        let w = cargo_wrapper("/usr/bin/cargo");
+        let w = cargo_wrapper("/usr/bin/cargo", false);
         assert!(
             w.contains("--stop-server") && w.contains("exec /usr/bin/cargo \"$@\""),
+            "{w}"
+        );
+        assert!(!w.contains("__cache-forward"), "{w}");
+        let w = cargo_wrapper("/usr/bin/cargo", true);
+        let forward = w.find("__cache-forward").expect("no forwarder");
+        assert!(forward < w.find("--start-server").unwrap(), "{w}");
+        assert!(
+            w.contains("SCCACHE_MEMCACHED_ENDPOINT=tcp://127.0.0.1:$port"),
             "{w}"
         );
     }

@@ -20,7 +20,11 @@ const GUEST_PROBE: &str = "/run/cargo-for-arm/probe";
 /// Give the build its dependencies: bind the vendored crates (or turn the network on) and
 /// write the cargo config of the build's cargo home.
 pub fn provide(job: &Job, p: &mut Prepared) -> Result<()> {
-    let mut network = job.opts.network;
+    // The compile cache's opt-in (--cache-network) may have shared the host's network.
+    let mut network = match p.builder.network_so_far() {
+        Network::Host => Network::Host,
+        Network::None => job.opts.network,
+    };
     let mut config = String::new();
     if job.project.host_cargo {
         let lock = std::fs::read_to_string(job.project.root.join("Cargo.lock")).ok();

@@ -12,6 +12,7 @@ pub mod emulated;
 pub mod env;
 pub mod execute;
 pub mod finals;
+pub mod forward;
 pub mod fresh;
 pub mod job;
 pub mod mode;

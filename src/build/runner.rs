@@ -127,7 +127,7 @@ pub struct Service {
 /// Make the calling child of `parent` die with it: `PR_SET_PDEATHSIG`, and, since the parent
 /// may have died between the fork and that call (then nothing would ever signal us), a check
 /// that it is still our parent.
-fn die_with(parent: i32) {
+pub(super) fn die_with(parent: i32) {
     // SAFETY: plain prctl and getppid; _exit leaves without running the parent's destructors.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);

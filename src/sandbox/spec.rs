@@ -281,6 +281,11 @@ impl SpecBuilder {
         &self.env
     }
 
+    /// The network given so far (the compile cache's opt-in may have shared the host's).
+    pub fn network_so_far(&self) -> Network {
+        self.network
+    }
+
     /// Validate everything once and compile the syscall filter.
     pub fn build(&self) -> Result<Spec> {
         let rootfs = &self.root.path;
