@@ -412,18 +412,21 @@ pub enum RootfsCommand {
 pub enum QemuCommand {
     /// Show every qemu found (env, PATH, cache), whether usable, and its version.
     List,
-    /// Fetch Debian's static qemu for ARCH, verified through the archive's signed chain.
+    /// Fetch a static qemu for ARCH from the host's Debian or Ubuntu archive, verified through
+    /// the archive's signed chain.
     Fetch {
         /// arm, aarch64 … or a target triple.
         #[arg(value_parser = arch_or_triple)]
         arch: String,
-        /// Debian suite (default: trixie, then bookworm).
+        /// Suite (default: Debian's trixie, then bookworm; Ubuntu's: the host's release's
+        /// -updates, then the release).
         #[arg(long)]
         suite: Option<String>,
         /// Mirror (default: CARGO_FOR_ARM_MIRROR, else the host's apt sources).
         #[arg(long)]
         mirror: Option<String>,
-        /// OpenPGP keyring to verify InRelease with (default: Debian's archive keyring).
+        /// OpenPGP keyring to verify InRelease with (default: the archive keyring of the
+        /// mirror's distribution, Debian's or Ubuntu's).
         #[arg(long)]
         keyring: Option<PathBuf>,
     },

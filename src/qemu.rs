@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::arch::{elf_info, Arch};
+use crate::rootfs::debian::{self, sources, sources::Distro};
 use crate::sandbox::binfmt;
 use crate::sandbox::spec::Exec;
 
@@ -15,7 +16,7 @@ pub struct Qemu {
 }
 
 /// Why no qemu could be used; `NotFound` (none anywhere) is the one a caller may answer by
-/// fetching Debian's.
+/// fetching one from the host's archive.
 #[derive(Debug, thiserror::Error)]
 pub enum QemuError {
     #[error("no qemu for {arch}: none of {names} is on PATH (fetch one without root: cargo for-arm qemu fetch {arch}); {hint}")]
@@ -40,8 +41,9 @@ pub enum QemuError {
 const CARGO_QEMU_MAJOR: u64 = 8;
 
 /// [`exec_for`] for an emulated cargo: when the qemu found (not one named by flag or
-/// environment) is older than 8, a newer one is fetched from Debian unless fetching is
-/// forbidden, and the choice is said.
+/// environment) is older than 8, a newer one is fetched from the host's archive unless
+/// fetching is forbidden, and the choice is said (and that the fetched one is old too, when
+/// the host's release has no newer one).
 pub fn exec_for_cargo(arch: Arch, flag: Option<&Path>, quiet: bool) -> Result<Exec> {
     let exec = exec_for(arch, flag)?;
     // Through the host's registration the tool's qemu is not what runs cargo.
@@ -55,15 +57,9 @@ pub fn exec_for_cargo(arch: Arch, flag: Option<&Path>, quiet: bool) -> Result<Ex
     };
     let named =
         flag.is_some() || std::env::var_os(env_var_name(arch)).is_some_and(|v| !v.is_empty());
-    let version = version_of_line(&version_line(path));
-    if named || version.first().is_none_or(|m| *m >= CARGO_QEMU_MAJOR) {
+    let Some(old) = too_old_for_cargo(path).filter(|_| !named) else {
         return Ok(exec);
-    }
-    let old = version
-        .iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join(".");
+    };
     if !may_fetch() {
         if !quiet {
             crate::ui::warn(format_args!(
@@ -73,11 +69,24 @@ pub fn exec_for_cargo(arch: Arch, flag: Option<&Path>, quiet: bool) -> Result<Ex
         }
         return Ok(exec);
     }
+    let source = Source::new(None, None, None)?;
     crate::ui::say(format_args!(
-        "qemu {old} ({}) deadlocks under a multithreaded cargo; fetching Debian's newer qemu for {arch} (set CARGO_FOR_ARM_OFFLINE=1 to forbid)",
-        path.display()
+        "qemu {old} ({}) deadlocks under a multithreaded cargo; fetching {}'s newer qemu for {arch} (set CARGO_FOR_ARM_OFFLINE=1 to forbid)",
+        path.display(),
+        source.distro().name()
     ));
-    exec_of(arch, fetch(arch, None, None, None, quiet)?)
+    exec_of(arch, source.fetch(arch, quiet)?)
+}
+
+/// The version of the qemu at `path`, dotted, when it is older than [`CARGO_QEMU_MAJOR`]
+/// (one that does not say its version is not called old).
+fn too_old_for_cargo(path: &Path) -> Option<String> {
+    let version = version_of_line(&version_line(path));
+    if version.first().is_none_or(|m| *m >= CARGO_QEMU_MAJOR) {
+        return None;
+    }
+    let dotted: Vec<String> = version.iter().map(u64::to_string).collect();
+    Some(dotted.join("."))
 }
 
 /// The sandbox's `Exec` for the qemu at `path`: its binfmt line, and how foreign programs
@@ -92,7 +101,8 @@ fn exec_of(arch: Arch, path: PathBuf) -> Result<Exec> {
 }
 
 /// How a sandbox for `arch` runs its programs: natively, or through the qemu `find` picks —
-/// fetched from Debian, verified, when there is none anywhere and fetching is allowed.
+/// fetched from the host's archive (Debian's or Ubuntu's), verified, when there is none
+/// anywhere and fetching is allowed.
 pub fn exec_for(arch: Arch, flag: Option<&Path>) -> Result<Exec> {
     if arch.runs_natively() {
         return Ok(Exec::Native);
@@ -101,11 +111,16 @@ pub fn exec_for(arch: Arch, flag: Option<&Path>) -> Result<Exec> {
     let q = match find(arch, flag, path_var.as_deref()) {
         Ok(q) => q,
         Err(e @ QemuError::NotFound { .. }) if may_fetch() => {
-            crate::ui::say(format_args!(
-                "no static qemu for {arch} on this machine; fetching Debian's (set CARGO_FOR_ARM_OFFLINE=1 to forbid)"
-            ));
-            let path = fetch(arch, None, None, None, false).with_context(|| e.to_string())?;
-            Qemu { path }
+            let fetched = Source::new(None, None, None).and_then(|source| {
+                crate::ui::say(format_args!(
+                    "no static qemu for {arch} on this machine; fetching {}'s (set CARGO_FOR_ARM_OFFLINE=1 to forbid)",
+                    source.distro().name()
+                ));
+                source.fetch(arch, false)
+            });
+            Qemu {
+                path: fetched.with_context(|| e.to_string())?,
+            }
         }
         Err(e) => return Err(e.into()),
     };
@@ -309,7 +324,8 @@ fn host_deb_arch() -> Result<&'static str> {
     }
 }
 
-/// Fetch Debian's static qemu for `arch` (for this host), verified through the archive's
+/// Fetch a static qemu for `arch` (for this host) from the archive of the host's own
+/// architecture — Debian's or Ubuntu's, see [`Source`] — verified through the archive's
 /// signed chain, and keep only `qemu-<arch>`, read-only, in the cache.
 pub fn fetch(
     arch: Arch,
@@ -318,93 +334,203 @@ pub fn fetch(
     keyring: Option<&Path>,
     quiet: bool,
 ) -> Result<PathBuf> {
-    use crate::rootfs::debian;
-    let mirror = debian::mirror(mirror)?;
-    let keyring = debian::keyring(keyring)?;
-    let client = crate::rootfs::fetch::client()?;
-    let host = host_deb_arch()?;
-    let suites: Vec<String> = match suite {
-        Some(s) => vec![s.to_string()],
-        // Debian 13's qemu-user is static and qemu 10; Debian 12's qemu-user-static is 7.2.
-        None => vec!["trixie".into(), "bookworm".into()],
-    };
-    let mut tried = Vec::new();
-    for s in &suites {
-        match fetch_from(&client, &mirror, s, host, arch, &keyring, quiet) {
-            Ok(p) => return Ok(p),
-            Err(e) => {
-                if !quiet {
-                    crate::ui::note(format_args!("no usable qemu from {s}: {e:#}"));
-                }
-                tried.push(format!("{s}: {e:#}"));
-            }
-        }
-    }
-    bail!(
-        "could not fetch a static qemu for {arch}: {}",
-        tried.join("; ")
-    )
+    Source::new(suite, mirror, keyring)?.fetch(arch, quiet)
 }
 
-fn fetch_from(
-    client: &reqwest::blocking::Client,
-    mirror: &str,
-    suite: &str,
-    host: &str,
-    arch: Arch,
-    keyring: &Path,
-    quiet: bool,
-) -> Result<PathBuf> {
-    use crate::rootfs::debian;
-    let s = debian::Suite::open(client, mirror, suite, keyring)?;
-    let packages = s.packages(client, "main", host)?;
-    let cache = cache_dir()?;
-    for pkg in ["qemu-user", "qemu-user-static"] {
-        let Some(stanza) = packages
-            .iter()
-            .find(|p| p.get("Package").map(String::as_str) == Some(pkg))
-        else {
-            continue;
+/// Where a static qemu is fetched from: the archive of the host's architecture (`--mirror`,
+/// `CARGO_FOR_ARM_MIRROR`, the config file, else the host's apt sources), the keyring that
+/// proves it, and where in it a static qemu is.
+struct Source {
+    mirror: sources::Mirror,
+    keyring: PathBuf,
+    host: &'static str,
+    /// In the order tried.
+    suites: Vec<String>,
+    /// Debian's qemu is in main; Ubuntu's qemu-user-static is in universe.
+    components: &'static [&'static str],
+    /// In the order tried: Debian 13's qemu-user is static (qemu 10), Debian 12's and
+    /// Ubuntu's qemu-user is not, their qemu-user-static is.
+    packages: &'static [&'static str],
+}
+
+impl Source {
+    fn new(suite: Option<&str>, mirror: Option<&str>, keyring: Option<&Path>) -> Result<Source> {
+        let host = host_deb_arch()?;
+        let mirror = sources::mirror_for(host, mirror)?;
+        let keyring = sources::keyring_for(keyring, mirror.distro)?;
+        let ubuntu = mirror.distro == Some(Distro::Ubuntu);
+        let suites = match (suite, ubuntu) {
+            (Some(s), _) => vec![s.to_string()],
+            // The host's own release, its updates first; another machine's Ubuntu mirror
+            // (a config on a non-Ubuntu host) gets the LTS the rootfs defaults to.
+            (None, true) => {
+                let s = sources::ubuntu_host_suite()
+                    .unwrap_or_else(|| sources::UBUNTU_SUITE.to_string());
+                vec![format!("{s}-updates"), s]
+            }
+            // Debian 13's qemu-user is static and qemu 10; Debian 12's qemu-user-static is 7.2.
+            (None, false) => vec!["trixie".into(), "bookworm".into()],
         };
-        let version = stanza.get("Version").cloned().unwrap_or_default();
-        if !quiet {
-            crate::ui::status(
-                "Fetching",
-                format_args!("{pkg} {version} ({suite}, {host}) from {mirror}, verified against its signed InRelease"),
+        let (components, packages): (&[&str], &[&str]) = if ubuntu {
+            (&["main", "universe"], &["qemu-user-static", "qemu-user"])
+        } else {
+            (&["main"], &["qemu-user", "qemu-user-static"])
+        };
+        Ok(Source {
+            mirror,
+            keyring,
+            host,
+            suites,
+            components,
+            packages,
+        })
+    }
+
+    fn distro(&self) -> Distro {
+        self.mirror.distro.unwrap_or(Distro::Debian)
+    }
+
+    /// A suite of this archive whose static qemu is 8 or newer.
+    fn newer_suite(&self) -> &'static str {
+        match self.distro() {
+            Distro::Ubuntu => sources::UBUNTU_SUITE,
+            Distro::Debian => "trixie",
+        }
+    }
+
+    /// The first suite that has a usable static qemu for `arch`; one older than 8 is said.
+    fn fetch(&self, arch: Arch, quiet: bool) -> Result<PathBuf> {
+        let client = crate::rootfs::fetch::client()?;
+        let mut tried = Vec::new();
+        for s in &self.suites {
+            match self.fetch_from(&client, s, arch, quiet) {
+                Ok(p) => {
+                    self.warn_if_old(&p, s, arch);
+                    return Ok(p);
+                }
+                Err(e) => {
+                    if !quiet {
+                        crate::ui::note(format_args!("no usable qemu from {s}: {e:#}"));
+                    }
+                    tried.push(format!("{s}: {e:#}"));
+                }
+            }
+        }
+        bail!(
+            "could not fetch a static qemu for {arch} from {} ({}): {}; name another suite (--suite) or              mirror (--mirror), or {}",
+            self.mirror.url,
+            self.mirror.origin,
+            tried.join("; "),
+            install_hint(arch)
+        )
+    }
+
+    /// Say that the qemu fetched from `suite` may deadlock an emulated cargo, and how to get
+    /// a newer one (a static qemu of a newer release runs on this host too).
+    fn warn_if_old(&self, path: &Path, suite: &str, arch: Arch) {
+        let Some(old) = too_old_for_cargo(path) else {
+            return;
+        };
+        let newer = self.newer_suite();
+        crate::ui::warn(format_args!(
+            "qemu {old} from {} {suite} is older than {CARGO_QEMU_MAJOR}: an emulated cargo (build --mode emulate)              may deadlock under it; fetch {}'s newer static qemu, which runs on this host too:              cargo for-arm qemu fetch {arch} --suite {newer}",
+            self.distro().name(),
+            self.distro().name()
+        ));
+    }
+
+    /// The packages of `suite` in every component of [`Source::components`] it lists.
+    fn index(
+        &self,
+        client: &reqwest::blocking::Client,
+        suite: &debian::Suite,
+    ) -> Result<Vec<debian::Stanza>> {
+        let host = self.host;
+        let listed: Vec<&str> = self
+            .components
+            .iter()
+            .copied()
+            .filter(|c| suite.lists(&format!("{c}/binary-{host}/Packages.xz")))
+            .collect();
+        if listed.is_empty() {
+            bail!(
+                "{} of {} lists no {}/binary-{host}/Packages.xz: is {} the {} archive of {host} (--mirror)?",
+                suite.name,
+                self.mirror.url,
+                self.components.join(" or "),
+                self.mirror.url,
+                self.distro().name()
             );
         }
-        let deb = debian::fetch_deb(
-            client,
-            mirror,
-            stanza,
-            &crate::rootfs::store::home()?.join("debs"),
-            quiet,
-        )?;
-        let dir = cache.join(version.replace(':', "_"));
-        let Some(tmp) = extract_qemu(&deb, arch, &dir)? else {
-            continue;
-        };
-        if let Err(e) = validate(&tmp, arch) {
-            let _ = std::fs::remove_file(&tmp);
-            if !quiet {
-                crate::ui::note(format_args!("{pkg} {version}: {e:#}"));
-            }
-            continue;
+        let mut packages = Vec::new();
+        for c in listed {
+            packages.extend(suite.packages(client, c, host)?);
         }
-        let dest = dir.join(format!("qemu-{}", arch.qemu_name()));
-        std::fs::rename(&tmp, &dest)?;
-        std::fs::write(
-            dir.join(format!("qemu-{}.source", arch.qemu_name())),
-            format!("{pkg} {version} from {mirror} {suite}\n"),
-        )?;
-        return Ok(dest);
+        Ok(packages)
     }
-    bail!("{suite} has no static qemu-{} for {host}", arch.qemu_name())
+
+    fn fetch_from(
+        &self,
+        client: &reqwest::blocking::Client,
+        suite: &str,
+        arch: Arch,
+        quiet: bool,
+    ) -> Result<PathBuf> {
+        let (mirror, host) = (self.mirror.url.as_str(), self.host);
+        let s = debian::Suite::open(client, mirror, suite, &self.keyring)?;
+        let packages = self.index(client, &s)?;
+        let cache = cache_dir()?;
+        for pkg in self.packages {
+            let Some(stanza) = packages
+                .iter()
+                .find(|p| p.get("Package").map(String::as_str) == Some(*pkg))
+            else {
+                continue;
+            };
+            let version = stanza.get("Version").cloned().unwrap_or_default();
+            if !quiet {
+                crate::ui::status(
+                    "Fetching",
+                    format_args!("{pkg} {version} ({suite}, {host}) from {mirror}, verified against its signed InRelease"),
+                );
+            }
+            let deb = debian::fetch_deb(
+                client,
+                mirror,
+                stanza,
+                &crate::rootfs::store::home()?.join("debs"),
+                quiet,
+            )?;
+            let dir = cache.join(version.replace(':', "_"));
+            let Some(tmp) = extract_qemu(&deb, arch, &dir)? else {
+                continue;
+            };
+            if let Err(e) = validate(&tmp, arch) {
+                let _ = std::fs::remove_file(&tmp);
+                if !quiet {
+                    crate::ui::note(format_args!("{pkg} {version}: {e:#}"));
+                }
+                continue;
+            }
+            let dest = dir.join(format!("qemu-{}", arch.qemu_name()));
+            std::fs::rename(&tmp, &dest)?;
+            std::fs::write(
+                dir.join(format!("qemu-{}.source", arch.qemu_name())),
+                format!("{pkg} {version} from {mirror} {suite}\n"),
+            )?;
+            return Ok(dest);
+        }
+        bail!(
+            "{suite} has no static qemu-{} for {host} (looked for {} in {})",
+            arch.qemu_name(),
+            self.packages.join(", "),
+            self.components.join(", ")
+        )
+    }
 }
 
 /// Copy `qemu-<arch>` (or `-static`) out of a .deb into a read-only temporary file of `dir`.
 fn extract_qemu(deb: &Path, arch: Arch, dir: &Path) -> Result<Option<PathBuf>> {
-    use crate::rootfs::debian;
     let wanted = [
         format!("usr/bin/qemu-{}", arch.qemu_name()),
         format!("usr/bin/qemu-{}-static", arch.qemu_name()),

@@ -1,6 +1,7 @@
-//! Fetching a static qemu without root, through Debian's signed chain: for real from the
-//! mirror of the test machine (cached between runs), and against a local server that serves
-//! tampered copies of the real, signed indices.
+//! Fetching a static qemu without root, through the archive's signed chain: for real from the
+//! Debian mirror of the test machine (cached between runs), against a local server that
+//! serves tampered copies of the real, signed indices, and from an Ubuntu-shaped archive made
+//! and signed by the test, found through a fake Ubuntu host's apt sources.
 
 mod common;
 
@@ -8,6 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::aptrepo::{make_deb, make_deb_of_files, now, Deb, Gpg, Release, Tree};
 use common::http::{Route, Server};
 use common::*;
 
@@ -269,4 +271,250 @@ fn qemu_list_shows_a_file_once_however_many_path_entries_reach_it() {
         .filter(|l| l.starts_with("arm ") && l.contains("qemu-arm-static"))
         .collect();
     assert_eq!(arm.len(), 1, "{text}");
+}
+
+/// Core tests: they skip only outside CI, saying why.
+fn tools_or_skip() -> bool {
+    if let Some(why) = common::aptrepo::tools_present() {
+        assert!(!in_ci(), "{why}");
+        eprintln!("skipped: {why}");
+        return false;
+    }
+    true
+}
+
+/// This host's Debian architecture and the Ubuntu archive that carries it.
+fn host_ubuntu_archive() -> (&'static str, &'static str) {
+    match std::env::consts::ARCH {
+        "x86_64" => ("amd64", "ubuntu"),
+        "aarch64" => ("arm64", "ubuntu-ports"),
+        other => panic!("no Ubuntu archive carries {other}"),
+    }
+}
+
+/// An Ubuntu-shaped archive for this host's architecture, signed by a key of the test, with
+/// `suite` and `suite-updates`: an unrelated package in `main` of both, and in `universe` of
+/// the updates a `qemu-user-static` whose `usr/bin/qemu-arm-static` is `qemu` (`version`).
+struct UbuntuQemuArchive {
+    gpg: Gpg,
+    server: Server,
+    tree: String,
+    /// The qemu-user-static package served.
+    deb: PathBuf,
+    _dir: TempDir,
+}
+
+impl UbuntuQemuArchive {
+    fn new(suite: &str, qemu: &Path, version: &str) -> UbuntuQemuArchive {
+        let (host, tree_name) = host_ubuntu_archive();
+        let dir = TempDir::new("ubuntu-qemu-archive");
+        let gpg = Gpg::new("Ubuntu test archive");
+        let server = Server::start();
+        let tree = Tree::new(&dir.path().join(tree_name));
+        let other = Deb::read(&make_deb(dir.path(), "apt", host, 1000));
+        let deb = make_deb_of_files(
+            dir.path(),
+            "qemu-user-static",
+            version,
+            host,
+            &[("usr/bin/qemu-arm-static", qemu)],
+        );
+        let updates = format!("{suite}-updates");
+        for dist in [suite, updates.as_str()] {
+            tree.packages(dist, host, std::slice::from_ref(&other));
+            if dist == updates {
+                tree.component_packages(dist, "universe", host, &[Deb::read(&deb)]);
+            }
+            let r = Release {
+                origin: "Ubuntu",
+                suite: dist,
+                codename: suite,
+                date: now(),
+            };
+            tree.publish(&gpg, dist, &r);
+        }
+        server.dir(&format!("/{tree_name}"), &tree.dir);
+        UbuntuQemuArchive {
+            gpg,
+            server,
+            tree: tree_name.to_string(),
+            deb,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("{}/{}", self.server.base, self.tree)
+    }
+
+    fn asked(&self, prefix: &str) -> Vec<String> {
+        let log = self.server.log.lock().unwrap();
+        let asked = log.requests.iter().map(|(p, _)| p.clone());
+        asked.filter(|p| p.starts_with(prefix)).collect()
+    }
+
+    /// A fake Ubuntu host of release `suite` (below `CARGO_FOR_ARM_APT_ROOT`) whose apt
+    /// sources name this archive through a mirror list, as GitHub's Ubuntu runners do, and
+    /// whose only keyring is Ubuntu's (this archive's key).
+    fn host(&self, suite: &str) -> TempDir {
+        let root = TempDir::new("ubuntu-host");
+        let sources = format!(
+            "Types: deb\nURIs: mirror+file:/etc/apt/apt-mirrors.txt\nSuites: {suite} {suite}-updates\nComponents: main universe\nSigned-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg\n"
+        );
+        let mirrors = format!(
+            "{}/\tpriority:1\nhttp://127.0.0.1:9/ubuntu/\tpriority:2\n",
+            self.url()
+        );
+        let keyring = std::fs::read(&self.gpg.keyring).unwrap();
+        for (p, data) in [
+            ("etc/apt/apt-mirrors.txt", mirrors.into_bytes()),
+            (
+                "etc/os-release",
+                format!("ID=ubuntu\nVERSION_CODENAME={suite}\n").into_bytes(),
+            ),
+            (
+                "etc/apt/sources.list.d/ubuntu.sources",
+                sources.into_bytes(),
+            ),
+            ("usr/share/keyrings/ubuntu-archive-keyring.gpg", keyring),
+        ] {
+            let f = root.path().join(p);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, data).unwrap();
+        }
+        root
+    }
+}
+
+/// The tool on the fake host `root`, store `home`, no qemu named or on PATH.
+fn on_host(root: &Path, home: &Path, cwd: &Path) -> Tool {
+    fetch_cmd(home, cwd).env("CARGO_FOR_ARM_APT_ROOT", root)
+}
+
+#[test]
+fn an_ubuntu_host_fetches_qemu_user_static_from_universe_verified() {
+    if !tools_or_skip() {
+        return;
+    }
+    let (host, _) = host_ubuntu_archive();
+    let a = UbuntuQemuArchive::new(
+        "noble",
+        &qemu_dir().join("qemu-arm"),
+        "1:10.0.0+ds-0ubuntu1",
+    );
+    let root = a.host("noble");
+    let home = TempDir::new("ubuntu-qemu-home");
+    let cwd = TempDir::new("ubuntu-qemu");
+    let o = on_host(root.path(), home.path(), cwd.path())
+        .args(["qemu", "fetch", "arm"])
+        .output();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "qemu-user-static 1:10.0.0+ds-0ubuntu1 (noble-updates, {host}) from {}, verified against its signed InRelease",
+            a.url()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("older than"), "{err}");
+    // The updates suite first, its universe index read; the release suite not needed.
+    assert_eq!(
+        a.asked(&format!(
+            "/{}/dists/noble-updates/universe/binary-{host}/Packages.xz",
+            a.tree
+        ))
+        .len(),
+        1,
+        "{err}"
+    );
+    assert!(a.asked(&format!("/{}/dists/noble/", a.tree)).is_empty());
+    let q = PathBuf::from(stdout(&o).trim());
+    assert!(q.starts_with(home.path().join("qemu")), "{}", q.display());
+    assert_eq!(
+        std::fs::metadata(&q).unwrap().permissions().mode() & 0o777,
+        0o555
+    );
+    assert_eq!(
+        std::fs::read(&q).unwrap(),
+        std::fs::read(qemu_dir().join("qemu-arm")).unwrap()
+    );
+    let list = stdout(
+        &on_host(root.path(), home.path(), cwd.path())
+            .args(["qemu", "list"])
+            .output(),
+    );
+    assert!(
+        list.lines().any(|l| l.starts_with("arm ")
+            && l.contains("cache")
+            && l.contains("qemu-arm version")
+            && l.ends_with("[used]")),
+        "{list}"
+    );
+    // With none cached, run fetches Ubuntu's itself (the package is cached by its hash).
+    std::fs::remove_dir_all(home.path().join("qemu")).unwrap();
+    let o = on_host(root.path(), home.path(), cwd.path())
+        .args(["run", "--rootfs"])
+        .arg(fixture("busybox-armhf"))
+        .args(["--", "uname", "-m"])
+        .output();
+    assert_eq!(stdout(&o).trim(), "armv7l", "{}", stderr(&o));
+    assert!(stderr(&o).contains("fetching Ubuntu's"), "{}", stderr(&o));
+    // The package's bytes changed after its index was signed: refused, nothing kept.
+    let mut evil = std::fs::read(&a.deb).unwrap();
+    let n = evil.len();
+    evil[n - 100] ^= 0xff;
+    std::fs::write(&a.deb, evil).unwrap();
+    let fresh = TempDir::new("ubuntu-qemu-tampered");
+    let o = on_host(root.path(), fresh.path(), cwd.path())
+        .args(["qemu", "fetch", "arm"])
+        .output();
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("does not match its Packages entry"),
+        "{}",
+        stderr(&o)
+    );
+    let kept = |d: &str| -> Vec<_> {
+        std::fs::read_dir(fresh.path().join(d))
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    assert!(
+        kept("debs")
+            .iter()
+            .all(|p| p.extension().is_none_or(|x| x != "deb")),
+        "{:?}",
+        kept("debs")
+    );
+    assert!(
+        kept("qemu").iter().all(|d| !d.join("qemu-arm").exists()),
+        "{:?}",
+        kept("qemu")
+    );
+}
+
+#[test]
+fn an_ubuntu_release_whose_qemu_is_older_than_8_says_so() {
+    if !tools_or_skip() {
+        return;
+    }
+    // Ubuntu 22.04's qemu is 6.2; Debian 12's 7.2 (the old fixture) stands in for it.
+    let old = fixture("qemu-old").join("qemu-arm-static");
+    let a = UbuntuQemuArchive::new("jammy", &old, "1:6.2+dfsg-2ubuntu6");
+    let root = a.host("jammy");
+    let home = TempDir::new("ubuntu-oldqemu-home");
+    let cwd = TempDir::new("ubuntu-oldqemu");
+    let o = on_host(root.path(), home.path(), cwd.path())
+        .args(["qemu", "fetch", "arm"])
+        .output();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("(jammy-updates, "), "{err}");
+    assert!(
+        err.contains("older than 8")
+            && err.contains("may deadlock")
+            && err.contains("cargo for-arm qemu fetch arm --suite noble"),
+        "{err}"
+    );
 }

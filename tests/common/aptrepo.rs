@@ -190,11 +190,17 @@ impl Tree {
     /// `dists/<dist>/main/binary-<arch>/Packages.xz` of the `debs` of `arch` (and `all`), each
     /// in `pool/main/` (a link to the file).
     pub fn packages(&self, dist: &str, arch: &str, debs: &[Deb]) {
+        self.component_packages(dist, "main", arch, debs);
+    }
+
+    /// [`Tree::packages`] for another component (Ubuntu's `universe`): its index and pool.
+    pub fn component_packages(&self, dist: &str, component: &str, arch: &str, debs: &[Deb]) {
+        std::fs::create_dir_all(self.dir.join(format!("pool/{component}"))).unwrap();
         let mut index = String::new();
         for d in debs.iter().filter(|d| d.arch == arch || d.arch == "all") {
             let data = std::fs::read(&d.path).unwrap();
             let sha = hex(&Sha256::digest(&data));
-            let file = format!("pool/main/{sha}.deb");
+            let file = format!("pool/{component}/{sha}.deb");
             let dest = self.dir.join(&file);
             if !dest.exists() {
                 std::os::unix::fs::symlink(&d.path, &dest).unwrap();
@@ -205,7 +211,9 @@ impl Tree {
                 data.len()
             ));
         }
-        let dir = self.dir.join(format!("dists/{dist}/main/binary-{arch}"));
+        let dir = self
+            .dir
+            .join(format!("dists/{dist}/{component}/binary-{arch}"));
         std::fs::create_dir_all(&dir).unwrap();
         let mut xz = xz2::write::XzEncoder::new(Vec::new(), 6);
         xz.write_all(index.as_bytes()).unwrap();
@@ -271,14 +279,8 @@ pub fn tools_present() -> Option<String> {
 
 /// A `.deb` of package `name` for `arch` with `size` incompressible bytes, made with dpkg-deb.
 pub fn make_deb(dir: &Path, name: &str, arch: &str, size: usize) -> PathBuf {
-    let pkg = dir.join(format!("pkg-{name}-{arch}"));
-    std::fs::create_dir_all(pkg.join("DEBIAN")).unwrap();
+    let pkg = package_tree(dir, name, "1.0", arch);
     std::fs::create_dir_all(pkg.join(format!("usr/share/{name}"))).unwrap();
-    std::fs::write(
-        pkg.join("DEBIAN/control"),
-        format!("Package: {name}\nVersion: 1.0\nArchitecture: {arch}\nMaintainer: t <t@example.invalid>\nDescription: {name}\n"),
-    )
-    .unwrap();
     let mut data = Vec::with_capacity(size);
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
     while data.len() < size {
@@ -288,10 +290,48 @@ pub fn make_deb(dir: &Path, name: &str, arch: &str, size: usize) -> PathBuf {
         data.extend_from_slice(&x.to_le_bytes());
     }
     std::fs::write(pkg.join(format!("usr/share/{name}/data")), data).unwrap();
-    let out = dir.join(format!("{name}_1.0_{arch}.deb"));
+    build_deb(dir, &pkg, name, "1.0", arch)
+}
+
+/// A `.deb` of package `name` at `version` for `arch` holding `files`: (path in the package,
+/// e.g. `usr/bin/qemu-arm-static`, the file copied there, mode 0755).
+pub fn make_deb_of_files(
+    dir: &Path,
+    name: &str,
+    version: &str,
+    arch: &str,
+    files: &[(&str, &Path)],
+) -> PathBuf {
+    let pkg = package_tree(dir, name, version, arch);
+    for (inside, from) in files {
+        let dest = pkg.join(inside);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(from, &dest).unwrap();
+        std::fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    build_deb(dir, &pkg, name, version, arch)
+}
+
+/// A fresh package tree `dir/pkg-<name>-<version>-<arch>` with its `DEBIAN/control`.
+fn package_tree(dir: &Path, name: &str, version: &str, arch: &str) -> PathBuf {
+    let pkg = dir.join(format!("pkg-{name}-{}-{arch}", version.replace(':', "_")));
+    let _ = std::fs::remove_dir_all(&pkg);
+    std::fs::create_dir_all(pkg.join("DEBIAN")).unwrap();
+    std::fs::write(
+        pkg.join("DEBIAN/control"),
+        format!("Package: {name}\nVersion: {version}\nArchitecture: {arch}\nMaintainer: t <t@example.invalid>\nDescription: {name}\n"),
+    )
+    .unwrap();
+    pkg
+}
+
+/// `dpkg-deb --build` of the package tree `pkg` into `dir`.
+fn build_deb(dir: &Path, pkg: &Path, name: &str, version: &str, arch: &str) -> PathBuf {
+    let out = dir.join(format!("{name}_{}_{arch}.deb", version.replace(':', "_")));
     let o = Command::new("dpkg-deb")
         .args(["-Zgzip", "--root-owner-group", "--build"])
-        .arg(&pkg)
+        .arg(pkg)
         .arg(&out)
         .output()
         .unwrap();

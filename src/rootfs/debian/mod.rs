@@ -21,12 +21,6 @@ pub mod release;
 /// field name → value.
 pub type Stanza = HashMap<String, String>;
 
-/// The mirror of the host's own architecture (for a qemu package): see [`sources`].
-pub fn mirror(flag: Option<&str>) -> Result<String> {
-    let arch = crate::arch::Arch::host().debian_name("");
-    Ok(sources::mirror_for(arch, flag)?.url)
-}
-
 /// A deb822 stanza: `Field: value` with continuation lines joined by newlines.
 pub fn parse_stanza(text: &str) -> Stanza {
     let mut out = Stanza::new();
@@ -47,11 +41,6 @@ pub fn parse_stanza(text: &str) -> Stanza {
         }
     }
     out
-}
-
-/// The keyring for a Debian archive: see [`sources::keyring_for`].
-pub fn keyring(flag: Option<&Path>) -> Result<PathBuf> {
-    sources::keyring_for(flag, Some(sources::Distro::Debian))
 }
 
 /// Verify a clearsigned `InRelease` against the keys of `keyring`; return the signed text.
@@ -338,7 +327,7 @@ mod tests {
 
     #[test]
     fn a_tampered_inrelease_is_refused() {
-        let keyring = match keyring(None) {
+        let keyring = match sources::keyring_for(None, Some(sources::Distro::Debian)) {
             Ok(k) => k,
             Err(_) => {
                 eprintln!("skipped: no Debian archive keyring on this machine");

@@ -205,7 +205,42 @@ fn host_entries(root: &Path) -> Vec<AptEntry> {
     for f in lists {
         out.extend(one_line_entries(&f));
     }
+    for e in &mut out {
+        e.uris = e
+            .uris
+            .iter()
+            .flat_map(|u| fetchable_uris(root, u))
+            .collect();
+    }
     out
+}
+
+/// The http(s) URLs an apt URI stands for: itself, or for `mirror+file:LIST` (GitHub's
+/// Ubuntu runners name `/etc/apt/apt-mirrors.txt`) the URLs of that list, by their
+/// `priority:N` (apt's order); none for what cannot be fetched here (`cdrom:`, `file:`, a
+/// mirror list on a server).
+fn fetchable_uris(root: &Path, uri: &str) -> Vec<String> {
+    if uri.starts_with("http://") || uri.starts_with("https://") {
+        return vec![uri.to_string()];
+    }
+    let Some(list) = uri.strip_prefix("mirror+file:") else {
+        return Vec::new();
+    };
+    let text = std::fs::read_to_string(root.join(list.trim_start_matches('/'))).unwrap_or_default();
+    let mut listed: Vec<(u64, String)> = text
+        .lines()
+        .filter_map(|l| {
+            let mut fields = l.split_whitespace();
+            let url = fields.next().filter(|u| u.starts_with("http"))?;
+            let priority = fields
+                .find_map(|f| f.strip_prefix("priority:"))
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(u64::MAX);
+            Some((priority, url.to_string()))
+        })
+        .collect();
+    listed.sort_by_key(|(p, _)| *p);
+    listed.into_iter().map(|(_, u)| u).collect()
 }
 
 fn deb822_entries(f: &Path) -> Vec<AptEntry> {
@@ -277,12 +312,7 @@ fn host_distro(root: &Path, entries: &[AptEntry]) -> Option<Distro> {
         let Ok(text) = std::fs::read_to_string(root.join(p)) else {
             continue;
         };
-        let field = |k: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(k))
-                .map(|v| v.trim_matches('"').to_string())
-                .unwrap_or_default()
-        };
+        let field = |k: &str| os_release_field(&text, k);
         let (id, like) = (field("ID="), field("ID_LIKE="));
         if id == "ubuntu" || like.split_whitespace().any(|w| w == "ubuntu") {
             return Some(Distro::Ubuntu);
@@ -294,6 +324,30 @@ fn host_distro(root: &Path, entries: &[AptEntry]) -> Option<Distro> {
     entries
         .iter()
         .find_map(|e| e.uris.first().and_then(|u| e.distro(u)))
+}
+
+/// The value of `key` (`ID=`) in an os-release text, unquoted; empty when absent.
+fn os_release_field(text: &str, key: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(|v| v.trim_matches('"').to_string())
+        .unwrap_or_default()
+}
+
+/// The Ubuntu release an Ubuntu host runs: `UBUNTU_CODENAME` of its os-release (a derivative
+/// names its Ubuntu base there), else `VERSION_CODENAME`; `None` on any other host.
+pub fn ubuntu_host_suite() -> Option<String> {
+    let root = apt_root();
+    if host_distro(&root, &host_entries(&root)) != Some(Distro::Ubuntu) {
+        return None;
+    }
+    ["etc/os-release", "usr/lib/os-release"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(root.join(p)).ok())
+        .flat_map(|text| {
+            ["UBUNTU_CODENAME=", "VERSION_CODENAME="].map(|k| os_release_field(&text, k))
+        })
+        .find(|v| !v.is_empty())
 }
 
 /// The URI an Ubuntu host's python-apt template gives for `arch` (`BaseURI-<arch>:`, else
@@ -552,6 +606,32 @@ Types: deb\nURIs: http://sec.test/ubuntu/\nSuites: jammy-security\nComponents: m
         );
         // No ports entry for riscv64, no template: none.
         assert_eq!(host_mirror(&root, "riscv64"), None);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_mirror_list_file_names_the_mirror() {
+        // As on GitHub's ubuntu-24.04 runners.
+        let sources = "Types: deb\nURIs: mirror+file:/etc/apt/apt-mirrors.txt\nSuites: noble noble-updates\nComponents: main universe\n";
+        let list = "http://near.test/ubuntu/\tpriority:2\nhttps://sec.test/ubuntu/\tpriority:3\nhttp://first.test/ubuntu/ priority:1\n";
+        let root = fake_root(&[
+            ("etc/os-release", "ID=ubuntu\n"),
+            ("etc/apt/sources.list.d/ubuntu.sources", sources),
+            ("etc/apt/apt-mirrors.txt", list),
+        ]);
+        let m = host_mirror(&root, "amd64").unwrap();
+        assert_eq!(m.url, "http://first.test/ubuntu");
+        assert_eq!(m.distro, Some(Distro::Ubuntu));
+        std::fs::remove_dir_all(&root).unwrap();
+        // A URI nothing here can fetch is no mirror.
+        let root = fake_root(&[
+            ("etc/os-release", "ID=debian\n"),
+            (
+                "etc/apt/sources.list",
+                "deb cdrom:[Debian 12]/ bookworm main\n",
+            ),
+        ]);
+        assert_eq!(host_mirror(&root, "armhf"), None);
         std::fs::remove_dir_all(&root).unwrap();
     }
 
