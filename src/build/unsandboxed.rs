@@ -185,7 +185,7 @@ fn own_qemu(arch: Arch, flag: Option<&Path>, quiet: bool) -> Result<PathBuf> {
         Err(QemuError::NotFound { .. }) if qemu::may_fetch() => {
             if !quiet {
                 ui::say(format_args!(
-                    "fetching Debian's static qemu for {arch} into the tool's cache (set CARGO_FOR_ARM_OFFLINE=1 to forbid)"
+                    "fetching a static qemu from the host's Debian or Ubuntu mirror for {arch} into the tool's cache (set CARGO_FOR_ARM_OFFLINE=1 to forbid)"
                 ));
             }
             qemu::fetch(arch, None, None, None, quiet)
