@@ -89,8 +89,14 @@ uncached() {
     (cd "$work/meta" && cargo metadata -q --offline --format-version 1 --filter-platform "$triple") |
         python3 -c 'import json, sys
 m = json.load(sys.stdin)
-built = {n["id"] for n in m["resolve"]["nodes"]}
+nodes = {n["id"]: n for n in m["resolve"]["nodes"]}
 root = m["resolve"]["root"]
+built, todo = {root}, [root]
+while todo:  # what the build compiles: normal and build dependencies, not dev ones
+    for d in nodes[todo.pop()]["deps"]:
+        if any(k["kind"] != "dev" for k in d["dep_kinds"]) and d["pkg"] not in built:
+            built.add(d["pkg"])
+            todo.append(d["pkg"])
 bins = macros = scripts = libs = 0
 for p in m["packages"]:
     if p["id"] not in built:
