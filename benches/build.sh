@@ -10,29 +10,23 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 if [ "$(id -u)" = 0 ]; then
     exec bash "$repo/scripts/as-user.sh" benches/build.sh "$@"
 fi
+# shellcheck source=benches/lib.sh
+. "$repo/benches/lib.sh"
 cd "$repo"
-cargo build --release -q
-tool=$repo/target/release/cargo-for-arm
+bench_tool
 qemu=$(sh tests/support/fixtures.sh qemu)
 native=$(sh tests/support/fixtures.sh cargo-bookworm-amd64)
 armhf=$(sh tests/support/fixtures.sh cargo-bookworm-armhf)
 export CARGO_FOR_ARM_QEMU_ARM=$qemu/qemu-arm
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+bench_log=$work/log
 cp -r benches/sample/. "$work/"
 cd "$work"
 # Fetch once so that neither timing includes the download.
 "$tool" build --release --rootfs "$native" --no-report -q >/dev/null 2>&1 || true
 rm -rf target
 
-secs() { # command… → wall seconds
-    local start end
-    start=$(date +%s.%N)
-    "$@" >/dev/null 2>&1
-    end=$(date +%s.%N)
-    awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / b }'; }
 n_clean=$(secs "$tool" build --release --rootfs "$native" --no-report)
 n_again=$(secs "$tool" build --release --rootfs "$native" --no-report)
 e_clean=$(secs "$tool" build --release --rootfs "$armhf" --no-report)

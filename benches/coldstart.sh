@@ -14,9 +14,10 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 if [ "$(id -u)" = 0 ]; then
     exec bash "$repo/scripts/as-user.sh" benches/coldstart.sh "$@"
 fi
+# shellcheck source=benches/lib.sh
+. "$repo/benches/lib.sh"
 cd "$repo"
-cargo build --release -q
-tool=$repo/target/release/cargo-for-arm
+bench_tool
 triple=armv7-unknown-linux-gnueabihf
 rustc --print sysroot >/dev/null
 [ -d "$(rustc --print sysroot)/lib/rustlib/$triple/lib" ] ||
@@ -48,8 +49,7 @@ start=$(now)
 cfa_test=$(since "$start")
 
 start=$(now)
-python3 -m venv "$fresh/venv"
-"$fresh/venv/bin/pip" install -q cargo-zigbuild ziglang
+zigbuild_venv "$fresh/venv"
 (cd "$fresh/zig" && PATH="$fresh/venv/bin:$PATH" cargo zigbuild --release --target "$triple" -q)
 [ -x "$fresh/zig/target/$triple/release/hello-arm" ] || { echo "no zigbuild binary" >&2; exit 1; }
 zig=$(since "$start")

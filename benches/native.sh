@@ -13,40 +13,31 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 if [ "$(id -u)" = 0 ]; then
     exec bash "$repo/scripts/as-user.sh" benches/native.sh "$@"
 fi
+# shellcheck source=benches/lib.sh
+. "$repo/benches/lib.sh"
 cd "$repo"
-cargo build --release -q
-tool=$repo/target/release/cargo-for-arm
+bench_tool
 qemu=$(sh tests/support/fixtures.sh qemu)
-export CARGO_FOR_ARM_QEMU_ARM=$qemu/qemu-arm
-export CARGO_FOR_ARM_HOME=$(dirname "$qemu")/native-home
-ensure() {
-    [ -e "$CARGO_FOR_ARM_HOME/rootfs/$1/entry.toml" ] ||
-        "$tool" -q rootfs create "$1" --suite "$2" --arch "$3" --include "$4"
-}
+CARGO_FOR_ARM_HOME=$(dirname "$qemu")/native-home
+export CARGO_FOR_ARM_QEMU_ARM=$qemu/qemu-arm CARGO_FOR_ARM_HOME
 tools=debian-bookworm-amd64-tools
-arm=native-bookworm-armhf
+arm="native-bookworm-armhf"
 ensure "$tools" bookworm amd64 cargo,clang,lld,llvm,pkg-config
 ensure "$arm" bookworm armhf cargo,zlib1g-dev
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cp -r benches/sample/. "$work/"
-cd "$work"
+bench_log=$work/log
+mkdir "$work/sample"
+cp -r benches/sample/. "$work/sample/"
+cd "$work/sample"
 # Fetch (vendor) once so that no timing includes the download.
 "$tool" build --release --rootfs "$tools" --no-report -q >/dev/null 2>&1 || true
 
-secs() { # command… → wall seconds, from a clean target dir
-    local start end
-    rm -rf target
-    start=$(date +%s.%N)
-    "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; exit 1; }
-    end=$(date +%s.%N)
-    awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-host=$(secs "$tool" build --release --rootfs "$tools" --no-report)
-native=$(secs "$tool" build --release --mode native --rootfs "$arm" --no-report)
-emulate=$(secs "$tool" build --release --mode emulate --rootfs "$arm" --no-report)
-rustup=$(secs cargo build --release)
+clean_secs() { rm -rf target && secs "$@"; } # command… → wall seconds, from a clean target dir
+host=$(clean_secs "$tool" build --release --rootfs "$tools" --no-report)
+native=$(clean_secs "$tool" build --release --mode native --rootfs "$arm" --no-report)
+emulate=$(clean_secs "$tool" build --release --mode emulate --rootfs "$arm" --no-report)
+rustup=$(clean_secs cargo build --release)
 cat <<EOT
 sample: benches/sample (8 dependencies), cargo build --release from clean
 qemu: $("$qemu/qemu-arm" --version | head -1)

@@ -19,16 +19,13 @@ if [ "$(id -u)" = 0 ]; then
     exec bash "$repo/scripts/as-user.sh" benches/noop.sh "$runs"
 fi
 base=${BASE:-}
+# shellcheck source=benches/lib.sh
+. "$repo/benches/lib.sh"
 cd "$repo"
-cargo build --release -q
-tool=$repo/target/release/cargo-for-arm
+bench_tool
 qemu=$(sh tests/support/fixtures.sh qemu)
-export CARGO_FOR_ARM_QEMU_ARM=$qemu/qemu-arm
-export CARGO_FOR_ARM_HOME=$(dirname "$qemu")/native-home
-ensure() {
-    [ -e "$CARGO_FOR_ARM_HOME/rootfs/$1/entry.toml" ] ||
-        "$tool" -q rootfs create "$1" --suite "$2" --arch "$3" --include "$4"
-}
+CARGO_FOR_ARM_HOME=$(dirname "$qemu")/native-home
+export CARGO_FOR_ARM_QEMU_ARM=$qemu/qemu-arm CARGO_FOR_ARM_HOME
 ensure debian-bookworm-amd64-tools bookworm amd64 cargo,clang,lld,llvm,pkg-config
 arm=native-bookworm-armhf
 ensure "$arm" bookworm armhf cargo,zlib1g-dev
