@@ -67,19 +67,23 @@ pub fn make_dirs(base: &Path, rel: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Names in a directory opened with [`open_dir`], sorted.
+/// Names in a directory opened with [`open_dir`], sorted (none if it cannot be read).
 pub fn names(dir: &OwnedFd) -> Vec<OsString> {
-    let Ok(d) = nix::dir::Dir::openat(dir.as_fd(), ".", OFlag::O_RDONLY, Mode::empty()) else {
-        return Vec::new();
-    };
-    let mut out: Vec<OsString> = d
-        .into_iter()
-        .flatten()
-        .map(|e| OsString::from_vec(e.file_name().to_bytes().to_vec()))
-        .filter(|n| n != "." && n != "..")
-        .collect();
+    all_names(dir).unwrap_or_default()
+}
+
+/// [`names`], or the error that kept any of them from being read.
+fn all_names(dir: &OwnedFd) -> nix::Result<Vec<OsString>> {
+    let d = nix::dir::Dir::openat(dir.as_fd(), ".", OFlag::O_RDONLY, Mode::empty())?;
+    let mut out = Vec::new();
+    for e in d {
+        let name = OsString::from_vec(e?.file_name().to_bytes().to_vec());
+        if name != "." && name != ".." {
+            out.push(name);
+        }
+    }
     out.sort();
-    out
+    Ok(out)
 }
 
 /// A regular file beneath `dir`: its open handle and status. Symlinks, FIFOs, devices and
@@ -113,9 +117,13 @@ pub fn read_regular(dir: &OwnedFd, name: &Path, max: u64) -> Result<Vec<u8>> {
 /// mtime and ctime to the nanosecond), and a symlink's target.
 pub type Visit<'a> = &'a mut dyn FnMut(&[u8]);
 
+/// How deep [`stat_tree`] goes (a sandbox could nest directories to exhaust the stack).
+pub const MAX_DEPTH: usize = 256;
+
 /// Walk `base` without following a symlink or opening anything but directories, and feed
 /// every entry's status to `visit`, names sorted, paths in `skip` (absolute) left out. Gives
-/// up (an error) past `limit` entries. Nothing is read, so a FIFO or a device costs nothing.
+/// up (an error) past `limit` entries, below [`MAX_DEPTH`] levels, or where a directory
+/// cannot be listed whole. Nothing is read, so a FIFO or a device costs nothing.
 pub fn stat_tree(
     base: &Path,
     skip: &[std::path::PathBuf],
@@ -138,7 +146,15 @@ fn walk(
 ) -> Result<()> {
     use nix::fcntl::AtFlags;
     use std::os::unix::ffi::OsStrExt;
-    for name in names(dir) {
+    if rel.iter().filter(|b| **b == b'/').count() >= MAX_DEPTH {
+        bail!(
+            "{} nests directories more than {MAX_DEPTH} deep",
+            base.display()
+        );
+    }
+    let listed = all_names(dir)
+        .with_context(|| format!("listing {}{}", base.display(), String::from_utf8_lossy(rel)))?;
+    for name in listed {
         *seen += 1;
         if *seen > limit {
             bail!("{} holds more than {limit} entries", base.display());
@@ -267,6 +283,11 @@ mod tests {
         assert!(!skipped.iter().any(|l| l.starts_with(b"/target")));
         let e = stat_tree(&t.join("p"), &[], 3, &mut |_: &[u8]| {}).unwrap_err();
         assert!(format!("{e:#}").contains("more than 3"), "{e:#}");
+        // Nesting deeper than MAX_DEPTH is an error, not a stack overflow.
+        let deep: std::path::PathBuf = std::iter::repeat_n("d", MAX_DEPTH + 1).collect();
+        std::fs::create_dir_all(t.join("p/target").join(&deep)).unwrap();
+        let e = stat_tree(&t.join("p"), &[], 10_000, &mut |_: &[u8]| {}).unwrap_err();
+        assert!(format!("{e:#}").contains("deep"), "{e:#}");
         std::fs::remove_dir_all(&t).unwrap();
     }
 }

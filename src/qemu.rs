@@ -417,7 +417,7 @@ impl Source {
             }
         }
         bail!(
-            "could not fetch a static qemu for {arch} from {} ({}): {}; name another suite (--suite) or              mirror (--mirror), or {}",
+            "could not fetch a static qemu for {arch} from {} ({}): {}; name another suite (--suite) or mirror (--mirror), or {}",
             self.mirror.url,
             self.mirror.origin,
             tried.join("; "),
@@ -433,7 +433,7 @@ impl Source {
         };
         let newer = self.newer_suite();
         crate::ui::warn(format_args!(
-            "qemu {old} from {} {suite} is older than {CARGO_QEMU_MAJOR}: an emulated cargo (build --mode emulate)              may deadlock under it; fetch {}'s newer static qemu, which runs on this host too:              cargo for-arm qemu fetch {arch} --suite {newer}",
+            "qemu {old} from {} {suite} is older than {CARGO_QEMU_MAJOR}: an emulated cargo (build --mode emulate) may deadlock under it; fetch {}'s newer static qemu, which runs on this host too: cargo for-arm qemu fetch {arch} --suite {newer}",
             self.distro().name(),
             self.distro().name()
         ));

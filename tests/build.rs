@@ -419,63 +419,70 @@ fn a_lockfile_too_new_for_the_rootfs_rustc_builds_untouched_or_fails_named_under
 }
 
 /// Emulate mode's no-op (src/build/fresh.rs): with nothing the sandbox can see changed since
-/// the last success, the rootfs's cargo is not started; any change a build could depend on
-/// — a source, cargo's working directory, the command line — starts it again.
+/// a cargo run that found everything fresh, the rootfs's cargo is not started; any change a
+/// build could depend on — a source, cargo's working directory, the environment, the command
+/// line — starts it again. The project lies inside the tool's home, as a CI layout may have
+/// it: the home's own trees are left to the key, never the project's.
 #[test]
 fn an_emulated_no_op_skips_cargo_until_something_changes() {
     let home = native_store();
     let arm = arm_fixture("bookworm", "armhf");
-    let dir = TempDir::new("fresh");
-    copy_example("hello-arm", dir.path());
-    let build = |extra: &[&str]| {
-        Tool::new(dir.path())
+    let dir = home.join(format!("project-fresh-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    copy_example("hello-arm", &dir);
+    let build = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut t = Tool::new(&dir)
             .home(&home)
             .env("CARGO_FOR_ARM_MODE", "emulate")
             .args(["build", "--release", "--rootfs", &arm])
-            .args(extra)
-            .output()
-    };
-    let cargo_ran = |o: &Output| {
-        let err = stderr(o);
+            .args(extra);
+        for (k, v) in env {
+            t = t.env(k, v);
+        }
+        let o = t.output();
+        let err = stderr(&o);
         assert!(o.status.success(), "{err}");
         (err.contains("Finished"), err)
     };
-    let bin = dir
-        .path()
-        .join("target/armv7-unknown-linux-gnueabihf/release/hello-arm");
-    let (ran, err) = cargo_ran(&build(&[]));
+    let bin = dir.join("target/armv7-unknown-linux-gnueabihf/release/hello-arm");
+    // A real build, then cargo once more (it finds everything fresh: only now is the
+    // stamp written), then no cargo.
+    let settle = || {
+        let (ran, err) = build(&[], &[]);
+        assert!(ran && !err.contains("Compiling"), "{err}");
+        let (ran, err) = build(&[], &[]);
+        assert!(!ran && err.contains("Fresh"), "{err}");
+        err
+    };
+    let (ran, err) = build(&[], &[]);
     assert!(ran && err.contains("Compiling hello-arm"), "{err}");
-    // Nothing changed: no cargo, and the final artifact is still reported.
-    let (ran, err) = cargo_ran(&build(&[]));
-    assert!(!ran && err.contains("Fresh"), "{err}");
+    let err = settle();
     assert!(
         err.contains(&format!("Artifact {}", bin.display())),
         "{err}"
     );
     // A source edited: cargo runs and compiles it.
-    let main = dir.path().join("src/main.rs");
+    let main = dir.join("src/main.rs");
     let mut text = std::fs::read_to_string(&main).unwrap();
     text.push_str("\n// edited\n");
     std::fs::write(&main, text).unwrap();
-    let (ran, err) = cargo_ran(&build(&[]));
+    let (ran, err) = build(&[], &[]);
     assert!(ran && err.contains("Compiling hello-arm"), "{err}");
-    let (ran, err) = cargo_ran(&build(&[]));
-    assert!(!ran, "{err}");
+    settle();
     // cargo's own output removed: cargo runs and links it again.
-    let work = working_dir(dir.path(), "armhf").join("release/hello-arm");
+    let work = working_dir(&dir, "armhf").join("release/hello-arm");
     std::fs::remove_file(&work).unwrap();
-    let (ran, err) = cargo_ran(&build(&[]));
+    let (ran, err) = build(&[], &[]);
     assert!(ran && work.is_file(), "{err}");
-    // Another command line, and the opt-out: cargo decides.
-    let (ran, err) = cargo_ran(&build(&["--bins"]));
+    settle();
+    // The environment cargo gets, another command line, the opt-out: cargo decides.
+    let (ran, err) = build(&[], &[("RUSTFLAGS", "-Cdebuginfo=1")]);
+    assert!(ran && err.contains("Compiling hello-arm"), "{err}");
+    let (ran, err) = build(&["--bins"], &[]);
     assert!(ran, "{err}");
-    let o = Tool::new(dir.path())
-        .home(&home)
-        .env("CARGO_FOR_ARM_MODE", "emulate")
-        .env("CARGO_FOR_ARM_FRESH", "0")
-        .args(["build", "--release", "--rootfs", &arm])
-        .output();
-    let (ran, err) = cargo_ran(&o);
+    let (ran, err) = build(&[], &[("CARGO_FOR_ARM_FRESH", "0")]);
     assert!(ran, "{err}");
     assert_eq!(elf_machine(&bin), 40);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,5 +1,6 @@
 //! Emulate mode's no-op (issue 13): when nothing the build's sandbox can see has changed since
-//! the last successful build of the same command, the rootfs's cargo is not started at all
+//! the last cargo run of the same command that found everything fresh, the rootfs's cargo is
+//! not started at all
 //! (under qemu its start alone costs over half a second, every time).
 //!
 //! Sound because the sandbox is a closed world: cargo, rustc and every build script see only
@@ -8,17 +9,18 @@
 //! environment and arguments. The stamp records all of it:
 //! - the spec itself (argv, environment, binds, id map, filter, qemu), this build's run
 //!   directory named by a placeholder, and the contents of what the host wrote there;
-//! - things the tool keeps unchanged by construction (the vendored crates, keyed by their
-//!   lockfile; the qemu binary; a stored rootfs, which only `rootfs shell` changes, and which
+//! - things the tool keeps unchanged by construction (the vendored crates and the build's
+//!   lockfiles, named by their content's hash; the qemu binary; a stored rootfs, which only `rootfs shell` changes, and which
 //!   marks that in its entry): their status;
 //! - every other bound tree, walked without following links: every entry's type, mode, size,
 //!   inode, and mtime and ctime to the nanosecond (a write changes the ctime, which nobody
 //!   can set back).
 //!
 //! The stamp is written by the host, in `<home>/host` (no sandbox is given it), after a
-//! build that succeeded and only if the read-only inputs were the same after it as before it
-//! (nobody edited a source while cargo ran). What is not covered is not taken: a directory
-//! rootfs, the network, `--message-format` (its readers expect cargo's messages), commands
+//! cargo run that succeeded, changed nothing in its working directory (cargo found it all
+//! fresh) and saw the same read-only inputs after it as before it (nobody edited a source
+//! while cargo ran). What is not covered is not taken: a directory rootfs, the network,
+//! arguments whose output the user reads (`--message-format`, `--unit-graph` …), commands
 //! other than `build` and `check`. cargo's replay of the last build's warnings is what a
 //! skipped no-op loses; `CARGO_FOR_ARM_FRESH=0` starts cargo always.
 
@@ -32,7 +34,7 @@ use super::Job;
 use crate::sandbox::spec::{Network, Spec};
 
 /// What the status line says of a build not started.
-pub const WHY: &str = "nothing it can see changed since its last success, so cargo was not started (CARGO_FOR_ARM_FRESH=0 starts it)";
+pub const WHY: &str = "nothing it can see changed since cargo last found it all fresh, so cargo was not started (CARGO_FOR_ARM_FRESH=0 starts it)";
 
 /// Trees walked for one stamp, at most (beyond it: no stamp, cargo decides).
 const MAX_ENTRIES: usize = 200_000;
@@ -62,11 +64,7 @@ impl Check {
     /// The check of an emulated build, or `None` where a stamp cannot speak for the build.
     pub fn new(job: &Job, spec: &Spec) -> Option<Check> {
         let eligible = matches!(job.opts.subcommand.as_str(), "build" | "b" | "check" | "c")
-            && !job
-                .opts
-                .cargo_args
-                .iter()
-                .any(|a| a.starts_with("--message-format"))
+            && !job.opts.cargo_args.iter().any(|a| speaks(a))
             && spec.network == Network::None
             && spec.ephemeral()
             && job.rootfs.stored()
@@ -110,7 +108,11 @@ impl Check {
         let _ = std::fs::remove_file(&self.stamp);
     }
 
-    /// After a build that succeeded: the stamp, if the inputs did not change while it ran.
+    /// After a build that succeeded: the stamp, if cargo found everything fresh — it changed
+    /// nothing in its working directory (a build script that reruns every time, for a
+    /// missing `rerun-if-changed` path or a timestamp, rewrites its output there, so such a
+    /// build is never stamped) — and nobody changed an input while it ran. So the build after
+    /// a real one still starts cargo; the one after that, if nothing changed, does not.
     pub fn record(&self, job: &Job) {
         let Some(inputs) = walk(&self.trees.inputs, &self.trees.skip, Some(job)) else {
             return;
@@ -118,7 +120,7 @@ impl Check {
         let Some(outputs) = walk(&self.trees.outputs, &self.trees.skip, None) else {
             return;
         };
-        if inputs != self.inputs {
+        if inputs != self.inputs || outputs != self.outputs {
             return;
         }
         let Some(dir) = self.stamp.parent() else {
@@ -141,6 +143,20 @@ impl Check {
     }
 }
 
+/// Arguments after which cargo's own output is what the user wants (machine-readable
+/// messages, plans, reports): cargo must run.
+fn speaks(arg: &str) -> bool {
+    const SPEAKING: [&str; 6] = [
+        "--message-format",
+        "--unit-graph",
+        "--build-plan",
+        "--future-incompat-report",
+        "--timings",
+        "-Z",
+    ];
+    SPEAKING.iter().any(|s| arg.starts_with(s))
+}
+
 /// `<home>/host/fresh/<hash>`: one stamp per project, working directory and command line.
 fn stamp_path(job: &Job, spec: &Spec) -> PathBuf {
     let mut h = Sha256::new();
@@ -153,15 +169,26 @@ fn stamp_path(job: &Job, spec: &Spec) -> PathBuf {
     job.home.join("host/fresh").join(name)
 }
 
-/// The binds' host trees, by kind; those under the tool's home (vendored crates, run
-/// directory) are covered by the key instead.
+/// The binds' host trees, by kind. Left to the key: this build's run directory (its
+/// contents) and what the tool writes once, named by content (the vendored crates by
+/// lockfile hash, the build's own lockfiles in `<home>/host`). The tool's home itself is
+/// hidden in every sandbox, so it is not walked where a project contains it.
 fn trees(job: &Job, spec: &Spec) -> Trees {
     let mut t = Trees {
         inputs: Vec::new(),
         outputs: Vec::new(),
-        skip: vec![job.out_dir.join(&job.triple)],
+        skip: vec![job.out_dir.join(&job.triple), job.home.clone()],
     };
-    for b in spec.binds.iter().filter(|b| !b.host.starts_with(&job.home)) {
+    let keyed = [
+        job.run_dir.0.clone(),
+        job.home.join("vendor"),
+        job.home.join("host"),
+    ];
+    for b in spec
+        .binds
+        .iter()
+        .filter(|b| !keyed.iter().any(|k| b.host.starts_with(k)))
+    {
         t.skip.push(b.host.clone());
         match b.readonly() {
             true => t.inputs.push(b.host.clone()),
@@ -212,20 +239,22 @@ fn status(path: &Path, h: &mut Sha256) {
     }
 }
 
-/// The regular files of a host-written tree (this build's run directory), by content.
+/// The regular files of a tree of this build's run directory (the host wrote them before
+/// the build), by content: read without following links, at most 1 MiB each.
 fn contents(root: &Path, h: &mut Sha256) -> anyhow::Result<()> {
-    if root.is_file() {
+    if std::fs::symlink_metadata(root)?.is_file() {
         h.update(std::fs::read(root)?);
         return Ok(());
     }
     let mut files = Vec::new();
     let mut feed = |line: &[u8]| files.push(line.split(|b| *b == 0).next().unwrap_or(b"").to_vec());
     crate::hostfs::stat_tree(root, &[], 1000, &mut feed)?;
+    let dir = crate::hostfs::open_dir(root, Path::new(""))?;
     for rel in files {
-        let p = root.join(std::ffi::OsStr::from_bytes(&rel[1..]));
         h.update(&rel);
-        if p.is_file() {
-            h.update(std::fs::read(&p)?);
+        let rel = Path::new(std::ffi::OsStr::from_bytes(&rel[1..]));
+        if let Ok(data) = crate::hostfs::read_regular(&dir, rel, 1 << 20) {
+            h.update(data);
         }
     }
     Ok(())

@@ -82,35 +82,13 @@ impl Job {
         let cargo_home = run_dir.0.join("cargo-home");
         std::fs::create_dir_all(&cargo_home)
             .with_context(|| format!("creating {}", cargo_home.display()))?;
-        // cargo's working directory, created by the host, never through a symlink a build
-        // could have left; the finals go beside it in cargo's cross layout.
-        let out_dir = match &opts.target_dir {
-            Some(t) => {
-                let t = project.cwd.join(t);
-                std::fs::create_dir_all(&t)?;
-                t.canonicalize()?
-            }
-            None => {
-                crate::hostfs::make_dirs(&project.root, Path::new("target"))?;
-                project.root.join("target")
-            }
-        };
+        let out_dir = out_dir(&project, &opts)?;
         let rel = PathBuf::from("for-arm").join(&flavour);
         crate::hostfs::make_dirs(&out_dir, &rel)?;
         let target_dir = out_dir.join(rel);
         let triple = final_triple(&opts.cargo_args, arch, &desc);
         let path_deps = project::outside_path_deps(&project.root)?;
-        let mut env = env::from_host(std::env::vars());
-        for (kv, origin) in project.settings.list(&crate::settings::ENV) {
-            let (k, v) = env::parse_assignment(&kv, &format!("env in {origin}"))?;
-            env.retain(|(ek, _)| *ek != k);
-            env.push((k, v));
-        }
-        for kv in &opts.env {
-            let (k, v) = env::parse_assignment(kv, "--env")?;
-            env.retain(|(ek, _)| *ek != k);
-            env.push((k, v));
-        }
+        let env = cargo_env(&project, &opts)?;
         let secs = project.settings.get_or(
             &crate::settings::HANG_TIMEOUT,
             opts.hang_timeout,
@@ -217,6 +195,40 @@ impl Job {
         }
         b
     }
+}
+
+/// Where the finals go in cargo's cross layout, with cargo's working directory beneath it:
+/// the workspace's `target` (or `--target-dir`), created by the host, never through a
+/// symlink a build could have left.
+fn out_dir(project: &Project, opts: &Options) -> Result<PathBuf> {
+    Ok(match &opts.target_dir {
+        Some(t) => {
+            let t = project.cwd.join(t);
+            std::fs::create_dir_all(&t)?;
+            t.canonicalize()?
+        }
+        None => {
+            crate::hostfs::make_dirs(&project.root, Path::new("target"))?;
+            project.root.join("target")
+        }
+    })
+}
+
+/// What cargo gets of the environment: the host's tuning variables, then the `env` of the
+/// project's metadata and the user's config, then `--env`.
+fn cargo_env(project: &Project, opts: &Options) -> Result<Vec<(String, String)>> {
+    let mut env = env::from_host(std::env::vars());
+    let settings = project.settings.list(&crate::settings::ENV);
+    let given = settings
+        .into_iter()
+        .map(|(kv, origin)| (kv, format!("env in {origin}")))
+        .chain(opts.env.iter().map(|kv| (kv.clone(), "--env".to_string())));
+    for (kv, origin) in given {
+        let (k, v) = env::parse_assignment(&kv, &origin)?;
+        env.retain(|(ek, _)| *ek != k);
+        env.push((k, v));
+    }
+    Ok(env)
 }
 
 /// An emulated build's working directory: one per rootfs rustc as well (named by the version

@@ -163,7 +163,16 @@ pub fn write_wrapper_texts(wrappers: Vec<(&'static str, String)>, dir: &Path) ->
 /// the crate ("rustc 1.63.0", "rustc 1.85.1 (4eb161250 2025-03-15) (built from a source
 /// tarball)"): read from the `lib.rmeta` member of an rlib, where it follows the header.
 pub fn rlib_rustc_version(rlib: &Path) -> Result<String> {
-    let file = std::fs::File::open(rlib).with_context(|| format!("opening {}", rlib.display()))?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // A directory rootfs may be one a build wrote (`--rootfs-rw`): no FIFO, no symlink.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(rlib)
+        .with_context(|| format!("opening {}", rlib.display()))?;
+    if !file.metadata()?.is_file() {
+        bail!("{} is not a regular file", rlib.display());
+    }
     let mut archive = ar::Archive::new(file);
     while let Some(entry) = archive.next_entry() {
         let mut entry = entry.with_context(|| format!("reading {} as an rlib", rlib.display()))?;
