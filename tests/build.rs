@@ -476,6 +476,20 @@ fn an_emulated_no_op_skips_cargo_until_something_changes() {
     let (ran, err) = build(&[], &[]);
     assert!(ran && work.is_file(), "{err}");
     settle();
+    // The stored rootfs changed in place (`rootfs shell`, the one way it can): cargo runs.
+    let input = TempDir::new("fresh-shell");
+    let script = input.path().join("input");
+    std::fs::write(&script, "exit 0\n").unwrap();
+    let o = Tool::new(input.path())
+        .home(&home)
+        .args(["rootfs", "shell", &arm])
+        .stdin(Stdio::from(std::fs::File::open(&script).unwrap()))
+        .output();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (ran, err) = build(&[], &[]);
+    assert!(ran && !err.contains("Compiling"), "{err}");
+    let (ran, err) = build(&[], &[]);
+    assert!(!ran, "{err}");
     // The environment cargo gets, another command line, the opt-out: cargo decides.
     let (ran, err) = build(&[], &[("RUSTFLAGS", "-Cdebuginfo=1")]);
     assert!(ran && err.contains("Compiling hello-arm"), "{err}");

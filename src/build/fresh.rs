@@ -68,6 +68,7 @@ impl Check {
             && spec.network == Network::None
             && spec.ephemeral()
             && job.rootfs.stored()
+            && !job.rootfs.changing()
             && std::env::var("CARGO_FOR_ARM_FRESH").as_deref() != Ok("0");
         if !eligible {
             return None;
@@ -120,7 +121,7 @@ impl Check {
         let Some(outputs) = walk(&self.trees.outputs, &self.trees.skip, None) else {
             return;
         };
-        if inputs != self.inputs || outputs != self.outputs {
+        if inputs != self.inputs || outputs != self.outputs || job.rootfs.changing() {
             return;
         }
         let Some(dir) = self.stamp.parent() else {

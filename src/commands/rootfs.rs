@@ -195,8 +195,9 @@ fn shell(
             "a shell in rootfs {name}; changes are kept. Exit to leave."
         ));
     }
-    rootfs.mark_changed()?;
+    let held = rootfs.mark_changed()?;
     let outcome = crate::supervise::run(&plan, Default::default());
+    drop(held);
     rootfs.mark_changed()?;
     let outcome = outcome?;
     if let Some(e) = &outcome.error {

@@ -9,7 +9,7 @@ pub mod unpack;
 
 use std::ffi::CString;
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -181,14 +181,41 @@ impl Rootfs {
     }
 
     /// Record that the tree is being changed in place (`rootfs shell`): what was built
-    /// against it before is not fresh (`build/fresh.rs`).
-    pub fn mark_changed(&self) -> Result<()> {
-        if let (true, Some(entry)) = (self.stored, self.path.parent()) {
-            let stamp = format!("{:?}\n", std::time::SystemTime::now());
-            std::fs::write(entry.join(CHANGED), stamp)
-                .with_context(|| format!("marking {} changed", entry.display()))?;
+    /// against it before is not fresh (`build/fresh.rs`). The mark is rewritten now and
+    /// held locked (exclusively) until the returned file is dropped, when the caller
+    /// rewrites it again; a build that finds it locked takes no stamp ([`Rootfs::changing`]).
+    pub fn mark_changed(&self) -> Result<Option<File>> {
+        let (true, Some(entry)) = (self.stored, self.path.parent()) else {
+            return Ok(None);
+        };
+        let mark = entry.join(CHANGED);
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&mark)
+            .with_context(|| format!("marking {} changed", entry.display()))?;
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            bail!(
+                "locking {}: {}",
+                mark.display(),
+                std::io::Error::last_os_error()
+            );
         }
-        Ok(())
+        let mut w = &f;
+        writeln!(w, "{:?}", std::time::SystemTime::now())?;
+        Ok(Some(f))
+    }
+
+    /// Whether a `rootfs shell` is changing this stored rootfs right now.
+    pub fn changing(&self) -> bool {
+        let Some(entry) = self.path.parent().filter(|_| self.stored) else {
+            return false;
+        };
+        let Ok(f) = File::open(entry.join(CHANGED)) else {
+            return false;
+        };
+        unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) != 0 }
     }
 
     /// How a sandbox sees this rootfs: through a throwaway overlay (a run never changes a
