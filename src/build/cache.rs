@@ -544,9 +544,9 @@ pub fn project_backend(var: impl Fn(&str) -> Option<String>, home: &Path) -> Res
     match backend(var, home, Some("-"))? {
         Backend::Local(dir) => Ok(Backend::Local(dir)),
         other => bail!(
-            "your environment names an sccache backend other than the local disk ({other}), but \
-             only the project asks for the cache: a project may only read the shared cache, and only the local disk can \
-             be given to its build read-only (through a Redis or memcached connection or an \
+            "your environment names an sccache backend other than the local disk ({other}), \
+             but only the project asks for the cache: a project may only read the shared cache, \
+             and only the local disk can be given to its build read-only (through a Redis or memcached connection or an \
              object store's credentials, every build script and proc macro could write to the \
              cache: sccache's read-only setting holds only inside the sandbox, and memcached has \
              no access control). Ask for the cache yourself (--cache sccache or sccache:ro, \
@@ -563,7 +563,7 @@ fn read_only_on(backend: &Backend, quiet: bool) -> Result<()> {
     let enforce = match backend {
         Backend::Local(_) => return Ok(()),
         Backend::Memcached(at) => bail!(
-            "--cache sccache:ro with memcached {at}: memcached has no access control, so every \
+            "read-only use (sccache:ro) of memcached {at}: memcached has no access control, so every \
              build script and proc macro of the build could write to it through the forwarded \
              connection (sccache's read-only setting holds only inside the sandbox). Read a \
              cache read-only from the local disk (SCCACHE_DIR, bound read-only), or use \
@@ -577,7 +577,7 @@ fn read_only_on(backend: &Backend, quiet: bool) -> Result<()> {
     };
     if !quiet {
         ui::note(format_args!(
-            "--cache sccache:ro with {backend}: read-only is enforced by sccache inside the \
+            "read-only use (sccache:ro) of {backend}: read-only is enforced by sccache inside the \
              build sandbox only, and a build script can write through the same connection; the \
              server must enforce it: {enforce}"
         ));
