@@ -794,3 +794,76 @@ fn a_local_cache_in_use_makes_the_next_build_wait() {
     let st = run.child.wait().unwrap();
     assert!(st.success() && rest.contains("sccache: "), "{seen}{rest}");
 }
+
+/// Read-only where it cannot be enforced: a cache only the project asks for gets the local
+/// disk only (a forwarded server would let build scripts write), `sccache:ro` on memcached
+/// (no access control) is refused, and on Redis the server's part is said. Refused before
+/// sccache runs (a stand-in is enough); nothing prints the password.
+#[test]
+fn read_only_is_refused_where_only_the_server_could_enforce_it() {
+    let dir = TempDir::new("cache-ro");
+    copy_example("native-sample", dir.path());
+    let (arm, tools) = rootfs_dirs("bookworm", "armhf");
+    let fake = dir.path().join("sccache");
+    std::fs::copy("/bin/true", &fake).unwrap();
+    // Anything that answers: the tool checks that the endpoint is reachable.
+    let server = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = server.local_addr().unwrap().port();
+    let redis = format!("redis://:s3cret@127.0.0.1:{port}");
+    let memcached = format!("tcp://127.0.0.1:{port}");
+    let build = |env: (&str, &str), cache: &[&str]| -> (bool, String) {
+        let o = Tool::new(dir.path())
+            .env("CARGO_FOR_ARM_NATIVE_RUSTC", "rootfs")
+            .env(env.0, env.1)
+            .args(["build", "--mode", "native", "--sccache"])
+            .arg(&fake)
+            .arg("--rootfs")
+            .arg(&arm)
+            .arg("--tools-rootfs")
+            .arg(&tools)
+            .args(cache)
+            .output();
+        let err = stderr(&o);
+        assert!(!err.contains("s3cret"), "the password was shown:\n{err}");
+        (o.status.success(), err)
+    };
+
+    // The user asks: memcached read-only is refused with the fix; Redis read-only is told.
+    let (ok, err) = build(
+        ("SCCACHE_MEMCACHED", &memcached),
+        &["--cache", "sccache:ro"],
+    );
+    assert!(
+        !ok && err.contains("no access control") && err.contains("SCCACHE_DIR"),
+        "{err}"
+    );
+    let (_, err) = build(("SCCACHE_REDIS", &redis), &["--cache", "sccache:ro"]);
+    assert!(
+        err.contains("read-only is enforced by sccache inside the build sandbox only")
+            && err.contains("Redis ACL user"),
+        "{err}"
+    );
+
+    // Only the project asks: a server is refused, whatever the mode it asks.
+    let manifest = dir.path().join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    for ask in ["sccache", "sccache:ro"] {
+        std::fs::write(
+            &manifest,
+            format!("{text}\n[package.metadata.for-arm]\ncache = \"{ask}\"\n"),
+        )
+        .unwrap();
+        for env in [
+            ("SCCACHE_REDIS", redis.as_str()),
+            ("SCCACHE_MEMCACHED", memcached.as_str()),
+        ] {
+            let (ok, err) = build(env, &[]);
+            assert!(
+                !ok && err.contains("only the project asks for the cache")
+                    && err.contains("--cache sccache"),
+                "{ask} with {env:?}:\n{err}"
+            );
+        }
+    }
+    drop(server);
+}

@@ -280,15 +280,16 @@ fn store(
 
 /// `SCCACHE_REDIS[_ENDPOINT]`: a unix socket, or `redis://[user[:password]@]host[:port][/db]`.
 fn redis(name: &str, url: &str) -> Result<Backend> {
+    let shown = forward::redacted(url);
     let unix = url
         .strip_prefix("redis+unix://")
         .or_else(|| url.strip_prefix("unix://"));
     if let Some(rest) = unix {
-        return redis_unix(name, url, rest);
+        return redis_unix(name, &shown, rest);
     }
     if url.starts_with("rediss://") {
         bail!(
-            "{name}={url}: Redis over TLS (rediss://) is not supported by cargo-for-arm's cache: the \
+            "{name}={shown}: Redis over TLS (rediss://) is not supported by cargo-for-arm's cache: the \
              tool forwards the endpoint's bytes into the build sandbox as they are, and sccache there \
              could not check the server's certificate against the name. Reach the server over a TLS \
              tunnel of this machine (stunnel, spiped …) and name its plain end: {name}=redis://127.0.0.1:PORT"
@@ -299,18 +300,18 @@ fn redis(name: &str, url: &str) -> Result<Backend> {
         .or_else(|| url.strip_prefix("tcp://"))
     else {
         bail!(
-            "{name}={url}: give redis://[user:password@]host[:port][/db] or unix:///path/redis.sock"
+            "{name}={shown}: give redis://[user:password@]host[:port][/db] or unix:///path/redis.sock"
         );
     };
-    let p = Parts::of(rest, 6379).with_context(|| format!("{name}={url}"))?;
+    let p = Parts::of(rest, 6379).with_context(|| format!("{name}={shown}"))?;
     let path_db = match p.path.trim_start_matches('/') {
         "" => None,
         n => Some(
             n.parse()
-                .with_context(|| format!("{name}={url}: the database /{n}"))?,
+                .with_context(|| format!("{name}={shown}: the database /{n}"))?,
         ),
     };
-    let db = query_db(name, url, p.query)?.or(path_db);
+    let db = query_db(name, &shown, p.query)?.or(path_db);
     Ok(Backend::RedisTcp {
         at: p.at,
         db,
@@ -319,6 +320,7 @@ fn redis(name: &str, url: &str) -> Result<Backend> {
     })
 }
 
+/// `url` is as messages show it (redacted).
 fn redis_unix(name: &str, url: &str, rest: &str) -> Result<Backend> {
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     let path = path.strip_prefix("localhost").unwrap_or(path);
@@ -338,7 +340,7 @@ fn redis_unix(name: &str, url: &str, rest: &str) -> Result<Backend> {
     Ok(Backend::RedisUnix { socket, db })
 }
 
-/// `?db=N`, the only query understood.
+/// `?db=N`, the only query understood (`url` as messages show it).
 fn query_db(name: &str, url: &str, query: &str) -> Result<Option<u32>> {
     let mut db = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -354,14 +356,15 @@ fn query_db(name: &str, url: &str, query: &str) -> Result<Option<u32>> {
 
 /// `SCCACHE_MEMCACHED[_ENDPOINT]`: `tcp://host:port` (or `host:port`).
 fn memcached(name: &str, url: &str) -> Result<Backend> {
+    let shown = forward::redacted(url);
     let rest = url.strip_prefix("tcp://").unwrap_or(url);
     if rest.contains("://") {
-        bail!("{name}={url}: give tcp://host:port (sccache's memcached backend speaks TCP only)");
+        bail!("{name}={shown}: give tcp://host:port (sccache's memcached backend speaks TCP only)");
     }
-    let p = Parts::of(rest, 11211).with_context(|| format!("{name}={url}"))?;
+    let p = Parts::of(rest, 11211).with_context(|| format!("{name}={shown}"))?;
     if p.user.is_some() || !p.path.trim_start_matches('/').is_empty() || !p.query.is_empty() {
         bail!(
-            "{name}={url}: give tcp://host:port (credentials go in SCCACHE_MEMCACHED_USERNAME and \
+            "{name}={shown}: give tcp://host:port (credentials go in SCCACHE_MEMCACHED_USERNAME and \
              SCCACHE_MEMCACHED_PASSWORD)"
         );
     }
@@ -389,36 +392,58 @@ fn wrapper_is_sccache(w: &str) -> bool {
         .is_some_and(|n| n == "sccache" || n == "sccache.exe")
 }
 
+/// Who asked for the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum By {
+    /// Nobody (no cache asked).
+    Nobody,
+    /// The user: the flag, the environment, the user's config, or a `RUSTC_WRAPPER` naming
+    /// sccache.
+    User(String),
+    /// Only the project's own metadata: read-only, from the local disk only.
+    Project(String),
+}
+
+impl std::fmt::Display for By {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            By::Nobody => Ok(()),
+            By::User(o) => write!(f, "{o}"),
+            By::Project(o) => write!(
+                f,
+                "{o} (read-only, from the local disk: a project may only read the shared cache; \
+                 --cache sccache, CARGO_FOR_ARM_CACHE=sccache or cache = \"sccache\" in your \
+                 config file is your own choice)"
+            ),
+        }
+    }
+}
+
 /// The cache asked for, and who asked: the setting (flag, `CARGO_FOR_ARM_CACHE`, project,
 /// config), else a `RUSTC_WRAPPER` naming sccache.
-pub fn asked(flag: Option<&str>, settings: &Settings) -> Result<(Ask, String)> {
+pub fn asked(flag: Option<&str>, settings: &Settings) -> Result<(Ask, By)> {
     if let Some(v) = settings.get(&settings::CACHE, flag) {
         let ask = v.parse(Ask::parse)?;
         // A project is code you may not have written: it may ask for the cache, but only to
         // read it. Writing a shared cache plants objects for every other build that uses it
         // (docs/SECURITY.md), so read-write use is the user's own choice.
-        if let (settings::Origin::Project(_), Ask::Sccache { read_only: false }) = (&v.origin, ask)
-        {
+        if let (settings::Origin::Project(_), Ask::Sccache { .. }) = (&v.origin, ask) {
             return Ok((
                 Ask::Sccache { read_only: true },
-                format!(
-                    "{} (read-only: a project may only read the shared cache; --cache sccache, \
-                     CARGO_FOR_ARM_CACHE=sccache or cache = \"sccache\" in your config file writes it)",
-                    v.origin
-                ),
+                By::Project(v.origin.to_string()),
             ));
         }
-        return Ok((ask, v.origin.to_string()));
+        return Ok((ask, By::User(v.origin.to_string())));
     }
     if let Ok(w) = std::env::var("RUSTC_WRAPPER") {
         if wrapper_is_sccache(&w) {
             return Ok((
                 Ask::Sccache { read_only: false },
-                format!("RUSTC_WRAPPER={w}"),
+                By::User(format!("RUSTC_WRAPPER={w}")),
             ));
         }
     }
-    Ok((Ask::None, String::new()))
+    Ok((Ask::None, By::Nobody))
 }
 
 /// Emulated builds: the cache is native mode's. Asked by the flag it is an error, else a note.
@@ -475,14 +500,20 @@ pub fn plan(job: &Job, tools: &crate::rootfs::Rootfs) -> Result<Option<Plan>> {
     let Ask::Sccache { read_only } = ask else {
         return Ok(None);
     };
-    if by.contains("read-only: a project may only read") && !job.quiet {
+    if matches!(by, By::Project(_)) && !job.quiet {
         ui::note(format_args!("the compile cache asked for by {by}"));
     }
     let sccache = find_sccache(job)?;
     check_glibc(&sccache, tools)?;
     let network = network_opt_in(job.opts.cache_network, &job.project.settings)?;
-    let backend = backend(host_var, &job.home, network.as_deref())
-        .with_context(|| format!("the compile cache ({by})"))?;
+    let backend = match by {
+        By::Project(_) => project_backend(host_var, &job.home),
+        _ => backend(host_var, &job.home, network.as_deref()),
+    }
+    .with_context(|| format!("the compile cache ({by})"))?;
+    if read_only {
+        read_only_on(&backend, job.quiet).with_context(|| format!("the compile cache ({by})"))?;
+    }
     let dir = job.run_dir.0.join("cache");
     std::fs::create_dir_all(dir.join("out"))?;
     std::fs::create_dir_all(dir.join("bin"))?;
@@ -503,6 +534,55 @@ pub fn plan(job: &Job, tools: &crate::rootfs::Rootfs) -> Result<Option<Plan>> {
         read_only,
         dir,
     }))
+}
+
+/// The backend of a cache only the project asked for: the local disk, bound read-only. A
+/// server or an object store is refused: the build would get a connection to it through
+/// which any build script can write, whatever sccache's own read-only setting says.
+pub fn project_backend(var: impl Fn(&str) -> Option<String>, home: &Path) -> Result<Backend> {
+    // Told as if the user had opted in to the network: only to name what is refused.
+    match backend(var, home, Some("-"))? {
+        Backend::Local(dir) => Ok(Backend::Local(dir)),
+        other => bail!(
+            "your environment names an sccache backend other than the local disk ({other}), \
+             but only the project asks for the cache: a project may only read the shared cache, \
+             and only the local disk can be given to its build read-only (through a Redis or memcached connection or an \
+             object store's credentials, every build script and proc macro could write to the \
+             cache: sccache's read-only setting holds only inside the sandbox, and memcached has \
+             no access control). Ask for the cache yourself (--cache sccache or sccache:ro, \
+             CARGO_FOR_ARM_CACHE, or cache = \"…\" in your config file), unset the backend's \
+             variables to use the local disk (SCCACHE_DIR), or pass --cache none"
+        ),
+    }
+}
+
+/// `sccache:ro` with a server: read-only holds only inside the sandbox (sccache's own
+/// setting), so the server must enforce it. Said once for Redis and an object store;
+/// memcached, which has no access control, is refused.
+fn read_only_on(backend: &Backend, quiet: bool) -> Result<()> {
+    let enforce = match backend {
+        Backend::Local(_) => return Ok(()),
+        Backend::Memcached(at) => bail!(
+            "read-only use (sccache:ro) of memcached {at}: memcached has no access control, so every \
+             build script and proc macro of the build could write to it through the forwarded \
+             connection (sccache's read-only setting holds only inside the sandbox). Read a \
+             cache read-only from the local disk (SCCACHE_DIR, bound read-only), or use \
+             memcached read-write (--cache sccache) only among builds that trust each other"
+        ),
+        Backend::RedisUnix { .. } | Backend::RedisTcp { .. } => {
+            "give the build a Redis ACL user limited to read commands (SCCACHE_REDIS_USERNAME \
+             and SCCACHE_REDIS_PASSWORD; see docs/SECURITY.md)"
+        }
+        Backend::Store(_) => "give the build credentials that can only read the store",
+    };
+    if !quiet {
+        ui::note(format_args!(
+            "read-only use (sccache:ro) of {backend}: read-only is enforced by sccache inside the \
+             build sandbox only, and a build script can write through the same connection; the \
+             server must enforce it: {enforce}"
+        ));
+    }
+    Ok(())
 }
 
 /// What the build holds until [`finish`]: the lock of a local directory, or the proxy of a
@@ -980,12 +1060,15 @@ mod tests {
         }
         let (ask, by) = asked(None, &with("sccache")).unwrap();
         assert_eq!(ask, Ask::Sccache { read_only: true }, "{by}");
-        assert!(by.contains("read-only: a project may only read"), "{by}");
-        let (ask, _) = asked(None, &with("sccache:ro")).unwrap();
+        assert!(matches!(by, By::Project(_)), "{by:?}");
+        assert!(by.to_string().contains("a project may only read"), "{by}");
+        let (ask, by) = asked(None, &with("sccache:ro")).unwrap();
         assert_eq!(ask, Ask::Sccache { read_only: true });
+        assert!(matches!(by, By::Project(_)), "{by:?}");
         // The user's own flag writes it.
-        let (ask, _) = asked(Some("sccache"), &with("sccache:ro")).unwrap();
+        let (ask, by) = asked(Some("sccache"), &with("sccache:ro")).unwrap();
         assert_eq!(ask, Ask::Sccache { read_only: false });
+        assert_eq!(by, By::User("--cache".into()));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1184,5 +1267,69 @@ mod tests {
             w.contains("SCCACHE_MEMCACHED_ENDPOINT=tcp://127.0.0.1:$port"),
             "{w}"
         );
+    }
+
+    #[test]
+    fn a_project_gets_the_local_disk_only() {
+        let home = Path::new("/h");
+        assert_eq!(
+            project_backend(one("SCCACHE_DIR", "/c"), home).unwrap(),
+            Backend::Local("/c".into())
+        );
+        for (k, v) in [
+            ("SCCACHE_REDIS", "redis://:pw@127.0.0.1:6379"),
+            ("SCCACHE_MEMCACHED", "tcp://127.0.0.1:11211"),
+            ("SCCACHE_BUCKET", "b"),
+        ] {
+            let e = format!("{:#}", project_backend(one(k, v), home).unwrap_err());
+            assert!(
+                e.contains("only the project asks")
+                    && e.contains("--cache sccache")
+                    && e.contains("local disk"),
+                "{k}: {e}"
+            );
+            assert!(!e.contains("pw"), "{e}");
+        }
+    }
+
+    #[test]
+    fn read_only_is_refused_for_memcached_and_told_for_redis() {
+        let at = Tcp {
+            host: "127.0.0.1".into(),
+            port: 11211,
+        };
+        let e = read_only_on(&Backend::Memcached(at.clone()), true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no access control") && e.contains("SCCACHE_DIR"),
+            "{e}"
+        );
+        read_only_on(&Backend::Local("/c".into()), true).unwrap();
+        let redis = Backend::RedisTcp {
+            at,
+            db: None,
+            user: None,
+            password: None,
+        };
+        read_only_on(&redis, true).unwrap();
+    }
+
+    #[test]
+    fn error_messages_never_show_the_password() {
+        let home = Path::new("/h");
+        for (k, v) in [
+            ("SCCACHE_REDIS", "redis://u:s3cret@h:port"),
+            ("SCCACHE_REDIS", "redis://u:s3cret@h/x"),
+            ("SCCACHE_REDIS", "redis://u:s3cret@h?q=1"),
+            ("SCCACHE_REDIS", "rediss://u:s3cret@h"),
+            ("SCCACHE_REDIS", "http://u:s3cret@h"),
+            ("SCCACHE_REDIS", "unix://u:s3cret@/nonexistent?db=x"),
+            ("SCCACHE_MEMCACHED", "udp://u:s3cret@h:1"),
+            ("SCCACHE_MEMCACHED", "u:s3cret@h:1"),
+        ] {
+            let e = format!("{:#}", backend(one(k, v), home, None).unwrap_err());
+            assert!(!e.contains("s3cret") && e.contains("u:***@"), "{v}: {e}");
+        }
     }
 }

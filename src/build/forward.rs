@@ -19,12 +19,19 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-/// How long the tool tries to reach the endpoint before the build starts.
+/// How long the tool tries to reach the endpoint before the build starts, and each
+/// forwarded connection after.
 const REACH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections forwarded at once; further ones wait in the listener's backlog, so that a
+/// build cannot exhaust the user's process or file limits through the proxy.
+const MAX_CONNECTIONS: usize = 64;
+/// The pause after `accept` found no file or memory left, before it tries again.
+const BACKOFF: Duration = Duration::from_millis(100);
 
 /// The first address of `host:port` that accepts a connection now: the only one the proxy
 /// will ever connect to.
@@ -74,11 +81,12 @@ pub struct Parts<'a> {
 impl<'a> Parts<'a> {
     pub fn of(rest: &'a str, default_port: u16) -> Result<Parts<'a>> {
         let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let (userinfo, hostport) = match authority.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
-            None => (None, authority),
+        // The user and password end at the last `@` (a `/` in them does not end the host).
+        let (userinfo, rest) = match rest.rsplit_once('@') {
+            Some((u, r)) => (Some(u), r),
+            None => (None, rest),
         };
+        let (hostport, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         let (user, password) = match userinfo.map(|u| u.split_once(':').unwrap_or((u, ""))) {
             Some((u, p)) => (
                 Some(percent_decoded(u)?).filter(|u| !u.is_empty()),
@@ -123,6 +131,19 @@ fn host_port(s: &str, default_port: u16) -> Result<Tcp> {
     })
 }
 
+/// `url` as error messages show it: the password of `[scheme://]user:password@…` replaced
+/// by `***` (everything up to the last `@` counts as user and password).
+pub fn redacted(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let Some(at) = url.rfind('@').filter(|&at| at >= start) else {
+        return url.to_string();
+    };
+    match url[start..at].find(':') {
+        Some(colon) => format!("{}:***{}", &url[..start + colon], &url[at..]),
+        None => url.to_string(),
+    }
+}
+
 /// `%XX` escapes of a URL's user and password.
 pub(super) fn percent_decoded(s: &str) -> Result<String> {
     let mut out = Vec::with_capacity(s.len());
@@ -165,7 +186,9 @@ impl Proxy {
         }
         if pid == 0 {
             super::runner::die_with(tool);
-            serve(listener, || TcpStream::connect(addr));
+            serve(listener, move || {
+                TcpStream::connect_timeout(&addr, REACH_TIMEOUT)
+            });
         }
         Ok(Proxy {
             pid,
@@ -266,30 +289,117 @@ impl Accept for TcpListener {
     }
 }
 
-/// Accept forever; each connection gets a connection of `connect` and a thread copying
-/// between them. Never returns (the process is killed, or exits on a broken listener).
+/// Accept forever, at most [`MAX_CONNECTIONS`] connections at once; each gets a thread that
+/// connects with `connect` and copies between the two. Never returns (the process is
+/// killed, or exits on a broken listener).
 fn serve<L, C, F>(listener: L, connect: F) -> !
 where
     L: Accept,
     C: Duplex,
-    F: Fn() -> std::io::Result<C>,
+    F: Fn() -> std::io::Result<C> + Clone + Send + 'static,
+{
+    serve_with(listener, connect, Arc::new(Slots::new(MAX_CONNECTIONS)))
+}
+
+fn serve_with<L, C, F>(listener: L, connect: F, slots: Arc<Slots>) -> !
+where
+    L: Accept,
+    C: Duplex,
+    F: Fn() -> std::io::Result<C> + Clone + Send + 'static,
 {
     loop {
+        // Waits while every slot is in use: further connections stay in the backlog.
+        let slot = Slot::take(&slots);
         let conn = match listener.next() {
             Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if transient(&e) => continue,
+            Err(e) if out_of_files(&e) => {
+                std::thread::sleep(BACKOFF);
+                continue;
+            }
             Err(e) => {
                 eprintln!("cargo-for-arm: the cache endpoint's listener failed: {e}");
                 // SAFETY: leaving without the parent's destructors.
                 unsafe { libc::_exit(1) }
             }
         };
-        match connect() {
-            Ok(up) => {
-                std::thread::spawn(move || splice(conn, up));
+        let connect = connect.clone();
+        // No thread left: the connection is closed (its slot freed), the proxy goes on.
+        let _ = std::thread::Builder::new().spawn(move || {
+            let _slot = slot;
+            match connect() {
+                Ok(up) => splice(conn, up),
+                Err(e) => eprintln!("cargo-for-arm: cannot reach the cache endpoint: {e}"),
             }
-            Err(e) => eprintln!("cargo-for-arm: cannot reach the cache endpoint: {e}"),
+        });
+    }
+}
+
+/// An `accept` error after which the next `accept` may succeed at once.
+fn transient(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::Interrupted | std::io::ErrorKind::ConnectionAborted
+    )
+}
+
+/// An `accept` error of exhausted limits (files, kernel memory): worth a later try.
+fn out_of_files(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// A counting semaphore: the connections forwarded at once.
+struct Slots {
+    max: usize,
+    state: Mutex<SlotState>,
+    freed: Condvar,
+}
+
+#[derive(Default)]
+struct SlotState {
+    used: usize,
+    /// Takers waiting for a slot (for the tests).
+    waiting: usize,
+}
+
+impl Slots {
+    fn new(max: usize) -> Slots {
+        Slots {
+            max,
+            state: Mutex::new(SlotState::default()),
+            freed: Condvar::new(),
         }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One slot, given back when dropped.
+struct Slot(Arc<Slots>);
+
+impl Slot {
+    /// A slot of `slots`, waiting until one is free.
+    fn take(slots: &Arc<Slots>) -> Slot {
+        let mut st = slots.state();
+        st.waiting += 1;
+        while st.used >= slots.max {
+            st = slots.freed.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        st.waiting -= 1;
+        st.used += 1;
+        Slot(slots.clone())
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.state().used -= 1;
+        self.0.freed.notify_one();
     }
 }
 
@@ -314,10 +424,9 @@ mod tests {
     use super::*;
     use std::io::BufRead;
 
-    /// An echo server that upper-cases each line: bytes both ways, through the proxy.
-    fn upper_server() -> SocketAddr {
-        let l = TcpListener::bind(("127.0.0.1", 0)).unwrap();
-        let addr = l.local_addr().unwrap();
+    /// An echo server on `l` that upper-cases each line: bytes both ways, through the proxy.
+    /// Started after the proxy's fork, so the forked child inherits none of its threads.
+    fn upper_server(l: TcpListener) {
         std::thread::spawn(move || {
             for c in l.incoming().flatten() {
                 std::thread::spawn(move || {
@@ -328,16 +437,18 @@ mod tests {
                 });
             }
         });
-        addr
     }
 
     #[test]
     fn bytes_go_both_ways_and_the_listener_goes_with_the_proxy() {
-        let addr = upper_server();
+        let l = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let addr = l.local_addr().unwrap();
+        // The backlog answers the connect before anyone accepts.
         assert_eq!(resolve("127.0.0.1", addr.port()).unwrap(), addr);
         let dir = std::env::temp_dir().join(format!("cfa-forward-{}", std::process::id()));
         let socket = dir.join("endpoint/sock");
         let proxy = Proxy::start(&socket, addr).unwrap();
+        upper_server(l);
         for _ in 0..2 {
             let mut s = UnixStream::connect(&socket).unwrap();
             s.write_all(b"hello\nredis\n").unwrap();
@@ -360,5 +471,70 @@ mod tests {
         drop(free);
         let e = resolve("127.0.0.1", port).unwrap_err().to_string();
         assert!(e.contains(&format!("cannot reach 127.0.0.1:{port}")), "{e}");
+    }
+
+    /// Wait (without a time bound) until `slots` shows `used` slots in use and the accept
+    /// loop waiting for one.
+    fn until(slots: &Slots, used: usize, waiting: usize) {
+        loop {
+            let st = slots.state();
+            if st.used == used && st.waiting == waiting {
+                return;
+            }
+            drop(st);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn connections_beyond_the_cap_wait_for_a_free_slot() {
+        // Upstream: a listener whose accepted connections the test counts.
+        let up = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let addr = up.local_addr().unwrap();
+        let dir = std::env::temp_dir().join(format!("cfa-forward-cap-{}", std::process::id()));
+        let socket = dir.join("sock");
+        let listener = listen_private(&socket).unwrap();
+        let slots = Arc::new(Slots::new(2));
+        let s2 = slots.clone();
+        std::thread::spawn(move || {
+            serve_with(
+                listener,
+                move || TcpStream::connect_timeout(&addr, REACH_TIMEOUT),
+                s2,
+            )
+        });
+        let clients: Vec<UnixStream> = (0..3)
+            .map(|_| UnixStream::connect(&socket).unwrap())
+            .collect();
+        // Two forwarded, the third left in the backlog while the loop waits for a slot.
+        let (a, _) = up.accept().unwrap();
+        let (_b, _) = up.accept().unwrap();
+        until(&slots, 2, 1);
+        // The first client leaves (and then its upstream end): its slot goes to the third.
+        let mut clients = clients;
+        drop(clients.remove(0));
+        let mut a = a;
+        a.read_to_end(&mut Vec::new()).unwrap();
+        drop(a);
+        let (_c, _) = up.accept().unwrap();
+        until(&slots, 2, 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        for (url, shown) in [
+            ("redis://:s3cret@h:1/2", "redis://:***@h:1/2"),
+            ("redis://us:p@ss/w@h:port", "redis://us:***@h:port"),
+            ("redis://user@h", "redis://user@h"),
+            ("u:pw@h:1", "u:***@h:1"),
+            ("unix:///run/r.sock?db=1", "unix:///run/r.sock?db=1"),
+            ("tcp://h:11211", "tcp://h:11211"),
+        ] {
+            assert_eq!(redacted(url), shown, "{url}");
+        }
+        let p = Parts::of("u:pa/ss@h:7/3", 1).unwrap();
+        assert_eq!(p.password.as_deref(), Some("pa/ss"));
+        assert_eq!((p.at.port, p.path), (7, "/3"));
     }
 }
