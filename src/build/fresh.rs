@@ -99,7 +99,8 @@ impl Check {
         })
     }
 
-    /// Whether the last successful build of this command saw exactly this.
+    /// Whether the stamp was taken of exactly this: after a cargo run of this command that
+    /// found everything fresh, with nothing it can see changed since.
     pub fn fresh(&self) -> bool {
         std::fs::read(&self.stamp).is_ok_and(|s| s == self.digest(&self.inputs, &self.outputs))
     }
