@@ -503,21 +503,26 @@ mod tests {
                 s2,
             )
         });
-        let clients: Vec<UnixStream> = (0..3)
+        let mut clients: Vec<UnixStream> = (0..3)
             .map(|_| UnixStream::connect(&socket).unwrap())
             .collect();
-        // Two forwarded, the third left in the backlog while the loop waits for a slot.
+        // Two forwarded (in whichever order their threads connect), the third left in the
+        // backlog: the loop waits for a slot before it accepts, so nothing reaches upstream.
         let (a, _) = up.accept().unwrap();
-        let (_b, _) = up.accept().unwrap();
+        let (b, _) = up.accept().unwrap();
         until(&slots, 2, 1);
-        // The first client leaves (and then its upstream end): its slot goes to the third.
-        let mut clients = clients;
-        drop(clients.remove(0));
-        let mut a = a;
-        a.read_to_end(&mut Vec::new()).unwrap();
-        drop(a);
+        up.set_nonblocking(true).unwrap();
+        let e = up.accept().unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}");
+        up.set_nonblocking(false).unwrap();
+        // The first two leave, both ends: their slots go to the third (and to the next
+        // accept, which then waits for a client).
+        let third = clients.pop().unwrap();
+        drop(clients);
+        drop((a, b));
         let (_c, _) = up.accept().unwrap();
-        until(&slots, 2, 1);
+        until(&slots, 2, 0);
+        drop(third);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
