@@ -120,6 +120,21 @@ pub type Visit<'a> = &'a mut dyn FnMut(&[u8]);
 /// How deep [`stat_tree`] goes (a sandbox could nest directories to exhaust the stack).
 pub const MAX_DEPTH: usize = 256;
 
+/// What changes with any write or replacement of an entry: `\0<mode> <inode>`, then but
+/// for a directory (its times move with its entries, which are seen themselves) ` <size>
+/// <mtime>.<ns> <ctime>.<ns>`, then `\0`.
+pub fn status_of(st: &nix::sys::stat::FileStat) -> Vec<u8> {
+    let mut line = format!("\0{:o} {}", st.st_mode, st.st_ino);
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR {
+        line.push_str(&format!(
+            " {} {}.{} {}.{}",
+            st.st_size, st.st_mtime, st.st_mtime_nsec, st.st_ctime, st.st_ctime_nsec
+        ));
+    }
+    line.push('\0');
+    line.into_bytes()
+}
+
 /// Walk `base` without following a symlink or opening anything but directories, and feed
 /// every entry's status to `visit`, names sorted, paths in `skip` (absolute) left out. Gives
 /// up (an error) past `limit` entries, below [`MAX_DEPTH`] levels, or where a directory
@@ -168,19 +183,7 @@ fn walk(
                 .with_context(|| format!("status of {}", full.display()))?;
             let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
             let mut line = rel.clone();
-            line.extend_from_slice(format!("\0{:o} {}", st.st_mode, st.st_ino).as_bytes());
-            // A directory's times move with its entries, which are seen themselves (and a
-            // skipped one's appearance is not a change).
-            if kind != SFlag::S_IFDIR {
-                line.extend_from_slice(
-                    format!(
-                        " {} {}.{} {}.{}",
-                        st.st_size, st.st_mtime, st.st_mtime_nsec, st.st_ctime, st.st_ctime_nsec
-                    )
-                    .as_bytes(),
-                );
-            }
-            line.push(0);
+            line.extend_from_slice(&status_of(&st));
             if kind == SFlag::S_IFLNK {
                 let target = nix::fcntl::readlinkat(dir, name.as_os_str())?;
                 line.extend_from_slice(target.as_bytes());

@@ -25,7 +25,6 @@
 //! skipped no-op loses; `CARGO_FOR_ARM_FRESH=0` starts cargo always.
 
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -88,8 +87,8 @@ impl Check {
         }
         let trees = trees(job, spec);
         let stamp = stamp_path(job, spec);
-        let inputs = walk(&trees.inputs, &trees.skip, Some(job))?;
-        let outputs = walk(&trees.outputs, &trees.skip, None)?;
+        let inputs = walk(&trees.inputs, &trees.skip, &job.rootfs.marks())?;
+        let outputs = walk(&trees.outputs, &trees.skip, &[])?;
         Some(Check {
             stamp,
             key: key.finalize().to_vec(),
@@ -116,10 +115,10 @@ impl Check {
     /// build is never stamped) — and nobody changed an input while it ran. So the build after
     /// a real one still starts cargo; the one after that, if nothing changed, does not.
     pub fn record(&self, job: &Job) {
-        let Some(inputs) = walk(&self.trees.inputs, &self.trees.skip, Some(job)) else {
+        let Some(inputs) = walk(&self.trees.inputs, &self.trees.skip, &job.rootfs.marks()) else {
             return;
         };
-        let Some(outputs) = walk(&self.trees.outputs, &self.trees.skip, None) else {
+        let Some(outputs) = walk(&self.trees.outputs, &self.trees.skip, &[]) else {
             return;
         };
         if inputs != self.inputs || outputs != self.outputs || job.rootfs.changing() {
@@ -200,9 +199,9 @@ fn trees(job: &Job, spec: &Spec) -> Trees {
     t
 }
 
-/// The walk of `roots` (each with the others nested in it left out) and, for the inputs,
-/// the stored rootfs's marks of change.
-fn walk(roots: &[PathBuf], skip: &[PathBuf], inputs_of: Option<&Job>) -> Option<Vec<u8>> {
+/// The walk of `roots` (each with the others nested in it left out), then the status of
+/// `marks` (for the inputs: the stored rootfs's marks of change).
+fn walk(roots: &[PathBuf], skip: &[PathBuf], marks: &[PathBuf]) -> Option<Vec<u8>> {
     let mut h = Sha256::new();
     for root in roots {
         h.update(root.as_os_str().as_encoded_bytes());
@@ -214,29 +213,16 @@ fn walk(roots: &[PathBuf], skip: &[PathBuf], inputs_of: Option<&Job>) -> Option<
             status(root, &mut h);
         }
     }
-    if let Some(job) = inputs_of {
-        job.rootfs.marks().iter().for_each(|m| status(m, &mut h));
-    }
+    marks.iter().for_each(|m| status(m, &mut h));
     Some(h.finalize().to_vec())
 }
 
-/// A path's status (or its absence), not followed if a symlink.
+/// A path's status (or its absence), not followed if a symlink: as `hostfs::stat_tree`
+/// sees an entry.
 fn status(path: &Path, h: &mut Sha256) {
     h.update(path.as_os_str().as_encoded_bytes());
-    match std::fs::symlink_metadata(path) {
-        Ok(m) => h.update(
-            format!(
-                "\0{:o} {} {} {}.{} {}.{}\0",
-                m.mode(),
-                m.size(),
-                m.ino(),
-                m.mtime(),
-                m.mtime_nsec(),
-                m.ctime(),
-                m.ctime_nsec()
-            )
-            .as_bytes(),
-        ),
+    match nix::sys::stat::lstat(path) {
+        Ok(st) => h.update(crate::hostfs::status_of(&st)),
         Err(_) => h.update(b"\0absent\0"),
     }
 }
