@@ -81,13 +81,40 @@ pub struct Outcome {
 
 /// Forking from a multi-threaded process can leave the child stuck on a lock another thread
 /// held; the sandbox is always entered from a single thread.
+///
+/// A thread that has just been joined (the HTTP client's runtime thread after a qemu or rootfs
+/// fetch) can still be counted for a moment: `pthread_join` returns when the kernel clears the
+/// thread's id, before the kernel has released it. So a count above one is read again for a
+/// while before it is called an error; a thread that is really still running stays counted.
 fn assert_single_threaded() -> Result<()> {
+    settle_threads(thread_count, SETTLE_READS, Duration::from_millis(10))
+}
+
+/// How often [`assert_single_threaded`] reads the count before it gives up (about 2 s).
+const SETTLE_READS: u32 = 200;
+
+fn thread_count() -> Result<String> {
     let status = std::fs::read_to_string("/proc/self/status")?;
-    let threads = status
+    Ok(status
         .lines()
         .find_map(|l| l.strip_prefix("Threads:"))
         .map(|t| t.trim().to_string())
-        .unwrap_or_default();
+        .unwrap_or_default())
+}
+
+fn settle_threads(
+    mut count: impl FnMut() -> Result<String>,
+    reads: u32,
+    pause: Duration,
+) -> Result<()> {
+    let mut threads = count()?;
+    for _ in 1..reads {
+        if threads == "1" {
+            return Ok(());
+        }
+        std::thread::sleep(pause);
+        threads = count()?;
+    }
     if threads != "1" {
         bail!("internal error: cargo-for-arm has {threads} threads when entering the sandbox");
     }
@@ -450,6 +477,33 @@ pub fn reexec_in_userns(map: &IdMap, args: &[String]) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_thread_still_being_released_is_waited_for_and_one_that_stays_is_an_error() {
+        let mut seen = vec!["1", "2", "3"];
+        settle_threads(
+            || Ok(seen.pop().unwrap_or("1").to_string()),
+            10,
+            Duration::ZERO,
+        )
+        .expect("the count fell to one");
+        let mut reads = 0;
+        let err = settle_threads(
+            || {
+                reads += 1;
+                Ok("2".to_string())
+            },
+            10,
+            Duration::ZERO,
+        )
+        .unwrap_err();
+        assert_eq!(reads, 10);
+        assert!(
+            err.to_string()
+                .contains("2 threads when entering the sandbox"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn outcomes() {
