@@ -625,15 +625,7 @@ fn run_guarded(u: &Unsandboxed, hang: Option<Duration>) -> anyhow::Result<crate:
     if u.argv.is_empty() {
         anyhow::bail!("no command given");
     }
-    let threads = std::fs::read_to_string("/proc/self/status")?
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:").map(|t| t.trim().to_string()))
-        .unwrap_or_default();
-    if threads != "1" {
-        anyhow::bail!(
-            "internal error: cargo-for-arm has {threads} threads when starting the guard"
-        );
-    }
+    crate::sandbox::assert_single_threaded("starting the guard")?;
     let mut sigs = vec![libc::SIGCHLD];
     sigs.extend(GUARD_FORWARDED);
     let set = sigset(&sigs);

@@ -86,8 +86,9 @@ pub struct Outcome {
 /// fetch) can still be counted for a moment: `pthread_join` returns when the kernel clears the
 /// thread's id, before the kernel has released it. So a count above one is read again for a
 /// while before it is called an error; a thread that is really still running stays counted.
-fn assert_single_threaded() -> Result<()> {
-    settle_threads(thread_count, SETTLE_READS, Duration::from_millis(10))
+/// `when` ends the error: "entering the sandbox", "starting the guard".
+pub(crate) fn assert_single_threaded(when: &str) -> Result<()> {
+    settle_threads(thread_count, SETTLE_READS, Duration::from_millis(10), when)
 }
 
 /// How often [`assert_single_threaded`] reads the count before it gives up (about 2 s).
@@ -106,6 +107,7 @@ fn settle_threads(
     mut count: impl FnMut() -> Result<String>,
     reads: u32,
     pause: Duration,
+    when: &str,
 ) -> Result<()> {
     let mut threads = count()?;
     for _ in 1..reads {
@@ -116,7 +118,7 @@ fn settle_threads(
         threads = count()?;
     }
     if threads != "1" {
-        bail!("internal error: cargo-for-arm has {threads} threads when entering the sandbox");
+        bail!("internal error: cargo-for-arm has {threads} threads when {when}");
     }
     Ok(())
 }
@@ -246,7 +248,7 @@ pub fn spawn(plan: &Spec, stderr: Stderr) -> Result<Running> {
     let blocked = sys::sigset(FORWARDED.into_iter().chain([libc::SIGCHLD, libc::SIGTTOU]));
     // SAFETY: changing our own signal mask; the child inherits it and PID 1 waits on it.
     unsafe { libc::sigprocmask(libc::SIG_BLOCK, &blocked, std::ptr::null_mut()) };
-    assert_single_threaded()?;
+    assert_single_threaded("entering the sandbox")?;
     let mut flags = libc::CLONE_NEWUSER
         | libc::CLONE_NEWNS
         | libc::CLONE_NEWPID
@@ -485,6 +487,7 @@ mod tests {
             || Ok(seen.pop().unwrap_or("1").to_string()),
             10,
             Duration::ZERO,
+            "entering the sandbox",
         )
         .expect("the count fell to one");
         let mut reads = 0;
@@ -495,6 +498,7 @@ mod tests {
             },
             10,
             Duration::ZERO,
+            "entering the sandbox",
         )
         .unwrap_err();
         assert_eq!(reads, 10);
