@@ -43,7 +43,7 @@ const CARGO_QEMU_MAJOR: u64 = 8;
 /// [`exec_for`] for an emulated cargo: when the qemu found (not one named by flag or
 /// environment) is older than 8, a newer one is fetched from the host's archive unless
 /// fetching is forbidden, and the choice is said (and that the fetched one is old too, when
-/// the host's release has no newer one).
+/// neither the host's release nor the archive's newer one has a newer one: [`Source::fetch`]).
 pub fn exec_for_cargo(arch: Arch, flag: Option<&Path>, quiet: bool) -> Result<Exec> {
     let exec = exec_for(arch, flag)?;
     // Through the host's registration the tool's qemu is not what runs cargo.
@@ -303,6 +303,11 @@ pub fn cached(arch: Arch) -> Option<PathBuf> {
     found.pop()
 }
 
+/// The release a suite belongs to: `jammy` of `jammy-updates`.
+fn release_of(suite: &str) -> &str {
+    suite.strip_suffix("-updates").unwrap_or(suite)
+}
+
 /// Debian versions like `1:10.0.13+ds-0+deb13u1` as comparable numbers.
 fn version_key(v: &str) -> Vec<u64> {
     let v = v.split_once(':').map_or(v, |(_, r)| r);
@@ -362,11 +367,18 @@ impl Source {
         let suites = match (suite, ubuntu) {
             (Some(s), _) => vec![s.to_string()],
             // The host's own release, its updates first; another machine's Ubuntu mirror
-            // (a config on a non-Ubuntu host) gets the LTS the rootfs defaults to.
+            // (a config on a non-Ubuntu host) gets the LTS the rootfs defaults to. A host
+            // release older than that LTS (22.04's qemu is 6.2) goes on to the LTS when its
+            // own qemu is too old for a cargo: a static qemu runs on any release.
             (None, true) => {
                 let s = sources::ubuntu_host_suite()
                     .unwrap_or_else(|| sources::UBUNTU_SUITE.to_string());
-                vec![format!("{s}-updates"), s]
+                let mut suites = vec![format!("{s}-updates"), s.clone()];
+                if s != sources::UBUNTU_SUITE {
+                    let lts = sources::UBUNTU_SUITE;
+                    suites.extend([format!("{lts}-updates"), lts.to_string()]);
+                }
+                suites
             }
             // Debian 13's qemu-user is static and qemu 10; Debian 12's qemu-user-static is 7.2.
             (None, false) => vec!["trixie".into(), "bookworm".into()],
@@ -398,12 +410,22 @@ impl Source {
         }
     }
 
-    /// The first suite that has a usable static qemu for `arch`; one older than 8 is said.
+    /// The first suite that has a usable static qemu for `arch` of 8 or newer. One older than
+    /// 8 is kept while a later release is tried (the other suites of its own release are
+    /// skipped: they carry the same qemu or an older one), and is the answer, said to be old,
+    /// when no later suite has a newer one.
     fn fetch(&self, arch: Arch, quiet: bool) -> Result<PathBuf> {
         let client = crate::rootfs::fetch::client()?;
         let mut tried = Vec::new();
+        let mut old: Option<(PathBuf, &str)> = None;
         for s in &self.suites {
+            if old.as_ref().is_some_and(|(_, o)| release_of(o) == release_of(s)) {
+                continue;
+            }
             match self.fetch_from(&client, s, arch, quiet) {
+                Ok(p) if old.is_none() && too_old_for_cargo(&p).is_some() => {
+                    old = Some((p, s));
+                }
                 Ok(p) => {
                     self.warn_if_old(&p, s, arch);
                     return Ok(p);
@@ -415,6 +437,10 @@ impl Source {
                     tried.push(format!("{s}: {e:#}"));
                 }
             }
+        }
+        if let Some((p, s)) = old {
+            self.warn_if_old(&p, s, arch);
+            return Ok(p);
         }
         bail!(
             "could not fetch a static qemu for {arch} from {} ({}): {}; name another suite (--suite) or mirror (--mirror), or {}",

@@ -293,52 +293,57 @@ fn host_ubuntu_archive() -> (&'static str, &'static str) {
 }
 
 /// An Ubuntu-shaped archive for this host's architecture, signed by a key of the test, with
-/// `suite` and `suite-updates`: an unrelated package in `main` of both, and in `universe` of
-/// the updates a `qemu-user-static` whose `usr/bin/qemu-arm-static` is `qemu` (`version`).
+/// for each of `releases` (suite, qemu, version) `suite` and `suite-updates`: an unrelated
+/// package in `main` of both, and in `universe` of the updates a `qemu-user-static` whose
+/// `usr/bin/qemu-arm-static` is `qemu` (`version`).
 struct UbuntuQemuArchive {
     gpg: Gpg,
     server: Server,
     tree: String,
-    /// The qemu-user-static package served.
+    /// The qemu-user-static package served by the first release.
     deb: PathBuf,
     _dir: TempDir,
 }
 
 impl UbuntuQemuArchive {
-    fn new(suite: &str, qemu: &Path, version: &str) -> UbuntuQemuArchive {
+    fn new(releases: &[(&str, &Path, &str)]) -> UbuntuQemuArchive {
         let (host, tree_name) = host_ubuntu_archive();
         let dir = TempDir::new("ubuntu-qemu-archive");
         let gpg = Gpg::new("Ubuntu test archive");
         let server = Server::start();
         let tree = Tree::new(&dir.path().join(tree_name));
         let other = Deb::read(&make_deb(dir.path(), "apt", host, 1000));
-        let deb = make_deb_of_files(
-            dir.path(),
-            "qemu-user-static",
-            version,
-            host,
-            &[("usr/bin/qemu-arm-static", qemu)],
-        );
-        let updates = format!("{suite}-updates");
-        for dist in [suite, updates.as_str()] {
-            tree.packages(dist, host, std::slice::from_ref(&other));
-            if dist == updates {
-                tree.component_packages(dist, "universe", host, &[Deb::read(&deb)]);
+        let mut debs = Vec::new();
+        for (suite, qemu, version) in releases {
+            let deb = make_deb_of_files(
+                dir.path(),
+                "qemu-user-static",
+                version,
+                host,
+                &[("usr/bin/qemu-arm-static", qemu)],
+            );
+            let updates = format!("{suite}-updates");
+            for dist in [suite, updates.as_str()] {
+                tree.packages(dist, host, std::slice::from_ref(&other));
+                if dist == updates {
+                    tree.component_packages(dist, "universe", host, &[Deb::read(&deb)]);
+                }
+                let r = Release {
+                    origin: "Ubuntu",
+                    suite: dist,
+                    codename: suite,
+                    date: now(),
+                };
+                tree.publish(&gpg, dist, &r);
             }
-            let r = Release {
-                origin: "Ubuntu",
-                suite: dist,
-                codename: suite,
-                date: now(),
-            };
-            tree.publish(&gpg, dist, &r);
+            debs.push(deb);
         }
         server.dir(&format!("/{tree_name}"), &tree.dir);
         UbuntuQemuArchive {
             gpg,
             server,
             tree: tree_name.to_string(),
-            deb,
+            deb: debs.swap_remove(0),
             _dir: dir,
         }
     }
@@ -397,11 +402,11 @@ fn an_ubuntu_host_fetches_qemu_user_static_from_universe_verified() {
         return;
     }
     let (host, _) = host_ubuntu_archive();
-    let a = UbuntuQemuArchive::new(
+    let a = UbuntuQemuArchive::new(&[(
         "noble",
         &qemu_dir().join("qemu-arm"),
         "1:10.0.0+ds-0ubuntu1",
-    );
+    )]);
     let root = a.host("noble");
     let home = TempDir::new("ubuntu-qemu-home");
     let cwd = TempDir::new("ubuntu-qemu");
@@ -501,7 +506,7 @@ fn an_ubuntu_release_whose_qemu_is_older_than_8_says_so() {
     }
     // Ubuntu 22.04's qemu is 6.2; Debian 12's 7.2 (the old fixture) stands in for it.
     let old = fixture("qemu-old").join("qemu-arm-static");
-    let a = UbuntuQemuArchive::new("jammy", &old, "1:6.2+dfsg-2ubuntu6");
+    let a = UbuntuQemuArchive::new(&[("jammy", &old, "1:6.2+dfsg-2ubuntu6")]);
     let root = a.host("jammy");
     let home = TempDir::new("ubuntu-oldqemu-home");
     let cwd = TempDir::new("ubuntu-oldqemu");
@@ -517,4 +522,48 @@ fn an_ubuntu_release_whose_qemu_is_older_than_8_says_so() {
             && err.contains("cargo for-arm qemu fetch arm --suite noble"),
         "{err}"
     );
+}
+
+#[test]
+fn an_ubuntu_release_whose_qemu_is_older_than_8_gets_the_lts_qemu() {
+    if !tools_or_skip() {
+        return;
+    }
+    let (host, _) = host_ubuntu_archive();
+    // A 22.04 host: its release has qemu 6.2 (Debian 12's 7.2 stands in), 24.04 a newer one.
+    let old = fixture("qemu-old").join("qemu-arm-static");
+    let new = qemu_dir().join("qemu-arm");
+    let a = UbuntuQemuArchive::new(&[
+        ("jammy", &old, "1:6.2+dfsg-2ubuntu6"),
+        ("noble", &new, "1:8.2.2+ds-0ubuntu1"),
+    ]);
+    let root = a.host("jammy");
+    let home = TempDir::new("ubuntu-ltsqemu-home");
+    let cwd = TempDir::new("ubuntu-ltsqemu");
+    let o = on_host(root.path(), home.path(), cwd.path())
+        .args(["qemu", "fetch", "arm"])
+        .output();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "qemu-user-static 1:8.2.2+ds-0ubuntu1 (noble-updates, {host}) from {}",
+            a.url()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("older than"), "{err}");
+    let q = PathBuf::from(stdout(&o).trim());
+    assert_eq!(std::fs::read(&q).unwrap(), std::fs::read(&new).unwrap());
+    // jammy-updates gave the old one; jammy itself, of the same release, was not asked.
+    assert_eq!(
+        a.asked(&format!(
+            "/{}/dists/jammy-updates/universe/binary-{host}/Packages.xz",
+            a.tree
+        ))
+        .len(),
+        1,
+        "{err}"
+    );
+    assert!(a.asked(&format!("/{}/dists/jammy/", a.tree)).is_empty());
 }
