@@ -419,7 +419,10 @@ impl Source {
         let mut tried = Vec::new();
         let mut old: Option<(PathBuf, &str)> = None;
         for s in &self.suites {
-            if old.as_ref().is_some_and(|(_, o)| release_of(o) == release_of(s)) {
+            if old
+                .as_ref()
+                .is_some_and(|(_, o)| release_of(o) == release_of(s))
+            {
                 continue;
             }
             match self.fetch_from(&client, s, arch, quiet) {

@@ -7,19 +7,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::aptrepo::{debs_in, now, Deb, Gpg, Release, Tree};
+use common::aptrepo::{debs_in, now, tools_or_skip, Deb, Gpg, Release, Tree};
 use common::http::Server;
 use common::*;
-
-/// Core tests: they skip only outside CI, saying why.
-fn tools_or_skip() -> bool {
-    if let Some(why) = common::aptrepo::tools_present() {
-        assert!(!in_ci(), "{why}");
-        eprintln!("skipped: {why}");
-        return false;
-    }
-    true
-}
 
 /// Real bookworm armhf `.deb`s: those `rootfs create` cached for the create tests' minbase
 /// rootfs (made once from the test machine's mirror, like the other fixtures).

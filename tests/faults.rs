@@ -9,19 +9,10 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::aptrepo::{make_deb, now, Deb, Gpg, Release, Tree};
+use common::aptrepo::{make_deb, now, tools_or_skip, Deb, Gpg, Release, Tree};
 use common::http::{Route, Server};
 use common::*;
 use sha2::Digest;
-
-fn tools_or_skip() -> bool {
-    if let Some(why) = common::aptrepo::tools_present() {
-        assert!(!in_ci(), "{why}");
-        eprintln!("skipped: {why}");
-        return false;
-    }
-    true
-}
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()

@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::aptrepo::{make_deb, make_deb_of_files, now, Deb, Gpg, Release, Tree};
+use common::aptrepo::{make_deb, make_deb_of_files, now, tools_or_skip, Deb, Gpg, Release, Tree};
 use common::http::{Route, Server};
 use common::*;
 
@@ -273,16 +273,6 @@ fn qemu_list_shows_a_file_once_however_many_path_entries_reach_it() {
     assert_eq!(arm.len(), 1, "{text}");
 }
 
-/// Core tests: they skip only outside CI, saying why.
-fn tools_or_skip() -> bool {
-    if let Some(why) = common::aptrepo::tools_present() {
-        assert!(!in_ci(), "{why}");
-        eprintln!("skipped: {why}");
-        return false;
-    }
-    true
-}
-
 /// This host's Debian architecture and the Ubuntu archive that carries it.
 fn host_ubuntu_archive() -> (&'static str, &'static str) {
     match std::env::consts::ARCH {
@@ -358,6 +348,38 @@ impl UbuntuQemuArchive {
         asked.filter(|p| p.starts_with(prefix)).collect()
     }
 
+    /// `qemu fetch arm` on a fake host of `release` (`host`) with an empty store: it
+    /// succeeded and said it fetched qemu-user-static `version` from `suite`. The store, the
+    /// qemu's path and the tool's stderr.
+    fn fetch_on(&self, release: &str, version: &str, suite: &str) -> (TempDir, PathBuf, String) {
+        let (host, _) = host_ubuntu_archive();
+        let root = self.host(release);
+        let home = TempDir::new(&format!("ubuntu-{release}-qemu-home"));
+        let cwd = TempDir::new(&format!("ubuntu-{release}-qemu"));
+        let o = on_host(root.path(), home.path(), cwd.path())
+            .args(["qemu", "fetch", "arm"])
+            .output();
+        let err = stderr(&o);
+        assert!(o.status.success(), "{err}");
+        let said = format!(
+            "qemu-user-static {version} ({suite}, {host}) from {}, verified against its signed InRelease",
+            self.url()
+        );
+        assert!(err.contains(&said), "{err}");
+        (home, PathBuf::from(stdout(&o).trim()), err)
+    }
+
+    /// Of `release`, the universe index of its updates suite was read once and the release
+    /// suite itself not at all (`err`: the tool's stderr, for the message).
+    fn assert_updates_only(&self, release: &str, err: &str) {
+        let (host, _) = host_ubuntu_archive();
+        let tree = &self.tree;
+        let index = format!("/{tree}/dists/{release}-updates/universe/binary-{host}/Packages.xz");
+        assert_eq!(self.asked(&index).len(), 1, "{err}");
+        let other = self.asked(&format!("/{tree}/dists/{release}/"));
+        assert!(other.is_empty(), "{other:?}\n{err}");
+    }
+
     /// A fake Ubuntu host of release `suite` (below `CARGO_FOR_ARM_APT_ROOT`) whose apt
     /// sources name this archive through a mirror list, as GitHub's Ubuntu runners do, and
     /// whose only keyring is Ubuntu's (this archive's key).
@@ -401,41 +423,17 @@ fn an_ubuntu_host_fetches_qemu_user_static_from_universe_verified() {
     if !tools_or_skip() {
         return;
     }
-    let (host, _) = host_ubuntu_archive();
     let a = UbuntuQemuArchive::new(&[(
         "noble",
         &qemu_dir().join("qemu-arm"),
         "1:10.0.0+ds-0ubuntu1",
     )]);
-    let root = a.host("noble");
-    let home = TempDir::new("ubuntu-qemu-home");
-    let cwd = TempDir::new("ubuntu-qemu");
-    let o = on_host(root.path(), home.path(), cwd.path())
-        .args(["qemu", "fetch", "arm"])
-        .output();
-    let err = stderr(&o);
-    assert!(o.status.success(), "{err}");
-    assert!(
-        err.contains(&format!(
-            "qemu-user-static 1:10.0.0+ds-0ubuntu1 (noble-updates, {host}) from {}, verified against its signed InRelease",
-            a.url()
-        )),
-        "{err}"
-    );
+    let (home, q, err) = a.fetch_on("noble", "1:10.0.0+ds-0ubuntu1", "noble-updates");
     assert!(!err.contains("older than"), "{err}");
     // The updates suite first, its universe index read; the release suite not needed.
-    assert_eq!(
-        a.asked(&format!(
-            "/{}/dists/noble-updates/universe/binary-{host}/Packages.xz",
-            a.tree
-        ))
-        .len(),
-        1,
-        "{err}"
-    );
-    assert!(a.asked(&format!("/{}/dists/noble/", a.tree)).is_empty());
-    let q = PathBuf::from(stdout(&o).trim());
+    a.assert_updates_only("noble", &err);
     assert!(q.starts_with(home.path().join("qemu")), "{}", q.display());
+    let (root, cwd) = (a.host("noble"), TempDir::new("ubuntu-qemu"));
     assert_eq!(
         std::fs::metadata(&q).unwrap().permissions().mode() & 0o777,
         0o555
@@ -507,15 +505,9 @@ fn an_ubuntu_release_whose_qemu_is_older_than_8_says_so() {
     // Ubuntu 22.04's qemu is 6.2; Debian 12's 7.2 (the old fixture) stands in for it.
     let old = fixture("qemu-old").join("qemu-arm-static");
     let a = UbuntuQemuArchive::new(&[("jammy", &old, "1:6.2+dfsg-2ubuntu6")]);
-    let root = a.host("jammy");
-    let home = TempDir::new("ubuntu-oldqemu-home");
-    let cwd = TempDir::new("ubuntu-oldqemu");
-    let o = on_host(root.path(), home.path(), cwd.path())
-        .args(["qemu", "fetch", "arm"])
-        .output();
-    let err = stderr(&o);
-    assert!(o.status.success(), "{err}");
-    assert!(err.contains("(jammy-updates, "), "{err}");
+    let (_home, _, err) = a.fetch_on("jammy", "1:6.2+dfsg-2ubuntu6", "jammy-updates");
+    // The LTS was tried (this archive has none) before the old one was taken, and said.
+    assert!(err.contains("no usable qemu from noble-updates"), "{err}");
     assert!(
         err.contains("older than 8")
             && err.contains("may deadlock")
@@ -529,7 +521,6 @@ fn an_ubuntu_release_whose_qemu_is_older_than_8_gets_the_lts_qemu() {
     if !tools_or_skip() {
         return;
     }
-    let (host, _) = host_ubuntu_archive();
     // A 22.04 host: its release has qemu 6.2 (Debian 12's 7.2 stands in), 24.04 a newer one.
     let old = fixture("qemu-old").join("qemu-arm-static");
     let new = qemu_dir().join("qemu-arm");
@@ -537,33 +528,10 @@ fn an_ubuntu_release_whose_qemu_is_older_than_8_gets_the_lts_qemu() {
         ("jammy", &old, "1:6.2+dfsg-2ubuntu6"),
         ("noble", &new, "1:8.2.2+ds-0ubuntu1"),
     ]);
-    let root = a.host("jammy");
-    let home = TempDir::new("ubuntu-ltsqemu-home");
-    let cwd = TempDir::new("ubuntu-ltsqemu");
-    let o = on_host(root.path(), home.path(), cwd.path())
-        .args(["qemu", "fetch", "arm"])
-        .output();
-    let err = stderr(&o);
-    assert!(o.status.success(), "{err}");
-    assert!(
-        err.contains(&format!(
-            "qemu-user-static 1:8.2.2+ds-0ubuntu1 (noble-updates, {host}) from {}",
-            a.url()
-        )),
-        "{err}"
-    );
+    let (_home, q, err) = a.fetch_on("jammy", "1:8.2.2+ds-0ubuntu1", "noble-updates");
     assert!(!err.contains("older than"), "{err}");
-    let q = PathBuf::from(stdout(&o).trim());
     assert_eq!(std::fs::read(&q).unwrap(), std::fs::read(&new).unwrap());
     // jammy-updates gave the old one; jammy itself, of the same release, was not asked.
-    assert_eq!(
-        a.asked(&format!(
-            "/{}/dists/jammy-updates/universe/binary-{host}/Packages.xz",
-            a.tree
-        ))
-        .len(),
-        1,
-        "{err}"
-    );
-    assert!(a.asked(&format!("/{}/dists/jammy/", a.tree)).is_empty());
+    a.assert_updates_only("jammy", &err);
+    a.assert_updates_only("noble", &err);
 }
