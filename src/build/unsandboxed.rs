@@ -349,21 +349,7 @@ pub fn run(
     d: &Decision,
     quiet: bool,
 ) -> Result<i32> {
-    let mode = project
-        .settings
-        .get_or(&settings::MODE, opts.mode, Mode::parse, Mode::Auto)?;
-    if mode == Mode::Emulate || arch.runs_natively() {
-        return Err(refuse(
-            &format!("an emulated build (cargo of the {desc} rootfs under qemu)"),
-            d,
-        ));
-    }
-    let Some(target) = Target::of(arch, &desc) else {
-        return Err(refuse(
-            &format!("{desc}: native builds are for armhf and arm64; this one needs an emulated build, which"),
-            d,
-        ));
-    };
+    let target = native_target(&opts, &project, arch, &desc, d)?;
     let triple = target.triple;
     unused_sandbox_choices(&opts, &project.settings, d, quiet)?;
     native::check_c_runtime(&rootfs, &target)?;
@@ -390,21 +376,6 @@ pub fn run(
     std::fs::write(job.cargo_home.join("config.toml"), &config)?;
 
     let env = environment(&job, &target, &sysroot, (&qemu_s, &sysroot_s), &tc)?;
-
-    let mut writable = vec![
-        job.target_dir.clone(),
-        job.run_dir.0.clone(),
-        PathBuf::from("/tmp"),
-        PathBuf::from("/dev"),
-    ];
-    if job.opts.project_rw {
-        writable.push(job.project.root.clone());
-    }
-    let landlock_on = landlock_abi().is_some();
-    if !quiet && !landlock_on {
-        ui::warn("this kernel has no Landlock: the build can write wherever you can");
-    }
-    let w = writable;
     let mut argv = vec!["cargo".to_string(), job.opts.subcommand.clone()];
     argv.extend(job.opts.cargo_args.iter().cloned());
     let u = supervise::Unsandboxed {
@@ -412,10 +383,7 @@ pub fn run(
         env,
         workdir: job.project.cwd.clone(),
         seccomp,
-        restrict: Box::new(move || match landlock_on {
-            true => landlock(&w),
-            false => Ok(()),
-        }),
+        restrict: confinement(&job, quiet),
     };
     if !quiet {
         ui::status(
@@ -444,16 +412,72 @@ pub fn run(
     if outcome.code == 0 {
         super::execute::finish(&job, &job.target_dir.join(triple), started)?;
     }
+    if outcome.code != 0 && !outcome.killed && !quiet {
+        note_no_binfmt(&job);
+    }
+    Ok(outcome.code)
+}
+
+/// The native target of a build without a sandbox; an emulated build (asked for, or the only
+/// one `arch` has) is refused, naming what would bring the sandbox back.
+fn native_target(
+    opts: &Options,
+    project: &Project,
+    arch: Arch,
+    desc: &str,
+    d: &Decision,
+) -> Result<Target> {
+    let mode = project
+        .settings
+        .get_or(&settings::MODE, opts.mode, Mode::parse, Mode::Auto)?;
+    if mode == Mode::Emulate || arch.runs_natively() {
+        return Err(refuse(
+            &format!("an emulated build (cargo of the {desc} rootfs under qemu)"),
+            d,
+        ));
+    }
+    Target::of(arch, desc).ok_or_else(|| {
+        refuse(
+            &format!("{desc}: native builds are for armhf and arm64; this one needs an emulated build, which"),
+            d,
+        )
+    })
+}
+
+/// What the command may write without a sandbox (Landlock, where the kernel has it; said
+/// once where it has not): the target and run directories, /tmp, /dev, and the project with
+/// `--project-rw`.
+fn confinement(job: &Job, quiet: bool) -> Box<dyn Fn() -> Result<()>> {
+    let mut writable = vec![
+        job.target_dir.clone(),
+        job.run_dir.0.clone(),
+        PathBuf::from("/tmp"),
+        PathBuf::from("/dev"),
+    ];
+    if job.opts.project_rw {
+        writable.push(job.project.root.clone());
+    }
+    let landlock_on = landlock_abi().is_some();
+    if !quiet && !landlock_on {
+        ui::warn("this kernel has no Landlock: the build can write wherever you can");
+    }
+    Box::new(move || match landlock_on {
+        true => landlock(&writable),
+        false => Ok(()),
+    })
+}
+
+/// After a failed test or run: without binfmt_misc an ARM program cannot start another.
+fn note_no_binfmt(job: &Job) {
     let runs_arm = matches!(
         job.opts.subcommand.as_str(),
         "test" | "t" | "bench" | "run" | "r"
     );
-    if outcome.code != 0 && runs_arm && !outcome.killed && !quiet {
+    if runs_arm {
         ui::note(
             "without a sandbox ARM programs run as `qemu -L <rootfs> PROG`, with no binfmt_misc: an ARM \
              program that starts another ARM program (a test that runs a tool of the rootfs) fails \
              with ENOEXEC (\"Exec format error\"); `cargo for-arm doctor` names the fixes that bring the sandbox back",
         );
     }
-    Ok(outcome.code)
 }
