@@ -397,29 +397,9 @@ fn compat_lockfile(
         return Ok(Some(built));
     }
     let rustc = format!("{}.{}", info.version.0, info.version.1);
-    // Which locked packages the rustc cannot build: the resolver says it, changing nothing.
-    let mut cmd = Command::new("cargo");
-    cmd.args(["update", "--dry-run", "--manifest-path"])
-        .arg(root.join("Cargo.toml"))
-        .args(offline.then_some("--offline"))
-        .env("CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS", "fallback")
-        .env("CARGO_TERM_COLOR", "never");
-    answer_as(&mut cmd, info);
-    let out = cmd.output().context("running cargo update --dry-run")?;
-    let said = String::from_utf8_lossy(&out.stderr).into_owned();
-    if !out.status.success() {
-        // (No index at hand, say.) The build goes on with the user's lockfile as it is; cargo
-        // inside names a crate its rustc cannot build.
-        if !quiet {
-            ui::warn(format_args!(
-                "could not check {} against the rootfs's rustc {rustc} (cargo update --dry-run): {}",
-                user_lock.display(),
-                said.trim_end().lines().last().unwrap_or("")
-            ));
-        }
+    let Some(too_new) = too_new_for(root, &user_lock, info, offline, quiet)? else {
         return Ok(None);
-    }
-    let too_new = parse_downgrades(&said);
+    };
     let v4 = lockfile_version(&String::from_utf8_lossy(&text)) == Some(4) && info.version < (1, 78);
     if too_new.is_empty() && !v4 {
         std::fs::write(&ok_mark, "")?;
@@ -440,29 +420,19 @@ fn compat_lockfile(
         );
     }
     let tmp_dir = dir.join(format!(".tmp-{key}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp_dir);
-    std::fs::create_dir_all(&tmp_dir)?;
-    let tmp = tmp_dir.join("Cargo.lock");
-    std::fs::write(&tmp, &text)?;
-    if !too_new.is_empty() {
-        let out = update_into(root, &tmp, &too_new, info, offline)?;
-        let after = std::fs::read(&tmp).unwrap_or_default();
-        if !out.status.success() || after == text {
-            let _ = std::fs::remove_dir_all(&tmp_dir);
-            bail!(
-                "{}: {}, but the rootfs's rustc is {rustc}, and this host's cargo could not resolve a \
-                 lockfile of the build's own ({}). Run `cargo update` for the packages named, or use a rootfs \
-                 with a newer Rust: --rootfs of Debian 13 (cargo for-arm rootfs create NAME --suite trixie \
-                 --arch ARCH --include cargo: rustc 1.85)",
-                user_lock.display(),
-                named.join(", "),
-                String::from_utf8_lossy(&out.stderr).trim_end()
-            );
-        }
+    let resolved = resolve_in(&tmp_dir, root, &text, &too_new, info, offline);
+    if !matches!(resolved, Ok(Ok(()))) {
+        let _ = std::fs::remove_dir_all(&tmp_dir);
     }
-    let after = String::from_utf8_lossy(&std::fs::read(&tmp)?).into_owned();
-    if info.version < (1, 78) && lockfile_version(&after) == Some(4) {
-        std::fs::write(&tmp, set_lockfile_version(&after, 3))?;
+    if let Err(cargo_said) = resolved? {
+        bail!(
+            "{}: {}, but the rootfs's rustc is {rustc}, and this host's cargo could not resolve a \
+             lockfile of the build's own ({cargo_said}). Run `cargo update` for the packages named, or use a rootfs \
+             with a newer Rust: --rootfs of Debian 13 (cargo for-arm rootfs create NAME --suite trixie \
+             --arch ARCH --include cargo: rustc 1.85)",
+            user_lock.display(),
+            named.join(", "),
+        );
     }
     // Another build may have put the same lockfile there meanwhile (same key, same text):
     // keep that one rather than removing what it is about to bind.
@@ -487,6 +457,71 @@ fn compat_lockfile(
         ));
     }
     Ok(Some(built))
+}
+
+/// Which locked packages the rustc cannot build: the resolver says it, changing nothing.
+/// `None` when it could not tell (no index at hand, say): the build then goes on with the
+/// user's lockfile as it is, and cargo inside names a crate its rustc cannot build.
+fn too_new_for(
+    root: &Path,
+    user_lock: &Path,
+    info: &RustcInfo,
+    offline: bool,
+    quiet: bool,
+) -> Result<Option<Vec<TooNew>>> {
+    let mut cmd = Command::new("cargo");
+    cmd.args(["update", "--dry-run", "--manifest-path"])
+        .arg(root.join("Cargo.toml"))
+        .args(offline.then_some("--offline"))
+        .env("CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS", "fallback")
+        .env("CARGO_TERM_COLOR", "never");
+    answer_as(&mut cmd, info);
+    let out = cmd.output().context("running cargo update --dry-run")?;
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    if out.status.success() {
+        return Ok(Some(parse_downgrades(&said)));
+    }
+    if !quiet {
+        ui::warn(format_args!(
+            "could not check {} against the rootfs's rustc {}.{} (cargo update --dry-run): {}",
+            user_lock.display(),
+            info.version.0,
+            info.version.1,
+            said.trim_end().lines().last().unwrap_or("")
+        ));
+    }
+    Ok(None)
+}
+
+/// The build's own lockfile in a fresh `tmp_dir`: the user's `text` with the `too_new`
+/// packages resolved again for the rustc, and version 3 for a cargo older than 1.78. The
+/// inner error is what cargo said when it could not.
+fn resolve_in(
+    tmp_dir: &Path,
+    root: &Path,
+    text: &[u8],
+    too_new: &[TooNew],
+    info: &RustcInfo,
+    offline: bool,
+) -> Result<Result<(), String>> {
+    let _ = std::fs::remove_dir_all(tmp_dir);
+    std::fs::create_dir_all(tmp_dir)?;
+    let tmp = tmp_dir.join("Cargo.lock");
+    std::fs::write(&tmp, text)?;
+    if !too_new.is_empty() {
+        let out = update_into(root, &tmp, too_new, info, offline)?;
+        let after = std::fs::read(&tmp).unwrap_or_default();
+        if !out.status.success() || after == text {
+            return Ok(Err(String::from_utf8_lossy(&out.stderr)
+                .trim_end()
+                .to_string()));
+        }
+    }
+    let after = String::from_utf8_lossy(&std::fs::read(&tmp)?).into_owned();
+    if info.version < (1, 78) && lockfile_version(&after) == Some(4) {
+        std::fs::write(&tmp, set_lockfile_version(&after, 3))?;
+    }
+    Ok(Ok(()))
 }
 
 /// `cargo vendor` into a directory keyed by the lockfile. Returns the directory and the
