@@ -127,18 +127,24 @@ pub const SYSROOT_UNPACK: UnpackOptions = UnpackOptions {
 /// What a sysroot made without a user namespace gets besides the packages asked for.
 pub const SYSROOT_PACKAGES: [&str; 2] = ["libc6-dev", "gcc"];
 
-pub fn create(o: &CreateOptions, quiet: bool, emulator: Emulator) -> Result<i32> {
-    store::check_name(&o.name)?;
-    // Isolation rung 3 (no usable user namespace, or CARGO_FOR_ARM_ISOLATION=none): a sysroot
-    // for native builds instead (see `sysroot_tree`).
+/// Whether `create` makes a sysroot (the packages' files only, nothing configured) rather
+/// than a configured tree, and the options it makes it with. A sysroot is made for the
+/// sysroot variant (native mode's default ARM rootfs with a rustup toolchain) on every rung,
+/// and for any rootfs on isolation rung 3 (no usable user namespace, or
+/// CARGO_FOR_ARM_ISOLATION=none), which then gets what linking needs too: the C library's
+/// headers and crt files, and gcc's (crtbeginS.o, libgcc_s) — `gcc` brings the libgcc-N-dev
+/// of the suite, whatever N is.
+fn kind(o: &CreateOptions, quiet: bool) -> Result<(bool, std::borrow::Cow<'_, CreateOptions>)> {
     let settings = crate::settings::Settings::user()?;
     let d = crate::isolation::decide(&settings, None)?;
     let unsandboxed = d.rung == crate::isolation::Rung::Unsandboxed;
-    // The sysroot variant (native mode's default ARM rootfs with a rustup toolchain): the
-    // packages' files only, on every rung.
-    let variant_sysroot = o.variant == SYSROOT_VARIANT;
-    let sysroot = unsandboxed || variant_sysroot;
-    if unsandboxed && !variant_sysroot && !quiet {
+    if o.variant == SYSROOT_VARIANT {
+        return Ok((true, std::borrow::Cow::Borrowed(o)));
+    }
+    if !unsandboxed {
+        return Ok((false, std::borrow::Cow::Borrowed(o)));
+    }
+    if !quiet {
         // The build that asked for this rootfs has said why there is no isolation.
         let why = match crate::isolation::announced() {
             true => String::new(),
@@ -151,22 +157,20 @@ pub fn create(o: &CreateOptions, quiet: bool, emulator: Emulator) -> Result<i32>
             SYSROOT_PACKAGES.join(" and ")
         ));
     }
-    // A sysroot links: the C library's headers and crt files, and gcc's (crtbeginS.o,
-    // libgcc_s) — `gcc` brings the libgcc-N-dev of the suite, whatever N is.
-    let with_sysroot_packages;
-    let o = match unsandboxed && !variant_sysroot {
-        true => {
-            let mut c = o.clone();
-            for p in SYSROOT_PACKAGES {
-                if !c.include.iter().any(|i| i == p) {
-                    c.include.push(p.to_string());
-                }
-            }
-            with_sysroot_packages = c;
-            &with_sysroot_packages
+    let mut c = o.clone();
+    for p in SYSROOT_PACKAGES {
+        if !c.include.iter().any(|i| i == p) {
+            c.include.push(p.to_string());
         }
-        false => o,
-    };
+    }
+    Ok((true, std::borrow::Cow::Owned(c)))
+}
+
+pub fn create(o: &CreateOptions, quiet: bool, emulator: Emulator) -> Result<i32> {
+    store::check_name(&o.name)?;
+    let (sysroot, o) = kind(o, quiet)?;
+    let o = o.as_ref();
+    let variant_sysroot = o.variant == SYSROOT_VARIANT;
     let map = match sysroot {
         true => None,
         false => Some(
