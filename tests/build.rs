@@ -421,8 +421,9 @@ fn a_lockfile_too_new_for_the_rootfs_rustc_builds_untouched_or_fails_named_under
 /// Emulate mode's no-op (src/build/fresh.rs): with nothing the sandbox can see changed since
 /// a cargo run that found everything fresh, the rootfs's cargo is not started; any change a
 /// build could depend on — a source, cargo's working directory, the environment, the command
-/// line — starts it again. The project lies inside the tool's home, as a CI layout may have
-/// it: the home's own trees are left to the key, never the project's.
+/// line — starts it again, and so does a warning cargo would show again. The project lies
+/// inside the tool's home, as a CI layout may have it: the home's own trees are left to the
+/// key, never the project's.
 #[test]
 fn an_emulated_no_op_skips_cargo_until_something_changes() {
     let home = native_store();
@@ -498,5 +499,31 @@ fn an_emulated_no_op_skips_cargo_until_something_changes() {
     let (ran, err) = build(&[], &[("CARGO_FOR_ARM_FRESH", "0")]);
     assert!(ran, "{err}");
     assert_eq!(elf_machine(&bin), 40);
+    // A build with a warning: cargo shows it again on every no-op, so cargo runs every time
+    // while it stands; gone, the no-op is skipped again.
+    settle();
+    let warned = "function `never_called` is never used";
+    let mut text = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(&main, format!("{text}\nfn never_called() {{}}\n")).unwrap();
+    let (ran, err) = build(&[], &[]);
+    assert!(
+        ran && err.contains("Compiling hello-arm") && err.contains(warned),
+        "{err}"
+    );
+    for _ in 0..2 {
+        let (ran, err) = build(&[], &[]);
+        assert!(
+            ran && !err.contains("Compiling") && err.contains(warned),
+            "{err}"
+        );
+    }
+    text.push_str("\n// warned\n");
+    std::fs::write(&main, text).unwrap();
+    let (ran, err) = build(&[], &[]);
+    assert!(
+        ran && err.contains("Compiling hello-arm") && !err.contains(warned),
+        "{err}"
+    );
+    settle();
     std::fs::remove_dir_all(&dir).unwrap();
 }

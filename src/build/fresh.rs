@@ -21,8 +21,10 @@
 //! fresh) and saw the same read-only inputs after it as before it (nobody edited a source
 //! while cargo ran). What is not covered is not taken: a directory rootfs, the network,
 //! arguments whose output the user reads (`--message-format`, `--unit-graph` …), commands
-//! other than `build` and `check`. cargo's replay of the last build's warnings is what a
-//! skipped no-op loses; `CARGO_FOR_ARM_FRESH=0` starts cargo always.
+//! other than `build` and `check`, and a build with warnings: cargo keeps a unit's messages
+//! in `.fingerprint/<unit>/output-*` and shows them again on every no-op, so while such a file
+//! exists, no stamp is written and cargo runs (as `cargo build` would, it repeats the
+//! warnings). `CARGO_FOR_ARM_FRESH=0` starts cargo always.
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -87,8 +89,8 @@ impl Check {
         }
         let trees = trees(job, spec);
         let stamp = stamp_path(job, spec);
-        let inputs = walk(&trees.inputs, &trees.skip, &job.rootfs.marks())?;
-        let outputs = walk(&trees.outputs, &trees.skip, &[])?;
+        let inputs = walk(&trees.inputs, &trees.skip, &job.rootfs.marks())?.0;
+        let outputs = walk(&trees.outputs, &trees.skip, &[])?.0;
         Some(Check {
             stamp,
             key: key.finalize().to_vec(),
@@ -115,13 +117,14 @@ impl Check {
     /// build is never stamped) — and nobody changed an input while it ran. So the build after
     /// a real one still starts cargo; the one after that, if nothing changed, does not.
     pub fn record(&self, job: &Job) {
-        let Some(inputs) = walk(&self.trees.inputs, &self.trees.skip, &job.rootfs.marks()) else {
+        let Some((inputs, _)) = walk(&self.trees.inputs, &self.trees.skip, &job.rootfs.marks())
+        else {
             return;
         };
-        let Some(outputs) = walk(&self.trees.outputs, &self.trees.skip, &[]) else {
+        let Some((outputs, messages)) = walk(&self.trees.outputs, &self.trees.skip, &[]) else {
             return;
         };
-        if inputs != self.inputs || outputs != self.outputs || job.rootfs.changing() {
+        if inputs != self.inputs || outputs != self.outputs || messages || job.rootfs.changing() {
             return;
         }
         let Some(dir) = self.stamp.parent() else {
@@ -200,21 +203,38 @@ fn trees(job: &Job, spec: &Spec) -> Trees {
 }
 
 /// The walk of `roots` (each with the others nested in it left out), then the status of
-/// `marks` (for the inputs: the stored rootfs's marks of change).
-fn walk(roots: &[PathBuf], skip: &[PathBuf], marks: &[PathBuf]) -> Option<Vec<u8>> {
+/// `marks` (for the inputs: the stored rootfs's marks of change); and whether a tree holds a
+/// message cargo replays (a cargo working directory's `.fingerprint/<unit>/output-*`).
+fn walk(roots: &[PathBuf], skip: &[PathBuf], marks: &[PathBuf]) -> Option<(Vec<u8>, bool)> {
     let mut h = Sha256::new();
+    let mut messages = false;
     for root in roots {
         h.update(root.as_os_str().as_encoded_bytes());
         let others: Vec<PathBuf> = skip.iter().filter(|s| *s != root).cloned().collect();
         if root.is_dir() {
-            let mut feed = |line: &[u8]| h.update(line);
+            let mut feed = |line: &[u8]| {
+                messages = messages || replayed(line.split(|b| *b == 0).next().unwrap_or(b""));
+                h.update(line)
+            };
             crate::hostfs::stat_tree(root, &others, MAX_ENTRIES, &mut feed).ok()?;
         } else {
             status(root, &mut h);
         }
     }
     marks.iter().for_each(|m| status(m, &mut h));
-    Some(h.finalize().to_vec())
+    Some((h.finalize().to_vec(), messages))
+}
+
+/// Whether the entry at `rel` (`/a/b/c`, below a walked tree) is a unit's cached messages:
+/// `…/.fingerprint/<unit>/output-<kind>-<name>`, which cargo writes when the unit's
+/// compilation said something and removes when it says nothing.
+fn replayed(rel: &[u8]) -> bool {
+    let mut parts = rel.rsplit(|b| *b == b'/');
+    let (Some(file), Some(_unit), Some(fingerprint)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    file.starts_with(b"output-") && fingerprint == b".fingerprint"
 }
 
 /// A path's status (or its absence), not followed if a symlink: as `hostfs::stat_tree`
@@ -246,4 +266,22 @@ fn contents(root: &Path, h: &mut Sha256) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replayed;
+
+    #[test]
+    fn a_units_cached_messages_are_known_by_their_place() {
+        assert!(replayed(
+            b"/release/.fingerprint/hello-1a2b/output-bin-hello"
+        ));
+        assert!(replayed(b"/.fingerprint/x/output-lib-x"));
+        // Not a unit's messages: the fingerprint itself, a file named so elsewhere, the unit.
+        assert!(!replayed(b"/release/.fingerprint/hello-1a2b/bin-hello"));
+        assert!(!replayed(b"/release/deps/x/output-lib-x"));
+        assert!(!replayed(b"/release/.fingerprint/output-x"));
+        assert!(!replayed(b"/output-x"));
+    }
 }
