@@ -85,16 +85,29 @@ if [ "$script" = scripts/test.sh ]; then
     tests_only
 fi
 
-# The tree, owned by the user (target/ is kept between runs for incremental builds).
+# The tree, owned by the user (target/ is kept between runs for incremental builds). cargo
+# rebuilds by comparing times: a file copied with its own time, older than the last build of
+# the copy, would leave a stale test binary in place. So every file is written with the time
+# of this copy (tar -m), and only a file whose content is the same as last time's gets last
+# time's time back.
 work=$home/cargo-for-arm
-mkdir -p "$work"
-find "$work" -mindepth 1 -maxdepth 1 ! -name target -exec rm -rf {} +
+new=$work.new
+rm -rf "$new"
+mkdir -p "$new" "$work"
 if git -C "$repo" rev-parse >/dev/null 2>&1; then
     (cd "$repo" && git ls-files -z --cached --others --exclude-standard |
-        tar --null -T - -cf -) | tar -C "$work" -xf -
+        tar --null -T - -cf -) | tar -C "$new" -mxf -
 else
-    tar -C "$repo" --exclude=./target -cf - . | tar -C "$work" -xf -
+    tar -C "$repo" --exclude=./target -cf - . | tar -C "$new" -mxf -
 fi
+(cd "$new" && find . -type f -print0) | while IFS= read -r -d '' f; do
+    if [ -f "$work/$f" ] && [ ! -L "$work/$f" ] && cmp -s "$new/$f" "$work/$f"; then
+        touch -r "$work/$f" "$new/$f"
+    fi
+done
+if [ -d "$work/target" ]; then mv "$work/target" "$new/target"; fi
+rm -rf "$work"
+mv "$new" "$work"
 chown -R "$user:" "$work"
 
 # Rung 1 of tests/binfmt.rs: a host binfmt_misc registration of the tests' own name
