@@ -410,26 +410,25 @@ impl Source {
         }
     }
 
-    /// The first suite that has a usable static qemu for `arch` of 8 or newer. One older than
-    /// 8 is kept while a later release is tried (the other suites of its own release are
-    /// skipped: they carry the same qemu or an older one), and is the answer, said to be old,
-    /// when no later suite has a newer one.
+    /// The first suite that has a usable static qemu for `arch` of 8 or newer. A suite whose
+    /// package is older than 8 (by its version in the index, so it is not downloaded) is kept
+    /// while a later release is tried (the other suites of its own release are skipped: they
+    /// carry the same qemu or an older one), and is fetched, said to be old, when no later
+    /// suite has a newer one.
     fn fetch(&self, arch: Arch, quiet: bool) -> Result<PathBuf> {
         let client = crate::rootfs::fetch::client()?;
         let mut tried = Vec::new();
-        let mut old: Option<(PathBuf, &str)> = None;
-        for s in &self.suites {
-            if old
-                .as_ref()
-                .is_some_and(|(_, o)| release_of(o) == release_of(s))
-            {
+        let mut old: Option<&str> = None;
+        for (i, s) in self.suites.iter().enumerate() {
+            if old.is_some_and(|o| release_of(o) == release_of(s)) {
                 continue;
             }
-            match self.fetch_from(&client, s, arch, quiet) {
-                Ok(p) if old.is_none() && too_old_for_cargo(&p).is_some() => {
-                    old = Some((p, s));
-                }
-                Ok(p) => {
+            let later = self.suites[i + 1..]
+                .iter()
+                .any(|l| release_of(l) != release_of(s));
+            match self.fetch_from(&client, s, arch, quiet, old.is_none() && later) {
+                Ok(None) => old = Some(s),
+                Ok(Some(p)) => {
                     self.warn_if_old(&p, s, arch);
                     return Ok(p);
                 }
@@ -441,9 +440,11 @@ impl Source {
                 }
             }
         }
-        if let Some((p, s)) = old {
-            self.warn_if_old(&p, s, arch);
-            return Ok(p);
+        if let Some(s) = old {
+            if let Some(p) = self.fetch_from(&client, s, arch, quiet, false)? {
+                self.warn_if_old(&p, s, arch);
+                return Ok(p);
+            }
         }
         bail!(
             "could not fetch a static qemu for {arch} from {} ({}): {}; name another suite (--suite) or mirror (--mirror), or {}",
@@ -498,13 +499,16 @@ impl Source {
         Ok(packages)
     }
 
+    /// The qemu of `suite`, fetched, verified and kept; `None` (nothing downloaded) when
+    /// `newer_only` and its package's version is older than [`CARGO_QEMU_MAJOR`].
     fn fetch_from(
         &self,
         client: &reqwest::blocking::Client,
         suite: &str,
         arch: Arch,
         quiet: bool,
-    ) -> Result<PathBuf> {
+        newer_only: bool,
+    ) -> Result<Option<PathBuf>> {
         let (mirror, host) = (self.mirror.url.as_str(), self.host);
         let s = debian::Suite::open(client, mirror, suite, &self.keyring)?;
         let packages = self.index(client, &s)?;
@@ -517,6 +521,13 @@ impl Source {
                 continue;
             };
             let version = stanza.get("Version").cloned().unwrap_or_default();
+            if newer_only
+                && version_key(&version)
+                    .first()
+                    .is_some_and(|m| *m < CARGO_QEMU_MAJOR)
+            {
+                return Ok(None);
+            }
             if !quiet {
                 crate::ui::status(
                     "Fetching",
@@ -547,7 +558,7 @@ impl Source {
                 dir.join(format!("qemu-{}.source", arch.qemu_name())),
                 format!("{pkg} {version} from {mirror} {suite}\n"),
             )?;
-            return Ok(dest);
+            return Ok(Some(dest));
         }
         bail!(
             "{suite} has no static qemu-{} for {host} (looked for {} in {})",
