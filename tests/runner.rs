@@ -157,7 +157,7 @@ impl HeldBuild {
     fn start(proj: &Path, tag: &str) -> HeldBuild {
         // cargo's working directory (`target/for-arm/<flavour>`, one per rustc) is the one
         // the build script marks.
-        for dir in work_dirs(proj) {
+        for dir in working_dirs(proj, "native-armhf") {
             let _ = std::fs::remove_file(dir.join("ready"));
             let _ = std::fs::remove_file(dir.join("go"));
         }
@@ -185,7 +185,10 @@ impl HeldBuild {
         // Compiling the build script takes what it takes; a build that ends instead fails
         // the test with its output.
         loop {
-            if let Some(dir) = work_dirs(proj).find(|d| d.join("ready").exists()) {
+            if let Some(dir) = working_dirs(proj, "native-armhf")
+                .into_iter()
+                .find(|d| d.join("ready").exists())
+            {
                 b.target = dir;
                 break;
             }
@@ -235,17 +238,6 @@ impl HeldBuild {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
         self.child.wait().unwrap();
     }
-}
-
-/// The working directories of `proj`'s native builds.
-fn work_dirs(proj: &Path) -> impl Iterator<Item = PathBuf> {
-    let dirs = std::fs::read_dir(proj.join("target/for-arm"))
-        .into_iter()
-        .flatten();
-    dirs.flatten().map(|e| e.path()).filter(|d| {
-        d.file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("native-armhf-"))
-    })
 }
 
 impl Drop for HeldBuild {

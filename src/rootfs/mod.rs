@@ -84,10 +84,7 @@ impl Rootfs {
 
     /// A stored rootfs's `entry.toml`; `None` for a directory named by path.
     fn entry(&self) -> Option<store::Entry> {
-        if !self.stored {
-            return None;
-        }
-        let text = std::fs::read_to_string(self.path.parent()?.join("entry.toml")).ok()?;
+        let text = std::fs::read_to_string(self.entry_dir()?.join("entry.toml")).ok()?;
         toml::from_str(&text).ok()
     }
 
@@ -171,13 +168,17 @@ impl Rootfs {
         self.stored
     }
 
+    /// The store entry's directory of a stored rootfs (its tree is `root` in it).
+    fn entry_dir(&self) -> Option<&Path> {
+        self.path.parent().filter(|_| self.stored)
+    }
+
     /// A stored rootfs's files that change when it does: its `entry.toml`, and the mark
     /// `rootfs shell` leaves before and after a shell ([`Rootfs::mark_changed`]).
     pub fn marks(&self) -> Vec<PathBuf> {
-        match (self.stored, self.path.parent()) {
-            (true, Some(entry)) => vec![entry.join("entry.toml"), entry.join(CHANGED)],
-            _ => Vec::new(),
-        }
+        self.entry_dir()
+            .map(|e| vec![e.join("entry.toml"), e.join(CHANGED)])
+            .unwrap_or_default()
     }
 
     /// Record that the tree is being changed in place (`rootfs shell`): what was built
@@ -185,7 +186,7 @@ impl Rootfs {
     /// held locked (exclusively) until the returned file is dropped, when the caller
     /// rewrites it again; a build that finds it locked takes no stamp ([`Rootfs::changing`]).
     pub fn mark_changed(&self) -> Result<Option<File>> {
-        let (true, Some(entry)) = (self.stored, self.path.parent()) else {
+        let Some(entry) = self.entry_dir() else {
             return Ok(None);
         };
         let mark = entry.join(CHANGED);
@@ -209,7 +210,7 @@ impl Rootfs {
 
     /// Whether a `rootfs shell` is changing this stored rootfs right now.
     pub fn changing(&self) -> bool {
-        let Some(entry) = self.path.parent().filter(|_| self.stored) else {
+        let Some(entry) = self.entry_dir() else {
             return false;
         };
         let Ok(f) = File::open(entry.join(CHANGED)) else {

@@ -662,19 +662,27 @@ pub fn native_fixtures(suite: &str, arch: &str) -> (PathBuf, String, String) {
     )
 }
 
-/// cargo's working directory `target/for-arm/<base>-<rustc release>-<hash>` of a project
-/// (one per rustc): the only one of that base.
-pub fn working_dir(project: &Path, base: &str) -> PathBuf {
-    let found: Vec<PathBuf> = std::fs::read_dir(project.join("target/for-arm"))
+/// cargo's working directories `target/for-arm/<base>-<rustc release>-<hash>` of a project
+/// (one per rustc), sorted.
+pub fn working_dirs(project: &Path, base: &str) -> Vec<PathBuf> {
+    let prefix = format!("{base}-");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(project.join("target/for-arm"))
         .into_iter()
         .flatten()
         .flatten()
         .map(|e| e.path())
         .filter(|d| {
             d.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{base}-")))
+                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
         })
         .collect();
+    found.sort();
+    found
+}
+
+/// The only one of [`working_dirs`].
+pub fn working_dir(project: &Path, base: &str) -> PathBuf {
+    let found = working_dirs(project, base);
     assert_eq!(found.len(), 1, "working directories {base}-*: {found:?}");
     found.into_iter().next().unwrap()
 }
